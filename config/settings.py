@@ -1,0 +1,237 @@
+"""Intacct Connect settings: every value comes from the environment (django-environ).
+
+With no environment at all the app runs on embedded defaults: SQLite and a filesystem Celery broker
+under var/, the built-in Intacct simulator as the endpoint, DEBUG on. APP_ENV=production turns the
+defaults off: the settings then refuse to load without the secrets and hosts production needs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.local_secrets import var_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
+
+APP_ENV = env.str("APP_ENV", default="development")
+if APP_ENV not in ("development", "production"):
+    raise ImproperlyConfigured("APP_ENV must be 'development' or 'production'.")
+PRODUCTION = APP_ENV == "production"
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+
+def _required(name: str, cast=str, **kwargs):
+    """In production a setting without a value stops start-up with a message naming it."""
+    if PRODUCTION and name not in env.ENVIRON:
+        raise ImproperlyConfigured(f"{name} must be set when APP_ENV=production.")
+    return env.get_value(name, cast=cast, **kwargs)
+
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+SECRET_KEY = (_required("SECRET_KEY") if PRODUCTION
+              else env.str("SECRET_KEY", default="") or var_secret(VAR_DIR, "secret_key"))
+ALLOWED_HOSTS = (_required("ALLOWED_HOSTS", cast=list) if PRODUCTION
+                 else env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]))
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+PRODUCT_NAME = env.str("PRODUCT_NAME", default="Intacct Connect")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "connector",
+    "wizard",
+    "simulator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file: wait for locks instead of failing, and let
+    # readers run beside the single writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # Tests use a file (not :memory:) so a real Celery worker process can see the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": ("whitenoise.storage.CompressedManifestStaticFilesStorage" if PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"),
+    },
+}
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=("django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+             else "django.core.mail.backends.filebased.EmailBackend"),
+)
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="intacct-connect@localhost")
+
+# --- Security (production) ------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    if env.bool("BEHIND_TLS_PROXY", default=True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Field encryption (credentials at rest) -------------------------------------------------
+# Comma-separated Fernet keys, newest first. Separate from SECRET_KEY on purpose.
+FIELD_ENCRYPTION_KEYS = (
+    _required("FIELD_ENCRYPTION_KEYS", cast=list) if PRODUCTION
+    else env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [var_secret(VAR_DIR, "field_encryption_key",
+                                                                      kind="fernet")]
+)
+
+# --- Sage Intacct ---------------------------------------------------------------------------
+SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=not PRODUCTION)
+SIMULATOR_GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
+INTACCT_ENDPOINT_URL = (
+    _required("INTACCT_ENDPOINT_URL") if PRODUCTION
+    else env.str("INTACCT_ENDPOINT_URL", default=SITE_URL.rstrip("/") + SIMULATOR_GATEWAY_PATH)
+)
+INTACCT_SENDER_ID = _required("INTACCT_SENDER_ID") if PRODUCTION else env.str(
+    "INTACCT_SENDER_ID", default="IntacctConnectDemo")
+INTACCT_SENDER_PASSWORD = (
+    _required("INTACCT_SENDER_PASSWORD") if PRODUCTION
+    else env.str("INTACCT_SENDER_PASSWORD", default="") or var_secret(VAR_DIR, "demo_sender_password")
+)
+INTACCT_TIMEOUT_SECONDS = env.float("INTACCT_TIMEOUT_SECONDS", default=60.0)
+INTACCT_MAX_RETRIES = env.int("INTACCT_MAX_RETRIES", default=5)
+INTACCT_RETRY_BUDGET_SECONDS = env.float("INTACCT_RETRY_BUDGET_SECONDS", default=120.0)
+OUTBOUND_IP_ADDRESSES = env.list("OUTBOUND_IP_ADDRESSES", default=["127.0.0.1"])
+
+if PRODUCTION:
+    _endpoint = urlsplit(INTACCT_ENDPOINT_URL)
+    if _endpoint.scheme != "https" or not (_endpoint.hostname or "").endswith(".intacct.com"):
+        raise ImproperlyConfigured(
+            "INTACCT_ENDPOINT_URL must be an https://*.intacct.com address when APP_ENV=production."
+        )
+    if SIMULATOR_ENABLED:
+        raise ImproperlyConfigured("SIMULATOR_ENABLED cannot be on when APP_ENV=production.")
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    for _folder in ("queue", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_BACKEND = env.str(
+    "CELERY_RESULT_BACKEND",
+    default=(CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"),
+)
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=1800)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = "UTC"
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "connector.intacct.redaction.RedactingFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

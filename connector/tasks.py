@@ -1,0 +1,13 @@
+"""Celery tasks. They stay thin: load by id, call one service, record the outcome."""
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+
+
+@shared_task(name="connector.ping", ignore_result=False)
+def ping() -> dict:
+    """Prove a worker is alive and reading this broker: answer with the worker's identity."""
+    return {"pong": True, "host": socket.gethostname(), "pid": os.getpid()}
