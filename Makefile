@@ -1,0 +1,34 @@
+# Two commands for a fresh machine with Python 3.11:
+#   make run    installs everything, then runs web + Celery worker + beat on the simulator with demo data
+#   make test   installs everything (Chromium included), then runs the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+
+.PHONY: install browser run test bench lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+browser:
+	sh scripts/ensure-chromium.sh
+
+run: install
+	$(BIN)/python scripts/devserver.py
+
+test: install browser
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+lint: install
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check .

@@ -1,0 +1,174 @@
+"""Shared fixtures: a real Celery worker process, the live server as the Intacct endpoint, a real browser.
+
+Everything here is real: the worker is a `celery worker` subprocess reading the same broker and the
+same test database; the browser is Debian's Chromium driven by Playwright.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+# Playwright's sync API runs an event loop in the test thread; Django's ORM must still be allowed.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def chromium_path() -> str:
+    """The system Chromium (Playwright cannot download its own browsers here)."""
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
+                      shutil.which("chromium") or ""):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("Chromium not found: run `make browser` or set CHROMIUM_PATH.")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_queue() -> str:
+    """A queue of this test process's own, so parallel test processes never take each other's tasks."""
+    from config.celery import app
+
+    queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    return queue
+
+
+def _database_url(settings_dict: dict) -> str:
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = quote(settings_dict.get("USER") or "")
+    password = quote(settings_dict.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def intacct_endpoint(live_server, settings) -> str:
+    """The live server's simulator gateway, set as the Intacct endpoint for this test."""
+    url = live_server.url + settings.SIMULATOR_GATEWAY_PATH
+    settings.INTACCT_ENDPOINT_URL = url
+    settings.SITE_URL = live_server.url
+    return url
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen, log_path: Path, queue: str, env: dict):
+        self.proc, self.log_path, self.queue, self.env = proc, log_path, queue, env
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(*, queue: str, env_overrides: dict, name: str, concurrency: int = 2) -> WorkerProcess:
+    """Start a real `celery worker` subprocess and wait until it answers a ping task."""
+    from config.celery import app
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / f"worker-{name}-{queue}.log"
+    env = {**os.environ, **env_overrides, "CELERY_QUEUE": queue}
+    cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-n", f"{name}-{queue}@%h",
+           "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    worker = WorkerProcess(proc, log_path, queue, env)
+    result = app.send_task("connector.ping", queue=queue)
+    try:
+        result.get(timeout=60)
+    except Exception as exc:
+        worker.stop()
+        raise RuntimeError(f"Celery worker did not start:\n{worker.log()[-3000:]}") from exc
+    return worker
+
+
+@pytest.fixture(scope="session")
+def _session_worker(request, django_db_setup, django_db_blocker, celery_queue, live_server):
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_url = _database_url(connection.settings_dict)
+    endpoint = live_server.url + "/simulator/ia/xml/xmlgw.phtml"
+    worker = start_worker(
+        queue=celery_queue,
+        name="session",
+        env_overrides={"DATABASE_URL": db_url, "INTACCT_ENDPOINT_URL": endpoint, "SITE_URL": live_server.url},
+    )
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def celery_worker(_session_worker, transactional_db, intacct_endpoint) -> WorkerProcess:
+    """A real Celery worker process on this test's database, with the live server as Intacct."""
+    if _session_worker.proc.poll() is not None:
+        pytest.fail(f"The Celery worker exited:\n{_session_worker.log()[-3000:]}")
+    return _session_worker
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(_browser, artifacts_dir):
+    """A fresh browser context and page (Debian's Chromium via Playwright)."""
+    context = _browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    """Poll until predicate() is truthy; fail the test with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout}s waiting for {message}")
