@@ -200,10 +200,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND",
@@ -237,3 +238,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Connection wizard (issue 4) ------------------------------------------------------------
+# Self sign-up creates a login and a new organisation; on by default outside production (the demo).
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=not PRODUCTION)
+# The role name the wizard suggests creating in Intacct (step 4, role-based companies).
+SUGGESTED_ROLE_NAME = env.str("SUGGESTED_ROLE_NAME", default=f"{PRODUCT_NAME} API")
+# How often the Connect page polls a running validation, in milliseconds (progressive enhancement).
+VALIDATION_POLL_INTERVAL_MS = env.int("VALIDATION_POLL_INTERVAL_MS", default=700)
+if PRODUCTION:
+    SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
