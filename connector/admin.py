@@ -1,0 +1,49 @@
+"""Django admin for the operator's superusers. Secrets are never shown or editable here."""
+from django.contrib import admin
+
+from connector.models import AuditEvent, Connection, Membership, Organisation, ValidationCheck, ValidationRun
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ["organisation", "status", "status_changed_at", "permission_model", "company_id"]
+    list_filter = ["status", "permission_model"]
+    # The password token is excluded: not even its ciphertext is worth showing.
+    exclude = ["password_token"]
+    readonly_fields = ["status", "status_changed_at", "last_validation", "password_set_at", "created_at"]
+
+
+class ValidationCheckInline(admin.TabularInline):
+    model = ValidationCheck
+    extra = 0
+    can_delete = False
+    readonly_fields = ["position", "key", "status", "duration_ms", "message", "wizard_step", "errorno",
+                       "description", "description2", "correction"]
+    fields = readonly_fields
+
+
+@admin.register(ValidationRun)
+class ValidationRunAdmin(admin.ModelAdmin):
+    list_display = ["connection", "status", "created_at", "finished_at", "failed_step"]
+    list_filter = ["status"]
+    inlines = [ValidationCheckInline]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "organisation", "actor", "action", "ip_address"]
+    list_filter = ["action"]
+    readonly_fields = ["organisation", "connection", "actor", "action", "ip_address", "details", "created_at"]

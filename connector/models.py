@@ -1,0 +1,177 @@
+"""Organisations, their Intacct connection, validation results and the audit log."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from connector.objects import ROLE_BASED, USER_BASED
+
+SUPPORT_GROUP = "Support staff"
+
+
+class Organisation(models.Model):
+    """A customer of the operator: one Intacct company to connect."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    ORG_ADMIN = "org_admin"
+    ROLE_CHOICES = [(ORG_ADMIN, "Organisation admin")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=ROLE_CHOICES, default=ORG_ADMIN)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organisation"], name="unique_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation} ({self.role})"
+
+
+class Connection(models.Model):
+    """An organisation's connection to its Intacct company. The password is stored only encrypted."""
+
+    class Status(models.TextChoices):
+        NOT_STARTED = "not_started", "Not started"
+        IN_SETUP = "in_setup", "In setup"
+        CONNECTED = "connected", "Connected"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        BROKEN = "broken", "Broken"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    class PermissionModel(models.TextChoices):
+        ROLE = ROLE_BASED, "Role-based"
+        USER = USER_BASED, "User-based"
+
+    organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="connection")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    permission_model = models.CharField(max_length=10, choices=PermissionModel.choices, blank=True)
+    wants_deprovisioning = models.BooleanField(default=False)
+    company_id = models.CharField(max_length=100, blank=True)
+    user_id = models.CharField(max_length=100, blank=True)
+    entity_id = models.CharField(max_length=100, blank=True)
+    # A Fernet token (connector.crypto), never the plaintext.
+    password_token = models.TextField(blank=True)
+    password_set_at = models.DateTimeField(null=True, blank=True)
+    last_validation = models.ForeignKey("ValidationRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Connection of {self.organisation}"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.company_id and self.user_id and self.password_token)
+
+    @property
+    def effective_permission_model(self) -> str:
+        return self.permission_model or ROLE_BASED
+
+    def steps_done(self) -> dict[int, StepCompletion]:
+        return {step.step: step for step in self.step_completions.select_related("done_by")}
+
+
+class StepCompletion(models.Model):
+    """An admin said "I've done this" for one wizard step."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="step_completions")
+    step = models.PositiveSmallIntegerField()
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    done_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "step"], name="unique_step_completion")]
+        ordering = ["step"]
+
+
+class ValidationRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+    FINISHED = (Status.PASSED, Status.FAILED, Status.INCONCLUSIVE)
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="validation_runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    # The wizard step the admin should revisit (first failing check), if any.
+    failed_step = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class ValidationCheck(models.Model):
+    """One result row of a validation run."""
+
+    class Status(models.TextChoices):
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        WARNING = "warning", "Warning"
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="checks")
+    position = models.PositiveSmallIntegerField()
+    key = models.CharField(max_length=60)
+    label = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    duration_ms = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    wizard_step = models.PositiveSmallIntegerField(null=True, blank=True)
+    our_side = models.BooleanField(default=False)
+    errorno = models.CharField(max_length=60, blank=True)
+    description = models.TextField(blank=True)
+    description2 = models.TextField(blank=True)
+    correction = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="unique_check_per_run")]
+
+
+class AuditEvent(models.Model):
+    """Who did what to an organisation's connection, when and from where. Never holds a secret."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="audit_events")
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    action = models.CharField(max_length=60)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"

@@ -1,0 +1,263 @@
+"""Every write to organisations, connections, validation runs and the audit log.
+
+Functions are keyword-only. Anything that changes a connection records an AuditEvent; no audit entry,
+log line or task argument ever holds a secret.
+"""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from connector import crypto, objects, tasks
+from connector.models import (
+    SUPPORT_GROUP,
+    AuditEvent,
+    Connection,
+    Membership,
+    Organisation,
+    StepCompletion,
+    ValidationRun,
+)
+
+User = get_user_model()
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def _actor(user: Actor):
+    return user if user is not None and user.is_authenticated else None
+
+
+def audit_record(*, organisation: Organisation, action: str, user: Actor = None,
+                 connection: Connection | None = None, ip: str | None = None,
+                 details: dict | None = None) -> AuditEvent:
+    """Record who did what to an organisation's connection (details must never hold a secret)."""
+    return AuditEvent.objects.create(organisation=organisation, connection=connection, actor=_actor(user),
+                                     action=action, ip_address=ip or None, details=details or {})
+
+
+# --- Organisations and people ---------------------------------------------------------------
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "organisation"
+    slug, n = base, 2
+    while Organisation.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def organisation_create(*, name: str, admin: AbstractBaseUser | None = None, slug: str = "",
+                        by: Actor = None, ip: str | None = None) -> Organisation:
+    """Create an organisation, its (not started) connection and, if given, its first admin's membership."""
+    organisation = Organisation.objects.create(name=name, slug=slug or _unique_slug(name))
+    connection = Connection.objects.create(organisation=organisation)
+    audit_record(organisation=organisation, connection=connection, action="organisation.created", user=by,
+                 ip=ip, details={"name": name})
+    if admin is not None:
+        membership_add(organisation=organisation, user=admin, by=by, ip=ip)
+    return organisation
+
+
+def membership_add(*, organisation: Organisation, user: AbstractBaseUser, by: Actor = None,
+                   ip: str | None = None) -> Membership:
+    """Make a user an admin of an organisation."""
+    membership, created = Membership.objects.get_or_create(organisation=organisation, user=user)
+    if created:
+        audit_record(organisation=organisation, action="membership.added", user=by, ip=ip,
+                     details={"username": user.get_username(), "role": membership.role})
+    return membership
+
+
+def user_create(*, username: str, email: str, password: str) -> AbstractBaseUser:
+    """Create a login (passwords are hashed by Django's auth)."""
+    return User.objects.create_user(username=username, email=email, password=password)
+
+
+def support_staff_grant(*, user: AbstractBaseUser) -> None:
+    """Make a user support staff: read-only access to every organisation, never to secrets."""
+    group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
+    user.groups.add(group)
+
+
+@transaction.atomic
+def signup(*, username: str, email: str, password: str, organisation_name: str,
+           ip: str | None = None) -> tuple[AbstractBaseUser, Organisation]:
+    """Self sign-up: a new login that is the first admin of a new organisation."""
+    user = user_create(username=username, email=email, password=password)
+    organisation = organisation_create(name=organisation_name, admin=user, by=user, ip=ip)
+    return user, organisation
+
+
+# --- The wizard's progress ------------------------------------------------------------------
+
+def connection_get(*, organisation: Organisation) -> Connection:
+    """The organisation's connection, created on first use."""
+    connection, _ = Connection.objects.get_or_create(organisation=organisation)
+    return connection
+
+
+def _set_status(connection: Connection, status: str) -> None:
+    if connection.status != status:
+        connection.status = status
+        connection.status_changed_at = timezone.now()
+        connection.save(update_fields=["status", "status_changed_at"])
+
+
+def _start_setup(connection: Connection) -> None:
+    if connection.status == Connection.Status.NOT_STARTED:
+        _set_status(connection, Connection.Status.IN_SETUP)
+
+
+@transaction.atomic
+def connection_mark_step(*, connection: Connection, step: int, by: Actor, ip: str | None = None) -> None:
+    """Record "I've done this" for a wizard step."""
+    _, created = StepCompletion.objects.get_or_create(connection=connection, step=step,
+                                                      defaults={"done_by": _actor(by)})
+    _start_setup(connection)
+    if created:
+        audit_record(organisation=connection.organisation, connection=connection, action="step.marked_done",
+                     user=by, ip=ip, details={"step": step})
+
+
+@transaction.atomic
+def connection_unmark_step(*, connection: Connection, step: int, by: Actor, ip: str | None = None) -> None:
+    """Undo "I've done this" for a wizard step."""
+    deleted, _ = StepCompletion.objects.filter(connection=connection, step=step).delete()
+    if deleted:
+        audit_record(organisation=connection.organisation, connection=connection,
+                     action="step.marked_not_done", user=by, ip=ip, details={"step": step})
+
+
+@transaction.atomic
+def connection_set_permission_model(*, connection: Connection, permission_model: str, by: Actor,
+                                    ip: str | None = None) -> None:
+    """Record the company's permission model (role- or user-based) chosen in step 4."""
+    if permission_model not in (objects.ROLE_BASED, objects.USER_BASED):
+        raise ValueError(f"unknown permission model {permission_model!r}")
+    _start_setup(connection)
+    if connection.permission_model != permission_model:
+        connection.permission_model = permission_model
+        connection.save(update_fields=["permission_model"])
+        audit_record(organisation=connection.organisation, connection=connection,
+                     action="permission_model.set", user=by, ip=ip,
+                     details={"permission_model": permission_model})
+
+
+@transaction.atomic
+def connection_set_deprovisioning(*, connection: Connection, wants_deprovisioning: bool, by: Actor,
+                                  ip: str | None = None) -> None:
+    """Record whether the organisation wants user deprovisioning (changes required permissions)."""
+    _start_setup(connection)
+    if connection.wants_deprovisioning != wants_deprovisioning:
+        connection.wants_deprovisioning = wants_deprovisioning
+        connection.save(update_fields=["wants_deprovisioning"])
+        audit_record(organisation=connection.organisation, connection=connection,
+                     action="deprovisioning.set", user=by, ip=ip,
+                     details={"wants_deprovisioning": wants_deprovisioning})
+
+
+# --- Credentials ----------------------------------------------------------------------------
+
+@transaction.atomic
+def connection_set_credentials(*, connection: Connection, company_id: str, user_id: str, password: str,
+                               entity_id: str = "", by: Actor, ip: str | None = None) -> ValidationRun:
+    """Save the web services user's credentials (password encrypted) and enqueue a validation."""
+    connection.company_id = company_id
+    connection.user_id = user_id
+    connection.entity_id = entity_id
+    connection.password_token = crypto.encrypt(password)
+    connection.password_set_at = timezone.now()
+    connection.save(update_fields=["company_id", "user_id", "entity_id", "password_token", "password_set_at"])
+    StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
+                                         defaults={"done_by": _actor(by)})
+    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
+        _set_status(connection, Connection.Status.IN_SETUP)
+    audit_record(organisation=connection.organisation, connection=connection, action="credentials.set",
+                 user=by, ip=ip, details={"company_id": company_id, "user_id": user_id,
+                                          "entity_id": entity_id, "password": "set (not recorded)"})
+    return validation_request(connection=connection, by=by, ip=ip)
+
+
+@transaction.atomic
+def connection_set_password(*, connection: Connection, password: str, by: Actor,
+                            ip: str | None = None) -> ValidationRun:
+    """Replace the stored password (after an Intacct admin reset it) and re-validate."""
+    connection.password_token = crypto.encrypt(password)
+    connection.password_set_at = timezone.now()
+    connection.save(update_fields=["password_token", "password_set_at"])
+    audit_record(organisation=connection.organisation, connection=connection, action="password.changed",
+                 user=by, ip=ip, details={"password": "changed (not recorded)"})
+    return validation_request(connection=connection, by=by, ip=ip)
+
+
+@transaction.atomic
+def connection_set_entity(*, connection: Connection, entity_id: str, by: Actor,
+                          ip: str | None = None) -> ValidationRun:
+    """Change the entity (location) ID the connection signs in to, and re-validate."""
+    old = connection.entity_id
+    connection.entity_id = entity_id
+    connection.save(update_fields=["entity_id"])
+    audit_record(organisation=connection.organisation, connection=connection, action="entity.changed",
+                 user=by, ip=ip, details={"from": old, "to": entity_id})
+    return validation_request(connection=connection, by=by, ip=ip)
+
+
+@transaction.atomic
+def connection_disconnect(*, connection: Connection, by: Actor, ip: str | None = None) -> None:
+    """Delete the connection's secrets and mark it disconnected; history stays."""
+    connection.password_token = ""
+    connection.password_set_at = None
+    connection.save(update_fields=["password_token", "password_set_at"])
+    StepCompletion.objects.filter(connection=connection, step=objects.STEP_CONNECT).delete()
+    _set_status(connection, Connection.Status.DISCONNECTED)
+    audit_record(organisation=connection.organisation, connection=connection,
+                 action="connection.disconnected", user=by, ip=ip, details={"password": "deleted"})
+
+
+def connection_password(*, connection: Connection) -> str:
+    """The decrypted password, for building a client only. Never render, log or enqueue it."""
+    return crypto.decrypt(connection.password_token)
+
+
+def encryption_keys_rotate() -> int:
+    """Re-encrypt every stored secret under the newest key; returns how many were rewritten."""
+    count = 0
+    for connection in Connection.objects.exclude(password_token="").only("id", "password_token").iterator():
+        with transaction.atomic():
+            locked = Connection.objects.select_for_update().only("id", "password_token").get(id=connection.id)
+            if not locked.password_token:
+                continue
+            locked.password_token = crypto.rotate(locked.password_token)
+            locked.save(update_fields=["password_token"])
+            count += 1
+    return count
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+def validation_request(*, connection: Connection, by: Actor, ip: str | None = None) -> ValidationRun:
+    """Create a queued validation run and enqueue its task once the transaction commits."""
+    with transaction.atomic():
+        run = ValidationRun.objects.create(connection=connection, requested_by=_actor(by))
+        audit_record(organisation=connection.organisation, connection=connection, action="validation.started",
+                     user=by, ip=ip, details={"validation_run": run.id})
+        run_id = run.id
+        transaction.on_commit(lambda: tasks.connection_validate.delay(run_id))
+    return run
+
+
+@transaction.atomic
+def connection_record_validation(*, connection: Connection, run: ValidationRun,
+                                 new_status: str | None) -> None:
+    """Point the connection at a finished run and move its status accordingly."""
+    Connection.objects.filter(id=connection.id).update(last_validation=run)
+    connection.last_validation = run
+    connection.refresh_from_db(fields=["status", "status_changed_at"])
+    # A disconnected connection stays disconnected whatever a late run found.
+    if new_status and connection.status != Connection.Status.DISCONNECTED:
+        _set_status(connection, new_status)
+    audit_record(organisation=connection.organisation, connection=connection, action="validation.finished",
+                 details={"validation_run": run.id, "result": run.status, "failed_step": run.failed_step})
