@@ -1,7 +1,22 @@
-from django.urls import path
+from django.urls import include, path
 
 from wizard import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("organisations/", views.organisation_list, name="organisation_list"),
+    path("organisations/<slug:slug>/setup/", views.setup, name="setup"),
+    path("organisations/<slug:slug>/setup/step-<int:number>/", views.setup_step, name="setup_step"),
+    path("organisations/<slug:slug>/connection/", views.connection, name="connection"),
+    path("organisations/<slug:slug>/connection/revalidate/", views.connection_revalidate,
+         name="connection_revalidate"),
+    path("organisations/<slug:slug>/connection/password/", views.connection_password,
+         name="connection_password"),
+    path("organisations/<slug:slug>/connection/entity/", views.connection_entity, name="connection_entity"),
+    path("organisations/<slug:slug>/connection/disconnect/", views.connection_disconnect,
+         name="connection_disconnect"),
+    path("organisations/<slug:slug>/validations/<int:run_id>/", views.validation_status,
+         name="validation_status"),
 ]

@@ -1,0 +1,82 @@
+/* Progressive enhancement for the wizard. Every page works without this file:
+   - copy buttons: values are plain <code> text; this reveals a "Copy" button beside each;
+   - live validation: without JS a <noscript> meta refresh reloads the page; with JS we poll the
+     small HTML fragment endpoint and swap the checklist in place until the run finishes;
+   - the deprovisioning checkbox submits its form when changed. */
+(function () {
+  "use strict";
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      try { document.execCommand("copy") ? resolve() : reject(new Error("copy refused")); }
+      catch (err) { reject(err); }
+      finally { document.body.removeChild(area); }
+    });
+  }
+
+  function setUpCopyButtons(root) {
+    root.querySelectorAll("button.copy-button[data-copy]").forEach(function (button) {
+      button.hidden = false;
+      if (button.dataset.ready) { return; }
+      button.dataset.ready = "1";
+      button.addEventListener("click", function () {
+        var original = "Copy";
+        copyText(button.dataset.copy).then(function () {
+          button.textContent = "Copied";
+          button.classList.add("copied");
+        }, function () {
+          button.textContent = "Select and copy";
+        }).then(function () {
+          window.setTimeout(function () { button.textContent = original; button.classList.remove("copied"); }, 2000);
+        });
+      });
+    });
+  }
+
+  function poll(container) {
+    var url = container.dataset.pollUrl;
+    var interval = parseInt(container.dataset.pollInterval || "700", 10);
+    if (!url) { return; }
+    window.setTimeout(function () {
+      fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          var holder = document.createElement("div");
+          holder.innerHTML = html.trim();
+          var fresh = holder.querySelector(".validation");
+          if (!fresh) { return; }
+          container.replaceWith(fresh);
+          setUpCopyButtons(fresh);
+          if (fresh.dataset.pollUrl) { poll(fresh); }
+        })
+        .catch(function () { window.setTimeout(function () { poll(container); }, interval * 3); });
+    }, interval);
+  }
+
+  function setUpAutoSubmit(root) {
+    root.querySelectorAll("form.toggle input[type=checkbox]").forEach(function (box) {
+      var button = box.form.querySelector("[data-autosubmit-button]");
+      if (button) { button.classList.add("visually-hidden"); }
+      box.addEventListener("change", function () { box.form.requestSubmit ? box.form.requestSubmit(button) : box.form.submit(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpCopyButtons(document);
+    setUpAutoSubmit(document);
+    document.querySelectorAll(".validation[data-poll-url]").forEach(poll);
+  });
+})();

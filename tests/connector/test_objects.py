@@ -1,0 +1,48 @@
+from connector import objects, validation
+
+
+def test_permission_table_is_exactly_what_the_issue_lists():
+    rows = [(r.application, r.policy, r.rights, r.deprovisioning_rights) for r in objects.permission_table()]
+    assert rows == [
+        ("Company", "Departments", ("View",), ()),
+        ("Company", "Locations", ("View",), ()),
+        ("Company", "Employees", ("View",), ("Edit",)),
+        ("Cash Management", "Credit Card Transactions", ("View",), ()),
+        ("General Ledger", "Accounts", ("View",), ()),
+        ("Accounts Payable", "Bills", ("View",), ()),
+        ("Accounts Payable", "Adjustments", ("View",), ()),
+        ("Time & Expenses", "Expense Summaries", ("View",), ()),
+    ]
+
+
+def test_deprovisioning_adds_employees_edit_only():
+    table = {r.policy: r for r in objects.permission_table()}
+    assert table["Employees"].rights_for(wants_deprovisioning=True) == ("View", "Edit")
+    assert table["Employees"].rights_for(wants_deprovisioning=False) == ("View",)
+    assert all(r.rights_for(wants_deprovisioning=True) == ("View",) for p, r in table.items() if p != "Employees")
+
+
+def test_every_object_with_a_permission_is_in_the_table_and_probed_by_validation():
+    table_objects = {name for row in objects.permission_table() for name in row.objects}
+    probes = {check.key for check in validation.CHECKS}
+    for definition in objects.OBJECTS:
+        assert f"read_{definition.name.lower()}" in probes
+        if definition.policy:
+            assert definition.name in table_objects
+        else:
+            assert definition.name == "USERINFO"  # any active user may read it
+
+
+def test_synced_objects_are_the_issue_list():
+    assert [o.name for o in objects.OBJECTS] == [
+        "DEPARTMENT", "LOCATION", "EMPLOYEE", "USERINFO", "CCTRANSACTION", "GLACCOUNT", "APBILL",
+        "APADJUSTMENT", "EEXPENSES", "expensereportbatch",
+    ]
+    assert objects.object_for("APBILL").key_field == "RECORDNO"
+    assert objects.object_for("ExpenseReportBatch").legacy_get_list
+
+
+def test_permission_step_follows_the_branch():
+    bills = objects.OBJECTS_BY_NAME["APBILL"]
+    assert bills.permission_step(objects.ROLE_BASED) == objects.STEP_PERMISSIONS
+    assert bills.permission_step(objects.USER_BASED) == objects.STEP_USER
