@@ -1,0 +1,671 @@
+"""The Intacct XML gateway client: sessions, paging, retries, typed errors, redacted logs."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from lxml import etree
+
+from . import envelope
+from .config import ClientConfig, Credentials, endpoint_allowed
+from .errors import (
+    ConnectionDropped,
+    EndpointNotAllowed,
+    ErrorDetail,
+    GatewayUnavailable,
+    IntacctError,
+    InvalidResponse,
+    RateLimited,
+    RequestTimeout,
+    ResponseTooLarge,
+    SessionExpired,
+    classify,
+)
+from .filters import Filter
+from .redaction import redact, register_secret, unregister_secret
+from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
+
+READ_BY_QUERY_MAX_PAGE = 1000
+QUERY_MAX_PAGE = 2000
+READ_MAX_KEYS = 100  # the official SDKs cap read keys at 100 per call
+_ERROR_BODY_LIMIT = 64 * 1024
+_LOG_BODY_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Session:
+    """An API session: id, the endpoint to use it on, its entity and when it expires."""
+
+    session_id: str
+    endpoint: str
+    location_id: str | None = None
+    expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (f"Session(session_id='REDACTED', endpoint={self.endpoint!r}, "
+                f"location_id={self.location_id!r}, expires_at={self.expires_at!r})")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a ``query``: its records plus Intacct's counters."""
+
+    records: list[Record]
+    total_count: int | None
+    num_remaining: int | None
+    offset: int
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One policy the user holds in one application, with its rights (``List``, ``View``, …)."""
+
+    application: str
+    policy: str
+    rights: frozenset[str]
+
+
+@dataclass
+class ClientStats:
+    """Counters for one client; updated under a lock so two threads may share the client."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes_received: int = 0
+    logins: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, requests: int = 0, retries: int = 0, bytes_received: int = 0, logins: int = 0) -> None:
+        """Increase the counters atomically."""
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.bytes_received += bytes_received
+            self.logins += logins
+
+    def snapshot(self) -> dict[str, int]:
+        """Return the counters as a plain dict."""
+        with self._lock:
+            return {"requests": self.requests, "retries": self.retries,
+                    "bytes_received": self.bytes_received, "logins": self.logins}
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one gateway function needs, rebuilt for every attempt (lxml moves elements)."""
+
+    name: str
+    build: Callable[[], etree._Element]
+    obj: str = ""
+    is_write: bool = False
+    login: bool = False
+    function_control_id: str | None = None
+    record_tags: tuple[str, ...] = ()
+    max_records: int | None = None
+
+
+def _record_tags(obj: str) -> tuple[str, ...]:
+    # readByQuery answers <apbill>, query/read answer <APBILL>; accept the spellings we can predict.
+    return tuple(dict.fromkeys((obj, obj.lower(), obj.upper())))
+
+
+def _int_attr(attrs: Mapping[str, str], name: str) -> int | None:
+    value = attrs.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidResponse(f"attribute {name}={value!r} is not a number") from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _check_page_size(page_size: int, maximum: int) -> None:
+    if not 1 <= page_size <= maximum:
+        raise ValueError(f"page_size must be between 1 and {maximum}")
+
+
+def _write_retry_is_safe(exc: IntacctError) -> bool:
+    """True when a failed write certainly did not run (or a repeat is caught by uniqueid)."""
+    if isinstance(exc, RateLimited):
+        return True
+    if isinstance(exc, ConnectionDropped):
+        return not exc.request_sent
+    if isinstance(exc, GatewayUnavailable):
+        # 524: the CDN gave up but the gateway may still be writing. Other 5xx are retried like the
+        # official SDKs do; uniqueid=true with the caller's stable control ID turns a repeat into
+        # DuplicateRequest instead of a second write.
+        return exc.http_status != 524
+    return False
+
+
+class IntacctClient:
+    """Client for one company's Web Services user; safe to share between threads."""
+
+    def __init__(self, config: ClientConfig, credentials: Credentials) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._log = config.logger or logging.getLogger("connector.intacct")
+        self._secrets: list[str] = []
+        self._secrets_lock = threading.Lock()
+        for secret in (credentials.password, config.sender_password):
+            self._remember_secret(secret)
+        if not endpoint_allowed(config.endpoint_url, config.allowed_endpoints):
+            self.close()
+            raise EndpointNotAllowed(f"endpoint {config.endpoint_url!r} is not an allowed Intacct endpoint")
+        self.stats = ClientStats()
+        self._session: Session | None = None
+        self._session_lock = threading.Lock()
+        self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._http = httpx.Client(
+            transport=config.transport,
+            timeout=config.timeout,
+            # A redirect could carry our credentials to another host; the gateway never redirects.
+            follow_redirects=False,
+            # The client is handed its configuration; proxies from the environment are not read.
+            trust_env=False,
+            headers={
+                "Content-Type": "application/xml",
+                "Accept": "application/xml, text/xml",
+                "Accept-Encoding": "gzip",
+                "User-Agent": config.user_agent,
+            },
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> IntacctClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections and stop redacting this client's secrets."""
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.close()
+        with self._secrets_lock:
+            secrets, self._secrets = self._secrets, []
+        for secret in secrets:
+            unregister_secret(secret)
+
+    def _remember_secret(self, secret: str) -> None:
+        if not secret:
+            return
+        with self._secrets_lock:
+            self._secrets.append(secret)
+        register_secret(secret)
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def get_api_session(self) -> Session:
+        """Return the cached API session, logging in with getAPISession if there is none."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = self._login()
+            return self._session
+
+    def _login(self) -> Session:
+        creds = self._credentials
+        call = _Call(name="getAPISession", build=envelope.get_api_session, login=True)
+        result, parsed, _ = self._execute(call)
+        api = result.records[0] if result.records else {}
+        session_id, endpoint = api.get("sessionid"), api.get("endpoint")
+        if not isinstance(session_id, str) or not session_id or not isinstance(endpoint, str) or not endpoint:
+            raise InvalidResponse("getAPISession answered without a session id or endpoint",
+                                  function="getAPISession")
+        self._remember_secret(session_id)
+        endpoint = endpoint.strip()
+        if not endpoint_allowed(endpoint, self._config.allowed_endpoints):
+            raise EndpointNotAllowed(f"session endpoint {endpoint!r} is not an allowed Intacct endpoint",
+                                     function="getAPISession")
+        location = api.get("locationid")
+        session = Session(
+            session_id=session_id,
+            endpoint=endpoint,
+            location_id=location if isinstance(location, str) and location else None,
+            expires_at=parsed.session_timeout,
+        )
+        self.stats.add(logins=1)
+        self._log.info("Intacct session opened for company %s user %s on %s",
+                       creds.company_id.strip(), creds.user_id.strip(), endpoint)
+        return session
+
+    def _drop_session(self, stale: Session) -> None:
+        with self._session_lock:
+            # Another thread may already have logged in again; keep its session.
+            if self._session is stale:
+                self._session = None
+
+    def _slide_session(self, used: Session, expires_at: datetime | None) -> None:
+        if expires_at is None:
+            return
+        with self._session_lock:
+            if self._session is used and used.expires_at != expires_at:
+                self._session = replace(used, expires_at=expires_at)
+
+    # --- the one request path -----------------------------------------------------------------
+
+    def _execute(self, call: _Call) -> tuple[ParsedResult, ParsedResponse, int]:
+        """Run one function with retries and one re-login; return result, response and attempts."""
+        started = time.monotonic()
+        waited = 0.0
+        attempt = 0
+        logged_in_again = False
+        while True:
+            attempt += 1
+            session: Session | None = None
+            if call.login:
+                creds = self._credentials
+                auth: envelope.LoginAuth | envelope.SessionAuth = envelope.LoginAuth(
+                    creds.user_id, creds.company_id, creds.password, creds.entity_id)
+                endpoint = self._config.endpoint_url
+            else:
+                session = self.get_api_session()
+                auth = envelope.SessionAuth(session.session_id)
+                endpoint = session.endpoint
+            try:
+                parsed, http_status = self._roundtrip(call, auth, endpoint)
+                result = self._check(parsed, call, http_status)
+            except SessionExpired:
+                if session is None or logged_in_again:
+                    raise
+                logged_in_again = True
+                attempt -= 1  # logging in again is not a retry of a failure
+                self._log.info("Intacct session expired during %s; logging in again", call.name)
+                self._drop_session(session)
+                continue
+            except IntacctError as exc:
+                elapsed = max(time.monotonic() - started, waited)
+                delay = self._retry_delay(exc, call, attempt, elapsed)
+                if delay is None:
+                    self._log.info("Intacct %s failed after %d attempt(s): %s: %s",
+                                   call.name, attempt, type(exc).__name__, exc)
+                    raise
+                self.stats.add(retries=1)
+                self._log.warning("Intacct %s attempt %d failed (%s: %s); retrying in %.2fs",
+                                  call.name, attempt, type(exc).__name__, exc, delay)
+                self._config.sleep(delay)
+                waited += delay
+                continue
+            if session is not None:
+                self._slide_session(session, parsed.session_timeout)
+            return result, parsed, attempt
+
+    def _retry_delay(self, exc: IntacctError, call: _Call, attempt: int, elapsed: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when this error must be raised."""
+        policy = self._config.retry
+        if exc.permanent or isinstance(exc, SessionExpired):
+            return None
+        if call.is_write and not _write_retry_is_safe(exc):
+            return None
+        if attempt >= policy.max_attempts:
+            return None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, RateLimited) and retry_after is not None:
+            delay = float(retry_after)
+        else:
+            ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+            # Full jitter spreads retries of many workers hitting the same company's limit.
+            delay = self._random.uniform(0.0, ceiling) if policy.jitter else ceiling
+        if elapsed + delay > policy.total_budget:
+            return None
+        return delay
+
+    def _roundtrip(
+        self, call: _Call, auth: envelope.LoginAuth | envelope.SessionAuth, endpoint: str,
+    ) -> tuple[ParsedResponse, int]:
+        """Send one request and parse its answer; transport problems become typed errors."""
+        if not endpoint_allowed(endpoint, self._config.allowed_endpoints):
+            raise EndpointNotAllowed(f"endpoint {endpoint!r} is not an allowed Intacct endpoint",
+                                     function=call.name)
+        control_id = uuid.uuid4().hex
+        function_control_id = call.function_control_id or f"{call.name}-{control_id[:12]}"
+        body = envelope.build_request(
+            sender_id=self._config.sender_id,
+            sender_password=self._config.sender_password,
+            control_id=control_id,
+            auth=auth,
+            function=call.build(),
+            function_control_id=function_control_id,
+            unique_id=call.is_write,
+        )
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug("Intacct request %s %s to %s: %s", call.name, call.obj, endpoint,
+                            redact(body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")))
+        slot = self._config.request_slot() if self._config.request_slot else nullcontext()
+        self.stats.add(requests=1)
+        started = time.monotonic()
+        try:
+            with slot, self._http.stream("POST", endpoint, content=body) as response:
+                try:
+                    parsed = self._read(response, call)
+                finally:
+                    self.stats.add(bytes_received=response.num_bytes_downloaded)
+                self._log.debug(
+                    "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
+                    response.status_code, response.num_bytes_downloaded,
+                    sum(len(r.records) for r in parsed.results), time.monotonic() - started)
+                return parsed, response.status_code
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
+            raise ConnectionDropped(f"could not connect to {endpoint}: {type(exc).__name__}",
+                                    function=call.name, request_sent=False) from None
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(f"no complete answer within {self._config.timeout}s: {type(exc).__name__}",
+                                 function=call.name) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise ConnectionDropped(f"connection dropped: {type(exc).__name__}: {exc}",
+                                    function=call.name) from None
+        except httpx.DecodingError as exc:
+            raise InvalidResponse(f"undecodable response body: {exc}", function=call.name,
+                                  permanent=call.is_write) from None
+        except httpx.HTTPError as exc:
+            raise InvalidResponse(f"HTTP failure: {type(exc).__name__}: {exc}", function=call.name,
+                                  permanent=call.is_write) from None
+
+    def _read(self, response: httpx.Response, call: _Call) -> ParsedResponse:
+        """Stream the body into the parser, enforcing the size cap; map HTTP statuses."""
+        status = response.status_code
+        content_type = response.headers.get("content-type", "").lower()
+        looks_xml = "xml" in content_type or not content_type
+        if status >= 500:
+            snippet = self._read_limited(response)
+            raise GatewayUnavailable(f"HTTP {status} from the Intacct gateway: {snippet[:200]}".strip(),
+                                     http_status=status, function=call.name)
+        if status == 429:
+            errors = self._errors_from_small_body(response) if looks_xml else []
+            raise RateLimited(
+                "; ".join(e.text() for e in errors if e.text()) or "HTTP 429 Too Many Requests",
+                errors=errors, http_status=429, function=call.name, level="http",
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        if status >= 300 and not (status >= 400 and looks_xml):
+            snippet = self._read_limited(response)
+            raise InvalidResponse(f"unexpected HTTP {status}: {snippet[:200]}".strip(),
+                                  http_status=status, function=call.name, level="http")
+        if "html" in content_type:
+            # CDN error pages come as HTML with 200; they are outages, not answers.
+            snippet = self._read_limited(response)
+            raise InvalidResponse(f"HTML instead of XML (HTTP {status}): {snippet[:200]}",
+                                  http_status=status, function=call.name, permanent=call.is_write)
+        limit = self._config.max_response_bytes
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(f"response of {declared} bytes exceeds the {limit}-byte cap",
+                                   http_status=status, function=call.name)
+        parser = ResponseParser(call.record_tags, call.max_records)
+        received = 0
+        try:
+            # Decoded bytes are counted, so a small gzip body cannot expand past the cap.
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > limit:
+                    raise ResponseTooLarge(f"response exceeds the {limit}-byte cap",
+                                           http_status=status, function=call.name)
+                parser.feed(chunk)
+            return parser.close()
+        except ResponseSyntaxError as exc:
+            # For a read a broken answer is worth another try; for a write the outcome is unknown.
+            raise InvalidResponse(f"malformed or truncated XML response: {exc}", http_status=status,
+                                  function=call.name, permanent=call.is_write) from None
+        except IntacctError as exc:
+            if exc.http_status is None:
+                exc.http_status = status
+            exc.function = exc.function or call.name
+            raise
+
+    def _read_limited(self, response: httpx.Response) -> str:
+        data = b""
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) >= _ERROR_BODY_LIMIT:
+                break
+        return redact(data[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")).strip()
+
+    def _errors_from_small_body(self, response: httpx.Response) -> list[ErrorDetail]:
+        parser = ResponseParser()
+        received = 0
+        try:
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > _ERROR_BODY_LIMIT:
+                    return []
+                parser.feed(chunk)
+            return parser.close().control_errors
+        except (ResponseSyntaxError, IntacctError):
+            return []
+
+    def _check(self, parsed: ParsedResponse, call: _Call, http_status: int) -> ParsedResult:
+        """Raise the typed error for the first failing level; return the function's result."""
+        if parsed.control_status != "success":
+            errors = parsed.control_errors or [
+                ErrorDetail(description=f"control status {parsed.control_status or 'missing'}")]
+            raise classify("control", errors, http_status=http_status, function=call.name)
+        if not parsed.has_operation:
+            raise InvalidResponse("response has no operation", http_status=http_status,
+                                  function=call.name, permanent=call.is_write)
+        if parsed.auth_status != "success":
+            errors = parsed.auth_errors or [
+                ErrorDetail(description=f"authentication status {parsed.auth_status or 'missing'}")]
+            raise classify("authentication", errors, http_status=http_status, function=call.name)
+        if not parsed.results:
+            raise InvalidResponse("response has no result", http_status=http_status,
+                                  function=call.name, permanent=call.is_write)
+        for result in parsed.results:
+            if result.status != "success":
+                errors = result.errors or [ErrorDetail(description=f"result status {result.status}")]
+                raise classify("result", errors, http_status=http_status,
+                               function=result.function or call.name, control_id=result.control_id or None)
+        if not 200 <= http_status < 300:
+            raise InvalidResponse(f"HTTP {http_status} with a successful XML answer",
+                                  http_status=http_status, function=call.name, permanent=True)
+        return parsed.results[0]
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def read_by_query(
+        self, obj: str, fields: Sequence[str] = ("*",), query: str = "", page_size: int = 1000,
+    ) -> Iterator[Record]:
+        """Yield every record of a readByQuery, continuing with readMore(resultId) page by page."""
+        _check_page_size(page_size, READ_BY_QUERY_MAX_PAGE)
+        fields = tuple(fields)
+        tags = _record_tags(obj)
+        result, _, _ = self._execute(_Call(
+            name="readByQuery", obj=obj, record_tags=tags, max_records=page_size,
+            build=lambda: envelope.read_by_query(obj, fields, query, page_size)))
+        while True:
+            remaining = _int_attr(result.data_attrs, "numremaining") or 0
+            result_id = result.data_attrs.get("resultId", "")
+            records = result.records
+            result.records = []  # the page is handed over; nothing else holds it
+            yield from records
+            if remaining <= 0:
+                return
+            if not result_id:
+                raise InvalidResponse(f"{remaining} records remain but Intacct gave no resultId",
+                                      function="readByQuery")
+            result, _, attempts = self._execute(_Call(
+                name="readMore", obj=obj, record_tags=tags, max_records=page_size,
+                build=lambda rid=result_id: envelope.read_more(rid)))
+            got = len(result.records)
+            left = _int_attr(result.data_attrs, "numremaining") or 0
+            if got == 0 and left > 0:
+                raise InvalidResponse("readMore returned no records but more remain", function="readMore")
+            if attempts > 1 and got + left != remaining:
+                # readMore is not idempotent: a retry after a lost answer gets the *next* page.
+                raise InvalidResponse(
+                    f"a readMore page was lost while retrying ({remaining} expected, {got}+{left} seen); "
+                    "restart the read", function="readMore")
+
+    def query_page(
+        self,
+        obj: str,
+        fields: Sequence[str],
+        filter: Filter | None = None,
+        order_by: Sequence[tuple[str, str]] = (),
+        page_size: int = 100,
+        offset: int = 0,
+        *,
+        case_insensitive: bool = False,
+        show_private: bool = False,
+    ) -> Page:
+        """Run one ``query`` call (one page at ``offset``)."""
+        _check_page_size(page_size, QUERY_MAX_PAGE)
+        fields = tuple(fields)
+        if not fields or "*" in fields:
+            raise ValueError("query needs explicit field names (no '*')")
+        if offset < 0:
+            raise ValueError("offset must not be negative")
+        order_by = tuple(order_by)
+        result, _, _ = self._execute(_Call(
+            name="query", obj=obj, record_tags=_record_tags(obj), max_records=page_size,
+            build=lambda: envelope.query(obj, fields, filter, order_by, page_size, offset,
+                                         case_insensitive=case_insensitive, show_private=show_private)))
+        attrs = result.data_attrs
+        page_offset = _int_attr(attrs, "offset")
+        return Page(
+            records=result.records,
+            total_count=_int_attr(attrs, "totalcount"),
+            num_remaining=_int_attr(attrs, "numremaining"),
+            offset=offset if page_offset is None else page_offset,
+        )
+
+    def query(
+        self,
+        obj: str,
+        fields: Sequence[str],
+        filter: Filter | None = None,
+        order_by: Sequence[tuple[str, str]] = (),
+        page_size: int = 100,
+        offset: int = 0,
+        limit: int | None = None,
+        *,
+        case_insensitive: bool = False,
+        show_private: bool = False,
+    ) -> Iterator[Record]:
+        """Yield records of a ``query``, paging by offset until Intacct reports none remaining."""
+        if limit is not None and limit < 0:
+            raise ValueError("limit must not be negative")
+        yielded = 0
+        while limit is None or yielded < limit:
+            size = page_size if limit is None else min(page_size, limit - yielded)
+            page = self.query_page(obj, fields, filter, order_by, size, offset,
+                                   case_insensitive=case_insensitive, show_private=show_private)
+            records = page.records
+            if limit is not None:
+                records = records[: limit - yielded]
+            yield from records
+            yielded += len(records)
+            offset += len(page.records)
+            # numremaining=0 ends it without an extra empty page; an empty page ends it regardless.
+            if not page.records or page.num_remaining is None or page.num_remaining <= 0:
+                return
+
+    def _read_keys(self, name: str, obj: str, keys: Iterable[object], fields: Sequence[str]) -> list[Record]:
+        keys = [str(k) for k in keys]
+        fields = tuple(fields)
+        records: list[Record] = []
+        for chunk in _chunks(keys, READ_MAX_KEYS):
+            result, _, _ = self._execute(_Call(
+                name=name, obj=obj, record_tags=_record_tags(obj), max_records=len(chunk),
+                build=lambda c=chunk: envelope.read(obj, c, fields, by_name=name == "readByName")))
+            records.extend(result.records)
+        return records
+
+    def read(self, obj: str, keys: Iterable[object], fields: Sequence[str] = ("*",)) -> list[Record]:
+        """Read records by RECORDNO (100 keys per call); keys not found are simply absent."""
+        return self._read_keys("read", obj, keys, fields)
+
+    def read_by_name(self, obj: str, names: Iterable[str], fields: Sequence[str] = ("*",)) -> list[Record]:
+        """Read records by their object ID (e.g. LOGINID); names not found are simply absent."""
+        return self._read_keys("readByName", obj, names, fields)
+
+    def get_user_permissions(self, user_id: str) -> list[Permission]:
+        """Return the user's permissions: one entry per application policy."""
+        result, _, _ = self._execute(_Call(
+            name="getUserPermissions", obj="USERINFO", build=lambda: envelope.get_user_permissions(user_id)))
+        permissions: list[Permission] = []
+        if result.data_element is None:
+            return permissions
+        for app in result.data_element.iter("appSubscription"):
+            application = (app.findtext("applicationName") or "").strip()
+            for policy in app.iter("policy"):
+                rights = (policy.findtext("rights") or "").split("|")
+                permissions.append(Permission(
+                    application=application,
+                    policy=(policy.findtext("policyName") or "").strip(),
+                    rights=frozenset(r.strip() for r in rights if r.strip()),
+                ))
+        return permissions
+
+    def get_list(
+        self,
+        obj: str,
+        fields: Sequence[str] | None = None,
+        filters: Sequence[tuple[str, str, object]] | None = None,
+        page_size: int = 100,
+        sorts: Sequence[tuple[str, str]] | None = None,
+    ) -> Iterator[Record]:
+        """Yield records of a legacy 2.1 ``get_list`` (filters are ANDed (field, operator, value))."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        start = 0
+        while True:
+            result, _, _ = self._execute(_Call(
+                name="get_list", obj=obj, record_tags=_record_tags(obj), max_records=page_size,
+                build=lambda s=start: envelope.get_list(obj, s, page_size, fields, filters, sorts)))
+            records = result.records
+            yield from records
+            total = _int_attr(result.listtype_attrs, "total")
+            start += len(records)
+            if not records or (total is not None and start >= total):
+                return
+            if total is None and len(records) < page_size:
+                return
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def update(self, obj: str, values: Mapping[str, object], control_id: str) -> Record:
+        """Update one record idempotently (uniqueid=true + the caller's stable control_id).
+
+        Raises DuplicateRequest when a function with this control_id already ran: the update is
+        already applied.
+        """
+        envelope.check_control_id(control_id)
+        values = dict(values)
+        result, _, _ = self._execute(_Call(
+            name="update", obj=obj, is_write=True, function_control_id=control_id,
+            record_tags=_record_tags(obj), build=lambda: envelope.update(obj, values)))
+        return result.records[0] if result.records else {}
