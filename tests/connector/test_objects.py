@@ -19,7 +19,8 @@ def test_deprovisioning_adds_employees_edit_only():
     table = {r.policy: r for r in objects.permission_table()}
     assert table["Employees"].rights_for(wants_deprovisioning=True) == ("View", "Edit")
     assert table["Employees"].rights_for(wants_deprovisioning=False) == ("View",)
-    assert all(r.rights_for(wants_deprovisioning=True) == ("View",) for p, r in table.items() if p != "Employees")
+    others = [row for policy, row in table.items() if policy != "Employees"]
+    assert all(row.rights_for(wants_deprovisioning=True) == ("View",) for row in others)
 
 
 def test_every_object_with_a_permission_is_in_the_table_and_probed_by_validation():
