@@ -370,14 +370,11 @@ class IntacctClient:
         started = time.monotonic()
         try:
             with slot, self._http.stream("POST", endpoint, content=body) as response:
-                try:
-                    parsed = self._read(response, call)
-                finally:
-                    self.stats.add(bytes_received=response.num_bytes_downloaded)
+                parsed, size = self._read(response, call)
                 self._log.debug(
                     "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
-                    response.status_code, response.num_bytes_downloaded,
-                    sum(len(r.records) for r in parsed.results), time.monotonic() - started)
+                    response.status_code, size, sum(len(r.records) for r in parsed.results),
+                    time.monotonic() - started)
                 return parsed, response.status_code
         except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
             raise ConnectionDropped(f"could not connect to {endpoint}: {type(exc).__name__}",
@@ -395,7 +392,13 @@ class IntacctClient:
             raise InvalidResponse(f"HTTP failure: {type(exc).__name__}: {exc}", function=call.name,
                                   permanent=call.is_write) from None
 
-    def _read(self, response: httpx.Response, call: _Call) -> ParsedResponse:
+    def _body(self, response: httpx.Response) -> Iterator[bytes]:
+        """Decoded body chunks, counted in stats as they arrive."""
+        for chunk in response.iter_bytes():
+            self.stats.add(bytes_received=len(chunk))
+            yield chunk
+
+    def _read(self, response: httpx.Response, call: _Call) -> tuple[ParsedResponse, int]:
         """Stream the body into the parser, enforcing the size cap; map HTTP statuses."""
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
@@ -429,13 +432,13 @@ class IntacctClient:
         received = 0
         try:
             # Decoded bytes are counted, so a small gzip body cannot expand past the cap.
-            for chunk in response.iter_bytes():
+            for chunk in self._body(response):
                 received += len(chunk)
                 if received > limit:
                     raise ResponseTooLarge(f"response exceeds the {limit}-byte cap",
                                            http_status=status, function=call.name)
                 parser.feed(chunk)
-            return parser.close()
+            return parser.close(), received
         except ResponseSyntaxError as exc:
             # For a read a broken answer is worth another try; for a write the outcome is unknown.
             raise InvalidResponse(f"malformed or truncated XML response: {exc}", http_status=status,
@@ -448,7 +451,7 @@ class IntacctClient:
 
     def _read_limited(self, response: httpx.Response) -> str:
         data = b""
-        for chunk in response.iter_bytes():
+        for chunk in self._body(response):
             data += chunk
             if len(data) >= _ERROR_BODY_LIMIT:
                 break
@@ -458,7 +461,7 @@ class IntacctClient:
         parser = ResponseParser()
         received = 0
         try:
-            for chunk in response.iter_bytes():
+            for chunk in self._body(response):
                 received += len(chunk)
                 if received > _ERROR_BODY_LIMIT:
                     return []

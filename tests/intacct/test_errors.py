@@ -46,11 +46,14 @@ def _login_fails_with(step: httpx.Response | bytes) -> errors.IntacctError:
          "Ask an administrator to set the user's status to Active.", errors.UserInactive),
         ("", "Sign-in information is incorrect. The user 'U' is locked out.",
          "Ask an administrator to unlock the user.", errors.UserLockedOut),
-        ("", "Invalid location ID 'E9' for this company or user.", "Check the entity ID.", errors.InvalidEntity),
+        ("", "Invalid location ID 'E9' for this company or user.", "Check the entity ID.",
+         errors.InvalidEntity),
         ("", "Something new Intacct invents", "", errors.AuthenticationError),
     ],
 )
-def test_authentication_failures_are_told_apart_by_text(description, description2, correction, expected) -> None:
+def test_authentication_failures_are_told_apart_by_text(
+    description: str, description2: str, correction: str, expected: type[errors.IntacctError],
+) -> None:
     exc = _login_fails_with(auth_failure(error_xml("XL03000006", description, description2, correction)))
     assert type(exc) is expected
     assert exc.level == "authentication"
@@ -131,7 +134,8 @@ def _call_fails_with(*results: str) -> errors.IntacctError:
 
 def test_permission_denied_carries_operation_and_object() -> None:
     exc = _call_fails_with(result_xml("readByQuery", status="failure", errors=[error_xml(
-        "PL04000005", "", "You do not have permission for API operation READ_BY_QUERY on objects of type apbill")]))
+        "PL04000005", "",
+        "You do not have permission for API operation READ_BY_QUERY on objects of type apbill")]))
     assert type(exc) is errors.PermissionDenied
     assert (exc.operation, exc.object_name) == ("READ_BY_QUERY", "apbill")
     assert exc.level == "result" and exc.permanent and exc.function == "readByQuery"
@@ -161,7 +165,8 @@ def test_result_failures(error, expected, permanent) -> None:
 
 def test_service_offline_is_transient_and_retried_for_reads() -> None:
     offline = envelope(result_xml("read", status="failure", errors=[error_xml(
-        "XL03000012", "Service unavailable", "The Service is Temporarily Off-line", "Please Try Again Later")]))
+        "XL03000012", "Service unavailable", "The Service is Temporarily Off-line",
+        "Please Try Again Later")]))
     gateway = Gateway(script=[offline, envelope(result_xml("read", '<data listtype="APBILL" count="0"/>'))])
     sleeps: list[float] = []
     with make_client(gateway, sleep=sleeps.append) as client:
@@ -174,7 +179,8 @@ def test_transaction_rollback_reports_the_cause_and_all_errors() -> None:
                                        "an error.")
     exc = _call_fails_with(
         result_xml("update", status="failure", controlid="u1", errors=[
-            error_xml("BL01001973", "Could not update record.", "No USERINFO record with LOGINID 'X' was found."),
+            error_xml("BL01001973", "Could not update record.",
+                      "No USERINFO record with LOGINID 'X' was found."),
             rollback]),
         result_xml("update", status="aborted", controlid="u2", errors=[rollback]),
     )
@@ -185,8 +191,9 @@ def test_transaction_rollback_reports_the_cause_and_all_errors() -> None:
 
 
 def test_errors_survive_pickling() -> None:
-    exc = errors.classify("result", [errors.ErrorDetail("PL04000005", "", "You do not have permission for API "
-                                                        "operation READ on objects of type userinfo")],
+    detail = errors.ErrorDetail(
+        "PL04000005", "", "You do not have permission for API operation READ on objects of type userinfo")
+    exc = errors.classify("result", [detail],
                           http_status=200, function="read")
     clone = pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object
     assert type(clone) is errors.PermissionDenied

@@ -158,7 +158,8 @@ def test_permanent_errors_are_not_retried(sleeps: SleepRecorder) -> None:
 
 
 def test_html_page_with_200_is_an_invalid_response_retried_for_reads(sleeps: SleepRecorder) -> None:
-    page = httpx.Response(200, text="<!DOCTYPE html><html>Cloudflare</html>", headers={"content-type": "text/html"})
+    page = httpx.Response(200, text="<!DOCTYPE html><html>Cloudflare</html>",
+                          headers={"content-type": "text/html"})
     gateway = Gateway(script=[page, READ_OK])
     with make_client(gateway, sleep=sleeps) as client:
         assert client.read("APBILL", [1]) == [{"RECORDNO": "1"}]

@@ -125,8 +125,8 @@ def test_two_threads_share_one_login_and_the_request_slot_wraps_every_request() 
             return httpx.Response(200, content=session_body())
         return httpx.Response(200, content=READ_EMPTY)
 
-    config = ClientConfig(sender_id="S", sender_password="sender-secret", transport=httpx.MockTransport(handler),
-                          request_slot=Slot)
+    config = ClientConfig(sender_id="S", sender_password="sender-secret",  # noqa: S106 - test value
+                          transport=httpx.MockTransport(handler), request_slot=Slot)
     results: list[object] = []
     with IntacctClient(config, Credentials("ACME", "ws_user", "user-secret")) as client:
         def work() -> None:
