@@ -1,0 +1,110 @@
+"""Plain forms of the simulator's admin screens (validation only; views do the saving)."""
+from __future__ import annotations
+
+import ipaddress
+from zoneinfo import available_timezones
+
+from django import forms
+
+from simulator.faults import FAULT_KINDS
+from simulator.models import ADMIN_PRIVILEGES, LOGIN_FAILURE_STYLES, PERMISSION_MODELS, USER_STATUSES, USER_TYPES
+
+
+class CompanyCreateForm(forms.Form):
+    company_id = forms.CharField(label="Company ID", max_length=64)
+    name = forms.CharField(label="Company name", max_length=200, required=False)
+
+    def clean_company_id(self) -> str:
+        value = self.cleaned_data["company_id"].strip()
+        from simulator.models import SimCompany
+
+        if SimCompany.objects.filter(company_id__iexact=value).exists():
+            raise forms.ValidationError("A company with this ID already exists.")
+        return value
+
+
+class SubscriptionForm(forms.Form):
+    web_services_subscribed = forms.BooleanField(label="Web Services", required=False)
+
+
+class IPFilterForm(forms.Form):
+    ip_filter_enabled = forms.BooleanField(label="Enforce IP address filters", required=False)
+    allowed_ips = forms.CharField(label="Allowed IP addresses (one per line; CIDR ranges allowed)",
+                                  widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+    def clean_allowed_ips(self) -> list[str]:
+        values = [line.strip() for line in self.cleaned_data["allowed_ips"].splitlines() if line.strip()]
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise forms.ValidationError(f"{value} is not an IP address or range.") from exc
+        return values
+
+
+class SenderAuthorizationForm(forms.Form):
+    sender_id = forms.CharField(label="Sender ID (case-sensitive)", max_length=128, strip=False)
+    needs_login_for_api = forms.BooleanField(label="Needs login for API", required=False)
+
+    def clean_sender_id(self) -> str:
+        value = self.cleaned_data["sender_id"]
+        if not value.strip():
+            raise forms.ValidationError("Enter a sender ID.")
+        return value
+
+
+class CompanyInfoForm(forms.Form):
+    permission_model = forms.ChoiceField(label="Permission type", choices=PERMISSION_MODELS)
+    session_lifetime_seconds = forms.IntegerField(label="Session duration (seconds)", min_value=60)
+    concurrency_limit = forms.IntegerField(label="Concurrent API requests allowed", min_value=1, max_value=100)
+    login_failure_style = forms.ChoiceField(label="Wrong login answered as", choices=LOGIN_FAILURE_STYLES)
+    timezone_name = forms.CharField(label="Time zone", max_length=64)
+
+    def clean_timezone_name(self) -> str:
+        value = self.cleaned_data["timezone_name"].strip()
+        if value not in available_timezones():
+            raise forms.ValidationError("Unknown time zone.")
+        return value
+
+
+class RoleForm(forms.Form):
+    name = forms.CharField(label="Role name", max_length=100)
+    description = forms.CharField(label="Description", max_length=200, required=False)
+
+
+class UserForm(forms.Form):
+    login_id = forms.CharField(label="User ID", max_length=64)
+    first_name = forms.CharField(label="First name", max_length=100)
+    last_name = forms.CharField(label="Last name", max_length=100)
+    email = forms.EmailField(label="Email address")
+    user_type = forms.ChoiceField(label="User type", choices=USER_TYPES)
+    admin_privileges = forms.ChoiceField(label="Admin privileges", choices=ADMIN_PRIVILEGES)
+    status = forms.ChoiceField(label="Status", choices=USER_STATUSES)
+    is_web_services_user = forms.BooleanField(label="Web services only", required=False, initial=True)
+
+
+class UserEditForm(forms.Form):
+    user_type = forms.ChoiceField(label="User type", choices=USER_TYPES)
+    admin_privileges = forms.ChoiceField(label="Admin privileges", choices=ADMIN_PRIVILEGES)
+    status = forms.ChoiceField(label="Status", choices=USER_STATUSES)
+    is_web_services_user = forms.BooleanField(label="Web services only", required=False)
+
+
+class FaultForm(forms.Form):
+    kind = forms.ChoiceField(label="Fault", choices=list(FAULT_KINDS.items()))
+    mode = forms.ChoiceField(label="Applies to", choices=[("count", "The next N requests"),
+                                                          ("rate", "Each request with probability")])
+    count = forms.IntegerField(label="N (requests)", min_value=1, required=False, initial=1)
+    rate = forms.FloatField(label="Probability (0-1)", min_value=0.0001, max_value=1, required=False)
+    delay_ms = forms.IntegerField(label="Delay (ms, slow responses)", min_value=0, initial=2000)
+    status = forms.TypedChoiceField(label="HTTP status (5xx)", coerce=int, initial=503,
+                                    choices=[(500, "500"), (502, "502"), (503, "503"), (504, "504")])
+    seed = forms.IntegerField(label="Random seed", initial=0)
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if data.get("mode") == "count" and not data.get("count"):
+            self.add_error("count", "Enter how many requests.")
+        if data.get("mode") == "rate" and not data.get("rate"):
+            self.add_error("rate", "Enter a probability.")
+        return data
