@@ -57,7 +57,11 @@ class IntacctError(Exception):
         permanent: bool | None = None,
         **extra: Any,
     ) -> None:
-        self.errors: list[ErrorDetail] = list(errors)
+        # Gateways sometimes echo request values back; keep the details as redacted as the text.
+        self.errors: list[ErrorDetail] = [
+            ErrorDetail(*(redact(part) for part in (e.errorno, e.description, e.description2, e.correction)))
+            for e in errors
+        ]
         first = self.errors[0] if self.errors else ErrorDetail()
         self.errorno = first.errorno
         self.description = first.description
