@@ -1,7 +1,11 @@
 """Step 6 (Connect) and the connection page's actions."""
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import uuid
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -136,3 +140,32 @@ def test_change_password_entity_revalidate_and_disconnect(organisation, admin_cl
 def test_password_field_is_never_re_rendered(organisation, admin_client):
     html = admin_client.post(STEP_6, {"company_id": "ACME", "user_id": "a@b.c", "password": SECRET}).content
     assert b'type="password"' in html and SECRET.encode() not in html
+
+
+def test_the_broker_message_holds_the_run_id_only(organisation, admin_client, settings,
+                                                   django_capture_on_commit_callbacks):
+    from connector import tasks
+
+    queue = f"scan-{uuid.uuid4().hex[:8]}"  # a queue no worker reads, so the message stays to be read
+    folder = Path(settings.VAR_DIR) / "broker" / "queue"
+    real_apply_async = tasks.connection_validate.apply_async
+
+    def delay_to_scan_queue(*args):
+        return real_apply_async(args=args, queue=queue)
+
+    with mock.patch.object(tasks.connection_validate, "delay", side_effect=delay_to_scan_queue):
+        with django_capture_on_commit_callbacks(execute=True):
+            post_connect(admin_client)
+    files = [path for path in folder.iterdir() if queue in path.name]
+    try:
+        assert len(files) == 1
+        raw = files[0].read_bytes()
+        envelope = json.loads(raw)
+        body = base64.b64decode(envelope["body"]) if envelope.get("properties", {}).get("body_encoding") \
+            == "base64" else envelope["body"].encode()
+        assert SECRET.encode() not in raw and SECRET.encode() not in body
+        args, kwargs, _ = json.loads(body)
+        assert args == [ValidationRun.objects.get().id] and kwargs == {}
+    finally:
+        for path in files:
+            path.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection as db_connection
 from django.test import Client
 
@@ -30,8 +31,7 @@ def _finished_run() -> ValidationRun:
                     timeout=30, message="the validation run to finish")
 
 
-def test_connect_is_validated_by_a_real_worker_and_the_secret_leaks_nowhere(celery_worker, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_connect_is_validated_by_a_real_worker_and_the_secret_leaks_nowhere(celery_worker):
     simulated_company("LIVE-CO", password=SECRET)
     client = _admin_client()
     client.post("/organisations/acme/setup/step-4/",
@@ -63,8 +63,7 @@ def test_connect_is_validated_by_a_real_worker_and_the_secret_leaks_nowhere(cele
                 assert SECRET not in " ".join(map(str, row)), table
 
 
-def test_a_missing_permission_names_step_4_through_the_worker(celery_worker, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_a_missing_permission_names_step_4_through_the_worker(celery_worker):
     simulated_company("LIVE-NOBILLS", password=SECRET, skip_policies=("Bills",))
     client = _admin_client()
     client.post("/organisations/acme/setup/step-4/",
