@@ -76,7 +76,7 @@ def _held(permissions) -> dict[tuple[str, str], set[str]]:
 
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
-    form = CompanyCreateForm(request.POST or None)
+    form = CompanyCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         company = create_company(form.cleaned_data["company_id"], name=form.cleaned_data["name"] or
                                  form.cleaned_data["company_id"], web_services_subscribed=False)
@@ -101,7 +101,7 @@ def company_home(request: HttpRequest, company_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def subscriptions(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    form = SubscriptionForm(request.POST or None,
+    form = SubscriptionForm(request.POST if request.method == "POST" else None,
                             initial={"web_services_subscribed": company.web_services_subscribed})
     if request.method == "POST" and form.is_valid():
         company.web_services_subscribed = form.cleaned_data["web_services_subscribed"]
@@ -150,7 +150,7 @@ def company_info(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
     fields = ["permission_model", "session_lifetime_seconds", "concurrency_limit", "login_failure_style",
               "timezone_name"]
-    form = CompanyInfoForm(request.POST or None, initial={f: getattr(company, f) for f in fields})
+    form = CompanyInfoForm(request.POST if request.method == "POST" else None, initial={f: getattr(company, f) for f in fields})
     if request.method == "POST" and form.is_valid():
         for f in fields:
             setattr(company, f, form.cleaned_data[f])
@@ -163,7 +163,7 @@ def company_info(request: HttpRequest, company_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def roles(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    form = RoleForm(request.POST or None)
+    form = RoleForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         if company.roles.filter(name=form.cleaned_data["name"]).exists():
             form.add_error("name", "A role with this name exists.")
@@ -180,7 +180,7 @@ def roles(request: HttpRequest, company_id: str) -> HttpResponse:
 def role_edit(request: HttpRequest, company_id: str, role_id: int) -> HttpResponse:
     company = _company(company_id)
     role = get_object_or_404(Role, company=company, pk=role_id)
-    form = RoleForm(request.POST or None, initial={"name": role.name, "description": role.description})
+    form = RoleForm(request.POST if request.method == "POST" else None, initial={"name": role.name, "description": role.description})
     if request.method == "POST" and form.is_valid():
         role.name, role.description = form.cleaned_data["name"], form.cleaned_data["description"]
         role.save()
@@ -194,7 +194,7 @@ def role_edit(request: HttpRequest, company_id: str, role_id: int) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def users(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    form = UserForm(request.POST or None)
+    form = UserForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         if company.users.filter(login_id__iexact=data["login_id"]).exists():
@@ -223,7 +223,7 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
         messages.success(request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox).")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     fields = ["user_type", "admin_privileges", "status", "is_web_services_user"]
-    form = UserEditForm(request.POST or None, initial={f: getattr(user, f) for f in fields})
+    form = UserEditForm(request.POST if request.method == "POST" else None, initial={f: getattr(user, f) for f in fields})
     if request.method == "POST" and form.is_valid():
         for f in fields:
             setattr(user, f, form.cleaned_data[f])
