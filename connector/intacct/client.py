@@ -25,6 +25,7 @@ from .errors import (
     GatewayUnavailable,
     IntacctError,
     InvalidResponse,
+    LoginFailed,
     RateLimited,
     RequestTimeout,
     ResponseTooLarge,
@@ -402,21 +403,31 @@ class IntacctClient:
         """Stream the body into the parser, enforcing the size cap; map HTTP statuses."""
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
-        looks_xml = "xml" in content_type or not content_type
         if status >= 500:
             snippet = self._read_limited(response)
             raise GatewayUnavailable(f"HTTP {status} from the Intacct gateway: {snippet[:200]}".strip(),
                                      http_status=status, function=call.name)
         if status == 429:
-            errors = self._errors_from_small_body(response) if looks_xml else []
+            errors = self._errors_from_small_body(response)
             raise RateLimited(
                 "; ".join(e.text() for e in errors if e.text()) or "HTTP 429 Too Many Requests",
                 errors=errors, http_status=429, function=call.name, level="http",
                 retry_after=_retry_after(response.headers.get("retry-after")),
             )
-        if status >= 300 and not (status >= 400 and looks_xml):
-            snippet = self._read_limited(response)
-            raise InvalidResponse(f"unexpected HTTP {status}: {snippet[:200]}".strip(),
+        if status >= 400:
+            # 4xx answers are small; their XML (whatever the content type says) names the cause,
+            # e.g. 401 XMLGW_JPP0002 or 400 GW-0011.
+            errors = self._errors_from_small_body(response)
+            if errors:
+                raise classify("control", errors, http_status=status, function=call.name)
+            if status == 401:
+                raise LoginFailed("HTTP 401 Unauthorized", http_status=401, function=call.name, level="http")
+            raise InvalidResponse(f"unexpected HTTP {status}", http_status=status, function=call.name,
+                                  level="http")
+        if status >= 300:
+            # Redirects are not followed: they could carry credentials to another host.
+            location = response.headers.get("location")
+            raise InvalidResponse(f"unexpected HTTP {status} (redirect to {location!r})",
                                   http_status=status, function=call.name, level="http")
         if "html" in content_type:
             # CDN error pages come as HTML with 200; they are outages, not answers.
@@ -458,6 +469,7 @@ class IntacctClient:
         return redact(data[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")).strip()
 
     def _errors_from_small_body(self, response: httpx.Response) -> list[ErrorDetail]:
+        """Control-level errors of a small XML error body, or [] when it is not one."""
         parser = ResponseParser()
         received = 0
         try:

@@ -173,8 +173,12 @@ class ResponseParser:
             self._collect()
 
     def _collect(self) -> None:
+        # The hot loop: locals only, one dict per record, the element dropped at once.
         pages = self._pages
-        current_data, current_records = pages[-1] if pages else (None, None)
+        current_data, current_records = pages[-1] if pages else (None, [])
+        append = current_records.append
+        to_record = record_from_element
+        count = 0
         for _event, el in self._parser.read_events():
             parent = el.getparent()
             if parent is not current_data:
@@ -188,11 +192,14 @@ class ResponseParser:
                 else:
                     current_data, current_records = parent, []
                     pages.append((parent, current_records))
-            current_records.append(record_from_element(el))  # type: ignore[union-attr]
+                append = current_records.append
+            append(to_record(el))
             parent.remove(el)
-            self._count += 1
-            if self._max_records is not None and self._count > self._max_records:
-                raise ResponseTooLarge(f"page holds more than the {self._max_records} records asked for")
+            count += 1
+        self._count += count
+        # Checked per fed chunk: memory stays bounded by one chunk's records beyond the cap.
+        if self._max_records is not None and self._count > self._max_records:
+            raise ResponseTooLarge(f"page holds more than the {self._max_records} records asked for")
 
     def close(self) -> ParsedResponse:
         """Finish parsing and return statuses, errors and records of the whole response."""

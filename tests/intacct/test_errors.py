@@ -209,3 +209,22 @@ def test_every_error_class_declares_permanence() -> None:
     for cls in classes:
         assert cls().permanent is (cls not in transient), cls
         assert cls().level in errors.LEVELS
+
+
+def test_http_400_gw_0011_is_recognised_whatever_the_content_type() -> None:
+    body = control_failure(
+        "<error><errorno>GW-0011</errorno><description>Invalid Request</description></error>")
+    exc = _login_fails_with(httpx.Response(400, content=body, headers={"content-type": "text/plain"}))
+    assert type(exc) is errors.CompanyNotFound and exc.http_status == 400
+
+
+def test_bare_http_401_is_a_login_failure_and_other_4xx_are_invalid_responses() -> None:
+    exc = _login_fails_with(httpx.Response(401, text="Unauthorized"))
+    assert type(exc) is errors.LoginFailed and exc.http_status == 401 and exc.level == "http"
+    exc = _login_fails_with(httpx.Response(403, text="Forbidden"))
+    assert type(exc) is errors.InvalidResponse and exc.http_status == 403 and exc.permanent
+
+
+def test_redirects_are_not_followed() -> None:
+    exc = _login_fails_with(httpx.Response(302, headers={"location": "https://evil.example/steal"}))
+    assert type(exc) is errors.InvalidResponse and exc.http_status == 302

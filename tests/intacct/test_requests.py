@@ -1,6 +1,8 @@
 """What the gateway receives: envelope order, escaping, headers, auth mode, function XML."""
 from __future__ import annotations
 
+import pytest
+
 from connector.intacct import Credentials
 from connector.intacct import filters as F
 
@@ -190,3 +192,18 @@ def test_filter_single_condition_is_not_wrapped() -> None:
     assert el.tag == "isnull"
     between = F.Between("A", 1, 2).to_element()
     assert [c.text for c in between] == ["A", "1", "2"]
+
+
+def test_filter_and_argument_validation() -> None:
+    with pytest.raises(ValueError):
+        F.In("RECORDNO", range(1001))
+    with pytest.raises(ValueError):
+        F.In("RECORDNO", [])
+    with pytest.raises(ValueError):
+        F.And()
+    assert F.In("A", [1]) == F.In("A", (1,))
+    with make_client(Gateway()) as client:
+        with pytest.raises(ValueError):
+            client.update("USERINFO", {"LOGINID": "x"}, control_id="x" * 257)
+        with pytest.raises(ValueError):
+            client.update("USERINFO", {"LOGINID": "x"}, control_id="")
