@@ -357,7 +357,7 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
         new_status = None
     else:
         run.status = ValidationRun.Status.PASSED
-        run.summary = "Connected: every check passed."
+        run.summary = "Every check passed."
         new_status = Connection.Status.CONNECTED
     run.finished_at = timezone.now()
     with transaction.atomic():
