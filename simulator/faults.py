@@ -2,6 +2,7 @@
 
 Probabilities come from an RNG seeded by the fault's seed and its draw count, so a run is repeatable.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,9 +25,17 @@ TERMINAL_KINDS = ("http429", "http524", "http5xx")
 _lock = threading.Lock()
 
 
-def set_fault(company: SimCompany, kind: str, *, count: int | None = None, rate: float | None = None,
-              delay_ms: int = 2000, status: int = 503, seed: int = 0) -> dict[str, Any]:
-    """Arm a fault for the next ``count`` requests or with probability ``rate`` (replaces one of that kind)."""
+def set_fault(
+    company: SimCompany,
+    kind: str,
+    *,
+    count: int | None = None,
+    rate: float | None = None,
+    delay_ms: int = 2000,
+    status: int = 503,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Arm a fault for the next ``count`` requests or with probability ``rate`` (replaces that kind)."""
     if kind not in FAULT_KINDS:
         raise ValueError(f"Unknown fault kind {kind!r}")
     if (count is None) == (rate is None):
@@ -37,8 +46,16 @@ def set_fault(company: SimCompany, kind: str, *, count: int | None = None, rate:
         raise ValueError("rate must be in (0, 1]")
     if kind == "http5xx" and status not in (500, 502, 503, 504):
         raise ValueError("status must be 500, 502, 503 or 504")
-    fault = {"kind": kind, "count": count, "rate": rate, "delay_ms": int(delay_ms), "status": int(status),
-             "seed": int(seed), "draws": 0, "hits": 0}
+    fault = {
+        "kind": kind,
+        "count": count,
+        "rate": rate,
+        "delay_ms": int(delay_ms),
+        "status": int(status),
+        "seed": int(seed),
+        "draws": 0,
+        "hits": 0,
+    }
     with _lock:
         company.refresh_from_db(fields=["faults"])
         company.faults = [f for f in company.faults if f.get("kind") != kind] + [fault]

@@ -4,6 +4,7 @@ AST nodes are JSON-friendly lists so a readByQuery cursor can store them:
 ``["and", [n, ...]]``, ``["or", [n, ...]]``, ``["not", n]``, ``["cmp", FIELD, op, [values]]`` with op one of
 eq ne lt le gt ge like notlike in notin isnull isnotnull between.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,14 +23,17 @@ class FilterError(ValueError):
 
 
 # --- readByQuery text ------------------------------------------------------------------------
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     \s*(?:
       (?P<str>'(?:\\.|''|[^'\\])*')
      |(?P<op><>|!=|<=|>=|=|<|>)
      |(?P<paren>[(),])
      |(?P<num>-?\d+(?:\.\d+)?)
      |(?P<word>[A-Za-z_][A-Za-z0-9_.]*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 _OPS = {"=": "eq", "!=": "ne", "<>": "ne", "<": "lt", ">": "gt", "<=": "le", ">=": "ge"}
 
 
@@ -40,7 +44,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN_RE.match(text, pos)
         if not match or match.end() == pos:
-            raise FilterError(f"Unexpected text at position {pos}: {text[pos:pos + 20]!r}")
+            raise FilterError(f"Unexpected text at position {pos}: {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         value = match.group(kind)
         if kind == "str":
@@ -146,9 +150,21 @@ def parse_readbyquery(text: str) -> Node | None:
 
 
 # --- query (new) XML filter ------------------------------------------------------------------
-_XML_OPS = {"equalto": "eq", "notequalto": "ne", "lessthan": "lt", "lessthanorequalto": "le",
-            "greaterthan": "gt", "greaterthanorequalto": "ge", "like": "like", "notlike": "notlike",
-            "in": "in", "notin": "notin", "isnull": "isnull", "isnotnull": "isnotnull", "between": "between"}
+_XML_OPS = {
+    "equalto": "eq",
+    "notequalto": "ne",
+    "lessthan": "lt",
+    "lessthanorequalto": "le",
+    "greaterthan": "gt",
+    "greaterthanorequalto": "ge",
+    "like": "like",
+    "notlike": "notlike",
+    "in": "in",
+    "notin": "notin",
+    "isnull": "isnull",
+    "isnotnull": "isnotnull",
+    "between": "between",
+}
 
 
 def parse_query_filter(element: Any) -> Node:
@@ -176,8 +192,19 @@ def parse_query_filter(element: Any) -> Node:
 
 
 # --- get_list legacy filter ------------------------------------------------------------------
-_LEGACY_OPS = {"=": "eq", "!=": "ne", "<>": "ne", "<": "lt", ">": "gt", "<=": "le", ">=": "ge",
-               "like": "like", "not like": "notlike", "is null": "isnull", "is not null": "isnotnull"}
+_LEGACY_OPS = {
+    "=": "eq",
+    "!=": "ne",
+    "<>": "ne",
+    "<": "lt",
+    ">": "gt",
+    "<=": "le",
+    ">=": "ge",
+    "like": "like",
+    "not like": "notlike",
+    "is null": "isnull",
+    "is not null": "isnotnull",
+}
 
 
 def parse_get_list_filter(element: Any) -> Node:
@@ -229,8 +256,14 @@ def _typed(kind: str) -> Callable[[str], Any]:
     if kind in ("date", "ts"):
         return parse_ts
     if kind == "bool":
-        return lambda v: {"t": "true", "true": "true", "1": "true", "f": "false", "false": "false",
-                          "0": "false"}.get(v.strip().lower(), v)
+        return lambda v: {
+            "t": "true",
+            "true": "true",
+            "1": "true",
+            "f": "false",
+            "false": "false",
+            "0": "false",
+        }.get(v.strip().lower(), v)
     return lambda v: v
 
 
@@ -239,8 +272,9 @@ def like_regex(pattern: str, caseinsensitive: bool) -> re.Pattern[str]:
     return re.compile(f"^{out}$", re.DOTALL | (re.IGNORECASE if caseinsensitive else 0))
 
 
-def compile_predicate(node: Node | None, obj: ObjectDef, caseinsensitive: bool = False
-                      ) -> Callable[[Record], bool]:
+def compile_predicate(
+    node: Node | None, obj: ObjectDef, caseinsensitive: bool = False
+) -> Callable[[Record], bool]:
     """A fast callable deciding whether a record matches. Null (empty) values match no comparison."""
     if node is None:
         return lambda record: True
@@ -270,6 +304,7 @@ def compile_predicate(node: Node | None, obj: ObjectDef, caseinsensitive: bool =
         # A value that is not of the field's type compares as text.
         def convert(v: str) -> Any:
             return v
+
         typed_values = list(values)
     if fold:
         typed_values = [v.casefold() for v in typed_values]
@@ -283,9 +318,14 @@ def compile_predicate(node: Node | None, obj: ObjectDef, caseinsensitive: bool =
 
     first = typed_values[0] if typed_values else None
     compare: dict[str, Callable[[Any], bool]] = {
-        "eq": lambda v: v == first, "ne": lambda v: v != first, "lt": lambda v: v < first,
-        "le": lambda v: v <= first, "gt": lambda v: v > first, "ge": lambda v: v >= first,
-        "in": lambda v: v in typed_values, "notin": lambda v: v not in typed_values,
+        "eq": lambda v: v == first,
+        "ne": lambda v: v != first,
+        "lt": lambda v: v < first,
+        "le": lambda v: v <= first,
+        "gt": lambda v: v > first,
+        "ge": lambda v: v >= first,
+        "in": lambda v: v in typed_values,
+        "notin": lambda v: v not in typed_values,
         "between": lambda v: typed_values[0] <= v <= typed_values[1],
     }
     test = compare[op]
@@ -298,6 +338,7 @@ def compile_predicate(node: Node | None, obj: ObjectDef, caseinsensitive: bool =
             return test(value)
         except TypeError:
             return False
+
     return predicate
 
 
@@ -372,9 +413,16 @@ def _atom_intervals(node: Node, gen: Gen) -> Intervals | None:
         return None
     if op == "between":
         return _norm([(first_ge, floor[1])], size)
-    table = {"eq": lambda: points[:1], "in": lambda: points, "lt": lambda: [(1, last_lt)],
-             "le": lambda: [(1, last_le)], "gt": lambda: [(first_gt, size)], "ge": lambda: [(first_ge, size)],
-             "isnull": lambda: [], "isnotnull": lambda: [(1, size)]}
+    table = {
+        "eq": lambda: points[:1],
+        "in": lambda: points,
+        "lt": lambda: [(1, last_lt)],
+        "le": lambda: [(1, last_le)],
+        "gt": lambda: [(first_gt, size)],
+        "ge": lambda: [(first_ge, size)],
+        "isnull": lambda: [],
+        "isnotnull": lambda: [(1, size)],
+    }
     if op in table:
         return _norm(table[op](), size)
     if op in ("ne", "notin"):

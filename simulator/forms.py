@@ -1,4 +1,5 @@
 """Plain forms of the simulator's admin screens (validation only; views do the saving)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -7,7 +8,13 @@ from zoneinfo import available_timezones
 from django import forms
 
 from simulator.faults import FAULT_KINDS
-from simulator.models import ADMIN_PRIVILEGES, LOGIN_FAILURE_STYLES, PERMISSION_MODELS, USER_STATUSES, USER_TYPES
+from simulator.models import (
+    ADMIN_PRIVILEGES,
+    LOGIN_FAILURE_STYLES,
+    PERMISSION_MODELS,
+    USER_STATUSES,
+    USER_TYPES,
+)
 
 
 class CompanyCreateForm(forms.Form):
@@ -29,8 +36,11 @@ class SubscriptionForm(forms.Form):
 
 class IPFilterForm(forms.Form):
     ip_filter_enabled = forms.BooleanField(label="Enforce IP address filters", required=False)
-    allowed_ips = forms.CharField(label="Allowed IP addresses (one per line; CIDR ranges allowed)",
-                                  widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    allowed_ips = forms.CharField(
+        label="Allowed IP addresses (one per line; CIDR ranges allowed)",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+    )
 
     def clean_allowed_ips(self) -> list[str]:
         values = [line.strip() for line in self.cleaned_data["allowed_ips"].splitlines() if line.strip()]
@@ -56,7 +66,9 @@ class SenderAuthorizationForm(forms.Form):
 class CompanyInfoForm(forms.Form):
     permission_model = forms.ChoiceField(label="Permission type", choices=PERMISSION_MODELS)
     session_lifetime_seconds = forms.IntegerField(label="Session duration (seconds)", min_value=60)
-    concurrency_limit = forms.IntegerField(label="Concurrent API requests allowed", min_value=1, max_value=100)
+    concurrency_limit = forms.IntegerField(
+        label="Concurrent API requests allowed", min_value=1, max_value=100
+    )
     login_failure_style = forms.ChoiceField(label="Wrong login answered as", choices=LOGIN_FAILURE_STYLES)
     timezone_name = forms.CharField(label="Time zone", max_length=64)
 
@@ -92,13 +104,19 @@ class UserEditForm(forms.Form):
 
 class FaultForm(forms.Form):
     kind = forms.ChoiceField(label="Fault", choices=list(FAULT_KINDS.items()))
-    mode = forms.ChoiceField(label="Applies to", choices=[("count", "The next N requests"),
-                                                          ("rate", "Each request with probability")])
+    mode = forms.ChoiceField(
+        label="Applies to",
+        choices=[("count", "The next N requests"), ("rate", "Each request with probability")],
+    )
     count = forms.IntegerField(label="N (requests)", min_value=1, required=False, initial=1)
     rate = forms.FloatField(label="Probability (0-1)", min_value=0.0001, max_value=1, required=False)
     delay_ms = forms.IntegerField(label="Delay (ms, slow responses)", min_value=0, initial=2000)
-    status = forms.TypedChoiceField(label="HTTP status (5xx)", coerce=int, initial=503,
-                                    choices=[(500, "500"), (502, "502"), (503, "503"), (504, "504")])
+    status = forms.TypedChoiceField(
+        label="HTTP status (5xx)",
+        coerce=int,
+        initial=503,
+        choices=[(500, "500"), (502, "502"), (503, "503"), (504, "504")],
+    )
     seed = forms.IntegerField(label="Random seed", initial=0)
 
     def clean(self) -> dict:

@@ -4,6 +4,7 @@ Check order: well-formed 3.0 request -> sender credentials -> company exists (40
 concurrency (429 GW-0010) -> [injected faults] -> per operation: subscription -> IP filter ->
 sender authorisation -> user login or session -> per function: uniqueid, permission, execution.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -21,8 +22,14 @@ from django.utils import timezone
 
 from simulator import inflight
 from simulator.faults import TERMINAL_KINDS, draw_faults
-from simulator.filters import FilterError, Node, check_fields, parse_get_list_filter, parse_query_filter, \
-    parse_readbyquery
+from simulator.filters import (
+    FilterError,
+    Node,
+    check_fields,
+    parse_get_list_filter,
+    parse_query_filter,
+    parse_readbyquery,
+)
 from simulator.models import (
     Entity,
     ExecutedControlId,
@@ -33,23 +40,66 @@ from simulator.models import (
     SimSession,
     SimUser,
 )
-from simulator.records import OBJECTS, ObjectDef, company_tz, modify_record, object_def, parse_ts, \
-    stored_records
+from simulator.records import (
+    OBJECTS,
+    ObjectDef,
+    company_tz,
+    modify_record,
+    object_def,
+    parse_ts,
+    stored_records,
+)
 from simulator.selection import Selection
 from simulator.services import effective_permissions, password_matches, settings_sender
-from simulator.xmlio import ErrorTuple, XMLParseError, compile_layout, el, errormessage, esc, parse_xml, \
-    render_records
+from simulator.xmlio import (
+    ErrorTuple,
+    XMLParseError,
+    compile_layout,
+    el,
+    errormessage,
+    esc,
+    parse_xml,
+    render_records,
+)
 
 XML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 CURSOR_LIFETIME = timedelta(minutes=30)
-GENERIC_FUNCTIONS = {"create", "update", "delete", "read", "readByName", "readByQuery", "readMore", "query",
-                     "lookup", "inspect", "getAPISession", "getUserPermissions", "getDimensions",
-                     "getDimensionRestrictedData", "getDimensionRelationships", "getFinancialSetup",
-                     "installApp", "readReport", "readView", "readRelated", "readEntityDetails",
-                     "getDimensionAutofillDetails", "consolidate", "getUserPermissionsForObject", "get_list"}
-LEGACY_FUNCTION = re.compile(r"^(get|create|update|delete|record|reverse|approve|reclass|void|get_list)_?\w*$")
-ROLLED_BACK = ("XL03000009", "The entire transaction in this operation has been rolled back due to an error.", "",
-               "")
+GENERIC_FUNCTIONS = {
+    "create",
+    "update",
+    "delete",
+    "read",
+    "readByName",
+    "readByQuery",
+    "readMore",
+    "query",
+    "lookup",
+    "inspect",
+    "getAPISession",
+    "getUserPermissions",
+    "getDimensions",
+    "getDimensionRestrictedData",
+    "getDimensionRelationships",
+    "getFinancialSetup",
+    "installApp",
+    "readReport",
+    "readView",
+    "readRelated",
+    "readEntityDetails",
+    "getDimensionAutofillDetails",
+    "consolidate",
+    "getUserPermissionsForObject",
+    "get_list",
+}
+LEGACY_FUNCTION = re.compile(
+    r"^(get|create|update|delete|record|reverse|approve|reclass|void|get_list)_?\w*$"
+)
+ROLLED_BACK = (
+    "XL03000009",
+    "The entire transaction in this operation has been rolled back due to an error.",
+    "",
+    "",
+)
 
 
 class SchemaError(ValueError):
@@ -147,9 +197,14 @@ def read_request(root: Any, control: Control) -> list[Operation]:
             for required in ("userid", "companyid", "password"):
                 if login.find(required) is None:
                     raise SchemaError(f"Element <{required}> is missing in <login>")
-            op = Operation(transactional, "login", userid=_text(login, "userid") or "",
-                           companyid=_text(login, "companyid") or "", password=_text(login, "password") or "",
-                           locationid=_text(login, "locationid"))
+            op = Operation(
+                transactional,
+                "login",
+                userid=_text(login, "userid") or "",
+                companyid=_text(login, "companyid") or "",
+                password=_text(login, "password") or "",
+                locationid=_text(login, "locationid"),
+            )
         elif session is not None:
             op = Operation(transactional, "session", sessionid=(session.text or "").strip())
         else:
@@ -178,19 +233,23 @@ def read_request(root: Any, control: Control) -> list[Operation]:
 
 # --- Envelopes -------------------------------------------------------------------------------
 def control_xml(control: Control, status: str) -> str:
-    return (f"<control>{el('status', status)}{el('senderid', control.senderid)}"
-            f"{el('controlid', control.controlid)}{el('uniqueid', control.uniqueid)}"
-            f"{el('dtdversion', control.dtdversion)}</control>")
+    return (
+        f"<control>{el('status', status)}{el('senderid', control.senderid)}"
+        f"{el('controlid', control.controlid)}{el('uniqueid', control.uniqueid)}"
+        f"{el('dtdversion', control.dtdversion)}</control>"
+    )
 
 
 def xml_response(body: str, status: int = 200) -> HttpResponse:
     return HttpResponse(XML_HEADER + body, status=status, content_type="text/xml; charset=UTF-8")
 
 
-def control_failure(control: Control, errors: list[ErrorTuple], *, status: int = 200,
-                    gateway: bool = False) -> HttpResponse:
-    return xml_response(f"<response>{control_xml(control, 'failure')}{errormessage(errors, gateway)}</response>",
-                        status)
+def control_failure(
+    control: Control, errors: list[ErrorTuple], *, status: int = 200, gateway: bool = False
+) -> HttpResponse:
+    return xml_response(
+        f"<response>{control_xml(control, 'failure')}{errormessage(errors, gateway)}</response>", status
+    )
 
 
 def gateway_failure(control: Control, errorno: str, description: str, status: int) -> HttpResponse:
@@ -198,8 +257,9 @@ def gateway_failure(control: Control, errorno: str, description: str, status: in
 
 
 def rate_limited(control: Control) -> HttpResponse:
-    return gateway_failure(control, "GW-0010",
-                           "Rate limit exceeded: too many concurrent requests for this company.", 429)
+    return gateway_failure(
+        control, "GW-0010", "Rate limit exceeded: too many concurrent requests for this company.", 429
+    )
 
 
 def _stamp(moment: datetime, tz: ZoneInfo) -> str:
@@ -221,21 +281,28 @@ def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
     try:
         operations = read_request(parse_xml(request.body), control)
     except (XMLParseError, SchemaError) as exc:
-        return control_failure(control, [("XL03000003", "XML Parse schema error",
-                                          f"XML Parse schema error: {exc}", "")]), 0.0
+        return control_failure(
+            control, [("XL03000003", "XML Parse schema error", f"XML Parse schema error: {exc}", "")]
+        ), 0.0
     if not _sender_valid(control):
-        return control_failure(control, [("XL03000006", "", "Incorrect Intacct XML Partner ID or password.",
-                                          "")]), 0.0
+        return control_failure(
+            control, [("XL03000006", "", "Incorrect Intacct XML Partner ID or password.", "")]
+        ), 0.0
     first = operations[0]
     session = None
     if first.auth_kind == "login":
         company = SimCompany.objects.filter(company_id__iexact=first.companyid).first()
         if company is None:
             request_id = secrets.token_hex(8)
-            return gateway_failure(control, "GW-0011", f"Invalid Request [Request ID: {request_id}]", 400), 0.0
+            return gateway_failure(
+                control, "GW-0011", f"Invalid Request [Request ID: {request_id}]", 400
+            ), 0.0
     else:
-        session = (SimSession.objects.select_related("company", "user", "entity")
-                   .filter(session_id=first.sessionid).first())
+        session = (
+            SimSession.objects.select_related("company", "user", "entity")
+            .filter(session_id=first.sessionid)
+            .first()
+        )
         company = session.company if session else None
     if company is None:
         # An unknown session names no company: nothing to count or fault, every operation fails.
@@ -249,8 +316,13 @@ def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
         inflight.leave(company.company_id)
 
 
-def _with_company(request: HttpRequest, control: Control, operations: list[Operation], company: SimCompany,
-                  session: SimSession | None) -> tuple[HttpResponse, float]:
+def _with_company(
+    request: HttpRequest,
+    control: Control,
+    operations: list[Operation],
+    company: SimCompany,
+    session: SimSession | None,
+) -> tuple[HttpResponse, float]:
     uses_session = any(op.auth_kind == "session" for op in operations)
     hits = {f["kind"]: f for f in draw_faults(company, uses_session=uses_session)}
     slept = 0.0
@@ -268,9 +340,11 @@ def _with_company(request: HttpRequest, control: Control, operations: list[Opera
     try:
         body = "".join(_run_operation(request, control, op, company, session) for op in operations)
     except Http401:
-        return control_failure(control, [("XMLGW_JPP0002",
-                                          "Sign-in information is incorrect. Please check your request.", "",
-                                          "")], status=401), slept
+        return control_failure(
+            control,
+            [("XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.", "", "")],
+            status=401,
+        ), slept
     text = XML_HEADER + f"<response>{control_xml(control, 'success')}{body}</response>"
     if "malformed" in hits:
         return HttpResponse(text[: max(40, len(text) // 2)], content_type="text/xml; charset=UTF-8"), slept
@@ -284,13 +358,20 @@ def _fault_response(control: Control, fault: dict[str, Any]) -> HttpResponse:
     if kind == "http429":
         return rate_limited(control)
     if kind == "http524":
-        return HttpResponse("<!DOCTYPE html><html><head><title>524: A timeout occurred</title></head><body>"
-                            "<h1>Error 524</h1><p>A timeout occurred. The origin web server timed out "
-                            "responding to this request.</p></body></html>", status=524,
-                            content_type="text/html; charset=UTF-8")
+        return HttpResponse(
+            "<!DOCTYPE html><html><head><title>524: A timeout occurred</title></head><body>"
+            "<h1>Error 524</h1><p>A timeout occurred. The origin web server timed out "
+            "responding to this request.</p></body></html>",
+            status=524,
+            content_type="text/html; charset=UTF-8",
+        )
     status = fault.get("status", 503)
-    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-              504: "Gateway Timeout"}.get(status, "Server Error")
+    reason = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }.get(status, "Server Error")
     return HttpResponse(f"{status} {reason}\n", status=status, content_type="text/plain; charset=UTF-8")
 
 
@@ -309,7 +390,9 @@ def _socket_of(request: HttpRequest) -> Any:
             return None
         if hasattr(stream, "shutdown"):
             return stream
-        stream = getattr(stream, "stream", None) or getattr(stream, "raw", None) or getattr(stream, "_sock", None)
+        stream = (
+            getattr(stream, "stream", None) or getattr(stream, "raw", None) or getattr(stream, "_sock", None)
+        )
     return None
 
 
@@ -342,8 +425,11 @@ def _sender_valid(control: Control) -> bool:
     if sender is None and control.senderid and control.senderid == settings.INTACCT_SENDER_ID:
         sender = settings_sender()
     # Exact comparison because some databases compare text case-insensitively.
-    return sender is not None and sender.sender_id == control.senderid and password_matches(
-        control.password, sender.password_hash)
+    return (
+        sender is not None
+        and sender.sender_id == control.senderid
+        and password_matches(control.password, sender.password_hash)
+    )
 
 
 _INVALID_SESSION: ErrorTuple = ("XL03000006", "", "Invalid session", "")
@@ -353,9 +439,11 @@ _WRONG_LOGIN: ErrorTuple = ("XL03000006", "", "Sign-in information is incorrect"
 def _auth_failure_xml(op: Operation, company: SimCompany | None, error: ErrorTuple) -> str:
     userid = op.userid if op.auth_kind == "login" else ""
     companyid = op.companyid if op.auth_kind == "login" else (company.company_id if company else "")
-    return (f"<operation><authentication>{el('status', 'failure')}{el('userid', userid)}"
-            f"{el('companyid', companyid)}{el('locationid', op.locationid or '')}</authentication>"
-            f"{errormessage([error])}</operation>")
+    return (
+        f"<operation><authentication>{el('status', 'failure')}{el('userid', userid)}"
+        f"{el('companyid', companyid)}{el('locationid', op.locationid or '')}</authentication>"
+        f"{errormessage([error])}</operation>"
+    )
 
 
 def _ip_allowed(company: SimCompany, address: str) -> bool:
@@ -375,26 +463,40 @@ def _ip_allowed(company: SimCompany, address: str) -> bool:
 def _company_checks(request: HttpRequest, control: Control, company: SimCompany) -> ErrorTuple | None:
     cid = company.company_id
     if not company.web_services_subscribed:
-        return ("XL03000006", "Web Services not subscribed",
-                "This company is not authorized for XML transactions. Please subscribe to the XML Gateway.",
-                "Subscribe to Web Services in Company > Admin > Subscriptions.")
+        return (
+            "XL03000006",
+            "Web Services not subscribed",
+            "This company is not authorized for XML transactions. Please subscribe to the XML Gateway.",
+            "Subscribe to Web Services in Company > Admin > Subscriptions.",
+        )
     address = request.META.get("REMOTE_ADDR", "")
     if company.ip_filter_enabled and not _ip_allowed(company, address):
-        return ("XL03000006", "IP address not allowed",
-                f"The IP address {address} is not allowed to access company ID '{cid}'.",
-                "Add the address in Company > Setup > Company > Security > IP address filters.")
-    auth = SenderAuthorization.objects.filter(company=company, sender_id=control.senderid, active=True).first()
+        return (
+            "XL03000006",
+            "IP address not allowed",
+            f"The IP address {address} is not allowed to access company ID '{cid}'.",
+            "Add the address in Company > Setup > Company > Security > IP address filters.",
+        )
+    auth = SenderAuthorization.objects.filter(
+        company=company, sender_id=control.senderid, active=True
+    ).first()
     if auth is None or auth.sender_id != control.senderid:
-        return ("XL03000006", "Invalid Web Services Authorization",
-                f"The sender ID '{control.senderid}' is not authorized to make Web Services requests to "
-                f"company ID '{cid}'.",
-                "Contact the company administrator to grant Web Services authorization to this sender ID.")
+        return (
+            "XL03000006",
+            "Invalid Web Services Authorization",
+            f"The sender ID '{control.senderid}' is not authorized to make Web Services requests to "
+            f"company ID '{cid}'.",
+            "Contact the company administrator to grant Web Services authorization to this sender ID.",
+        )
     if auth.needs_login_for_api:
-        return ("XL03000006", "Invalid Web Services Authorization",
-                f"The sender ID '{control.senderid}' requires a user login for API requests to company ID "
-                f"'{cid}'.",
-                'Turn off "Needs login for API" for the sender ID in Company > Setup > Company > Security > '
-                "Web Services authorizations.")
+        return (
+            "XL03000006",
+            "Invalid Web Services Authorization",
+            f"The sender ID '{control.senderid}' requires a user login for API requests to company ID "
+            f"'{cid}'.",
+            'Turn off "Needs login for API" for the sender ID in Company > Setup > Company > Security > '
+            "Web Services authorizations.",
+        )
     return None
 
 
@@ -409,8 +511,9 @@ def _entity_for(company: SimCompany, user: SimUser, locationid: str | None) -> t
     return (not allowed or entity in allowed), entity
 
 
-def _run_operation(request: HttpRequest, control: Control, op: Operation, company: SimCompany,
-                   session: SimSession | None) -> str:
+def _run_operation(
+    request: HttpRequest, control: Control, op: Operation, company: SimCompany, session: SimSession | None
+) -> str:
     now = timezone.now()
     if op.auth_kind == "login" and op.companyid.lower() != company.company_id.lower():
         other = SimCompany.objects.filter(company_id__iexact=op.companyid).first()
@@ -418,8 +521,11 @@ def _run_operation(request: HttpRequest, control: Control, op: Operation, compan
             return _auth_failure_xml(op, None, _WRONG_LOGIN)
         company = other
     elif op.auth_kind == "session" and (session is None or session.session_id != op.sessionid):
-        session = (SimSession.objects.select_related("company", "user", "entity")
-                   .filter(session_id=op.sessionid, company=company).first())
+        session = (
+            SimSession.objects.select_related("company", "user", "entity")
+            .filter(session_id=op.sessionid, company=company)
+            .first()
+        )
         if session is None:
             return _auth_failure_xml(op, company, _INVALID_SESSION)
     problem = _company_checks(request, control, company)
@@ -433,17 +539,39 @@ def _run_operation(request: HttpRequest, control: Control, op: Operation, compan
                 raise Http401()
             return _auth_failure_xml(op, company, _WRONG_LOGIN)
         if user.status == "inactive":
-            return _auth_failure_xml(op, company, (
-                "XL03000006", "", f"Sign-in information is incorrect. The user '{user.login_id}' is inactive.",
-                "Ask an administrator to set the user's status to Active."))
+            return _auth_failure_xml(
+                op,
+                company,
+                (
+                    "XL03000006",
+                    "",
+                    f"Sign-in information is incorrect. The user '{user.login_id}' is inactive.",
+                    "Ask an administrator to set the user's status to Active.",
+                ),
+            )
         if user.status == "locked out":
-            return _auth_failure_xml(op, company, (
-                "XL03000006", "", f"Sign-in information is incorrect. The user '{user.login_id}' is locked out.",
-                "Ask an administrator to unlock the user."))
+            return _auth_failure_xml(
+                op,
+                company,
+                (
+                    "XL03000006",
+                    "",
+                    f"Sign-in information is incorrect. The user '{user.login_id}' is locked out.",
+                    "Ask an administrator to unlock the user.",
+                ),
+            )
         valid, entity = _entity_for(company, user, op.locationid)
         if not valid:
-            return _auth_failure_xml(op, company, ("XL03000006", "", f"Invalid location ID '{op.locationid}' "
-                                                   "for this company or user.", "Check the entity ID."))
+            return _auth_failure_xml(
+                op,
+                company,
+                (
+                    "XL03000006",
+                    "",
+                    f"Invalid location ID '{op.locationid}' for this company or user.",
+                    "Check the entity ID.",
+                ),
+            )
         timeout = now + timedelta(seconds=company.session_lifetime_seconds)
         user.company = company
     else:
@@ -457,30 +585,43 @@ def _run_operation(request: HttpRequest, control: Control, op: Operation, compan
         session.expires_at = timeout
         user.company = company
     tz = company_tz(company)
-    auth = (f"<authentication>{el('status', 'success')}{el('userid', user.login_id)}"
-            f"{el('companyid', company.company_id)}{el('locationid', entity.entity_id if entity else '')}"
-            f"{el('sessiontimestamp', _stamp(now, tz))}{el('sessiontimeout', _stamp(timeout, tz))}"
-            "</authentication>")
+    auth = (
+        f"<authentication>{el('status', 'success')}{el('userid', user.login_id)}"
+        f"{el('companyid', company.company_id)}{el('locationid', entity.entity_id if entity else '')}"
+        f"{el('sessiontimestamp', _stamp(now, tz))}{el('sessiontimeout', _stamp(timeout, tz))}"
+        "</authentication>"
+    )
     ctx = Context(request, control, company, user, entity, session)
     return f"<operation>{auth}{_run_functions(ctx, op)}</operation>"
 
 
 # --- Functions -------------------------------------------------------------------------------
-def _result_xml(status: str, name: str, controlid: str, body: str = "", errors: list[ErrorTuple] | None = None
-                ) -> str:
-    return (f"<result>{el('status', status)}{el('function', name)}{el('controlid', controlid)}{body}"
-            f"{errormessage(errors) if errors else ''}</result>")
+def _result_xml(
+    status: str, name: str, controlid: str, body: str = "", errors: list[ErrorTuple] | None = None
+) -> str:
+    return (
+        f"<result>{el('status', status)}{el('function', name)}{el('controlid', controlid)}{body}"
+        f"{errormessage(errors) if errors else ''}</result>"
+    )
 
 
 def _run_one(ctx: Context, controlid: str, element: Any) -> tuple[bool, str, list[ErrorTuple]]:
     """(ok, body, errors) of one function; its database changes are undone when it fails."""
     try:
         with transaction.atomic():
-            if ctx.control.unique and ExecutedControlId.objects.filter(
-                    company=ctx.company, controlid=controlid).exists():
-                raise FunctionError(("XL03000011", "Duplicate request",
-                                     f"A function with control ID '{controlid}' has already been executed for "
-                                     "this company.", ""))
+            if (
+                ctx.control.unique
+                and ExecutedControlId.objects.filter(company=ctx.company, controlid=controlid).exists()
+            ):
+                raise FunctionError(
+                    (
+                        "XL03000011",
+                        "Duplicate request",
+                        f"A function with control ID '{controlid}' has already been executed for "
+                        "this company.",
+                        "",
+                    )
+                )
             handler = HANDLERS.get(element.tag, _unsupported)
             body = handler(ctx, element)
             if ctx.control.unique:
@@ -506,20 +647,30 @@ def _run_functions(ctx: Context, op: Operation) -> str:
                 break
     failed = len(outcomes) - 1 if outcomes and not outcomes[-1][0] else None
     if failed is None:
-        return "".join(_result_xml("success", e.tag, cid, body)
-                       for (cid, e), (_, body, _) in zip(op.functions, outcomes, strict=True))
+        return "".join(
+            _result_xml("success", e.tag, cid, body)
+            for (cid, e), (_, body, _) in zip(op.functions, outcomes, strict=True)
+        )
     parts = []
     for index, (controlid, element) in enumerate(op.functions):
         if index == failed:
-            parts.append(_result_xml("failure", element.tag, controlid, "", outcomes[index][2] + [ROLLED_BACK]))
+            parts.append(
+                _result_xml("failure", element.tag, controlid, "", outcomes[index][2] + [ROLLED_BACK])
+            )
         else:
             parts.append(_result_xml("aborted", element.tag, controlid, "", [ROLLED_BACK]))
     return "".join(parts)
 
 
 def _unsupported(ctx: Context, element: Any) -> str:
-    raise FunctionError(("DL02000001", "There was an error processing the request.",
-                         f"The function {element.tag} is not available in the simulator.", ""))
+    raise FunctionError(
+        (
+            "DL02000001",
+            "There was an error processing the request.",
+            f"The function {element.tag} is not available in the simulator.",
+            "",
+        )
+    )
 
 
 def _object(name: str | None, *, generic_only: bool = True) -> ObjectDef:
@@ -530,8 +681,15 @@ def _object(name: str | None, *, generic_only: bool = True) -> ObjectDef:
 
 
 def _permission_denied(operation: str, object_name: str) -> FunctionError:
-    return FunctionError(("PL04000005", "", f"You do not have permission for API operation {operation} on "
-                          f"objects of type {object_name.lower()}", ""))
+    return FunctionError(
+        (
+            "PL04000005",
+            "",
+            f"You do not have permission for API operation {operation} on "
+            f"objects of type {object_name.lower()}",
+            "",
+        )
+    )
 
 
 def _require_read(ctx: Context, obj: ObjectDef, operation: str, object_name: str | None = None) -> None:
@@ -567,8 +725,14 @@ def _pagesize(text: str | None, default: int, maximum: int) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= maximum:
-        raise FunctionError(("DL02000001", "There was an error processing the request.",
-                             f"pagesize must be between 1 and {maximum}", ""))
+        raise FunctionError(
+            (
+                "DL02000001",
+                "There was an error processing the request.",
+                f"pagesize must be between 1 and {maximum}",
+                "",
+            )
+        )
     return value
 
 
@@ -582,18 +746,30 @@ def fn_get_api_session(ctx: Context, element: Any) -> str:
     if location is not None:
         valid, entity = _entity_for(ctx.company, ctx.user, location.text)
         if not valid:
-            raise FunctionError(("XL03000006", "", f"Invalid location ID '{location.text}' for this company or "
-                                 "user.", "Check the entity ID."))
+            raise FunctionError(
+                (
+                    "XL03000006",
+                    "",
+                    f"Invalid location ID '{location.text}' for this company or user.",
+                    "Check the entity ID.",
+                )
+            )
     now = timezone.now()
     if ctx.session is not None and entity == ctx.entity:
         session = ctx.session
     else:
         session = SimSession.objects.create(
-            session_id=secrets.token_urlsafe(24) + "..", company=ctx.company, user=ctx.user, entity=entity,
-            expires_at=now + timedelta(seconds=ctx.company.session_lifetime_seconds))
+            session_id=secrets.token_urlsafe(24) + "..",
+            company=ctx.company,
+            user=ctx.user,
+            entity=entity,
+            expires_at=now + timedelta(seconds=ctx.company.session_lifetime_seconds),
+        )
     endpoint = ctx.request.build_absolute_uri()
-    return (f"<data><api>{el('sessionid', session.session_id)}{el('endpoint', endpoint)}"
-            f"{el('locationid', entity.entity_id if entity else '')}</api></data>")
+    return (
+        f"<data><api>{el('sessionid', session.session_id)}{el('endpoint', endpoint)}"
+        f"{el('locationid', entity.entity_id if entity else '')}</api></data>"
+    )
 
 
 def fn_read_by_query(ctx: Context, element: Any) -> str:
@@ -614,17 +790,34 @@ def fn_read_by_query(ctx: Context, element: Any) -> str:
     if remaining:
         result_id = _new_result_id()
         ResultCursor.objects.create(
-            result_id=result_id, company=ctx.company, object=obj.name, fields=fields, filter=node,
-            pagesize=pagesize, last_recordno=int(records[-1]["RECORDNO"]), max_recordno=selection.max_recordno,
-            total=total, delivered=len(records), expires_at=timezone.now() + CURSOR_LIFETIME)
+            result_id=result_id,
+            company=ctx.company,
+            object=obj.name,
+            fields=fields,
+            filter=node,
+            pagesize=pagesize,
+            last_recordno=int(records[-1]["RECORDNO"]),
+            max_recordno=selection.max_recordno,
+            total=total,
+            delivered=len(records),
+            expires_at=timezone.now() + CURSOR_LIFETIME,
+        )
     return _read_by_query_data(obj, fields, records, total, remaining, result_id)
 
 
-def _read_by_query_data(obj: ObjectDef, fields: list[str], records: list[dict[str, str]], total: int,
-                        remaining: int, result_id: str) -> str:
+def _read_by_query_data(
+    obj: ObjectDef,
+    fields: list[str],
+    records: list[dict[str, str]],
+    total: int,
+    remaining: int,
+    result_id: str,
+) -> str:
     tag = obj.name.lower()
-    head = (f'<data listtype="{tag}" count="{len(records)}" totalcount="{total}" numremaining="{remaining}" '
-            f'resultId="{esc(result_id)}"')
+    head = (
+        f'<data listtype="{tag}" count="{len(records)}" totalcount="{total}" numremaining="{remaining}" '
+        f'resultId="{esc(result_id)}"'
+    )
     if not records:
         return head + "/>"
     return f"{head}>{render_records(records, compile_layout(fields), tag)}</data>"
@@ -636,12 +829,15 @@ def fn_read_more(ctx: Context, element: Any) -> str:
     if result_id:
         cursor = cursors.filter(result_id=result_id).first()
     elif _text(element, "object"):
-        cursor = cursors.filter(object=(_text(element, "object") or "").strip().upper()).order_by("-id").first()
+        cursor = (
+            cursors.filter(object=(_text(element, "object") or "").strip().upper()).order_by("-id").first()
+        )
     else:
         cursor = None
     if cursor is None:
-        raise FunctionError(("DL02000001", "There was an error processing the request.",
-                             "Invalid or expired resultId", ""))
+        raise FunctionError(
+            ("DL02000001", "There was an error processing the request.", "Invalid or expired resultId", "")
+        )
     obj = OBJECTS[cursor.object]
     _require_read(ctx, obj, "READ_MORE")
     selection = Selection(ctx.company, obj, cursor.filter, max_recordno=cursor.max_recordno)
@@ -682,7 +878,9 @@ def fn_query(ctx: Context, element: Any) -> str:
         else:
             raise _query_failed(f"Unknown select element <{child.tag}>")
     options = element.find("options")
-    caseinsensitive = options is not None and (_text(options, "caseinsensitive") or "").strip().lower() == "true"
+    caseinsensitive = (
+        options is not None and (_text(options, "caseinsensitive") or "").strip().lower() == "true"
+    )
     node: Node | None = None
     filter_el = element.find("filter")
     try:
@@ -706,19 +904,24 @@ def fn_query(ctx: Context, element: Any) -> str:
     except ValueError:
         offset = -1
     if offset < 0:
-        raise FunctionError(("DL02000001", "There was an error processing the request.",
-                             "offset must be 0 or more", ""))
+        raise FunctionError(
+            ("DL02000001", "There was an error processing the request.", "offset must be 0 or more", "")
+        )
     selection = Selection(ctx.company, obj, node, caseinsensitive=caseinsensitive)
     total = selection.total()
     if aggregates:
         row = _aggregate(selection, aggregates, total)
         body = "<" + obj.name + ">" + "".join(el(f"{fn}.{f}", row[f"{fn}.{f}"]) for fn, f in aggregates)
-        return (f'<data listtype="{obj.name}" totalcount="1" offset="0" count="1" numremaining="0">'
-                f"{body}</{obj.name}></data>")
+        return (
+            f'<data listtype="{obj.name}" totalcount="1" offset="0" count="1" numremaining="0">'
+            f"{body}</{obj.name}></data>"
+        )
     records = selection.page_by_offset(order, offset, pagesize)
     remaining = max(0, total - offset - len(records))
-    head = (f'<data listtype="{obj.name}" totalcount="{total}" offset="{offset}" count="{len(records)}" '
-            f'numremaining="{remaining}"')
+    head = (
+        f'<data listtype="{obj.name}" totalcount="{total}" offset="{offset}" count="{len(records)}" '
+        f'numremaining="{remaining}"'
+    )
     if not records:
         return head + "/>"
     return f"{head}>{render_records(records, compile_layout(fields), obj.name)}</data>"
@@ -733,8 +936,11 @@ def _aggregate(selection: Selection, aggregates: list[tuple[str, str]], total: i
         if fn == "COUNT":
             row[key] = str(total)
             continue
-        values = [parse_ts(r[field_name]) if selection.obj.type_of(field_name) in ("date", "ts") else r[field_name]
-                  for r in records if r.get(field_name)]
+        values = [
+            parse_ts(r[field_name]) if selection.obj.type_of(field_name) in ("date", "ts") else r[field_name]
+            for r in records
+            if r.get(field_name)
+        ]
         numbers = []
         for value in values:
             try:
@@ -774,11 +980,17 @@ class _Lookup:
 
         def same(value: str) -> bool:
             return value.lower() == key.lower() if fold else value == key
+
         for record in self.stored.values():
             if same(record.get(id_field, "")):
                 return record
         candidate = self.obj.candidate_recordno(key)
-        if candidate is None or candidate in self.stored or candidate in self.deleted or candidate > self.gen.size:
+        if (
+            candidate is None
+            or candidate in self.stored
+            or candidate in self.deleted
+            or candidate > self.gen.size
+        ):
             return None
         record = self.obj.generate(self.gen, candidate)
         return record if same(record.get(id_field, "")) else None
@@ -803,8 +1015,10 @@ def _read_common(ctx: Context, element: Any, by_name: bool) -> str:
             records.append(record)
     if not records:
         return f'<data listtype="{obj.name}" count="0"/>'
-    return (f'<data listtype="{obj.name}" count="{len(records)}">'
-            f"{render_records(records, compile_layout(fields), obj.name)}</data>")
+    return (
+        f'<data listtype="{obj.name}" count="{len(records)}">'
+        f"{render_records(records, compile_layout(fields), obj.name)}</data>"
+    )
 
 
 def fn_read(ctx: Context, element: Any) -> str:
@@ -821,8 +1035,14 @@ def fn_get_user_permissions(ctx: Context, element: Any) -> str:
         raise _permission_denied("GET_USER_PERMISSIONS", "userinfo")
     user = SimUser.objects.filter(company=ctx.company, login_id__iexact=login).first()
     if user is None:
-        raise FunctionError(("BL01001973", "Could not get user permissions.",
-                             f"No USERINFO record with LOGINID '{login}' was found.", ""))
+        raise FunctionError(
+            (
+                "BL01001973",
+                "Could not get user permissions.",
+                f"No USERINFO record with LOGINID '{login}' was found.",
+                "",
+            )
+        )
     user.company = ctx.company
     by_app: dict[str, list[tuple[str, set[str]]]] = {}
     for (app, policy), rights in sorted(effective_permissions(user).items()):
@@ -865,19 +1085,46 @@ def _bool(value: str) -> str | None:
 
 
 def _admin(value: str) -> str | None:
-    return {"off": "Off", "limited": "Limited", "full": "Full", "false": "Off", "true": "Full"}.get(value.lower())
+    return {"off": "Off", "limited": "Limited", "full": "Full", "false": "Off", "true": "Full"}.get(
+        value.lower()
+    )
 
 
 UPDATABLE: dict[str, dict[str, Any]] = {
-    "USERINFO": {"STATUS": _enum("active", "inactive", "locked out"), "ADMIN": _admin,
-                 "USERTYPE": _enum("business user", "employee user", "view only user", "project manager user",
-                                   "payment approver", "dashboard user", "platform user", "CRM user",
-                                   "warehouse user", "construction manager user"),
-                 "LOGINDISABLED": _bool, "SSO_ENABLED": _bool, "SSO_FEDERATED_ID": str, "DESCRIPTION": str},
-    "EMPLOYEE": {"STATUS": _enum("active", "inactive"), "ENDDATE": _date, "STARTDATE": _date,
-                 "TERMINATIONTYPE": _enum("", "voluntary", "involuntary", "deceased", "disability", "retired"),
-                 "TITLE": str, "DEPARTMENTID": str, "LOCATIONID": str, "SUPERVISORID": str, "EMPLOYEETYPE": str,
-                 "PERSONALINFO.FIRSTNAME": str, "PERSONALINFO.LASTNAME": str, "PERSONALINFO.EMAIL1": str},
+    "USERINFO": {
+        "STATUS": _enum("active", "inactive", "locked out"),
+        "ADMIN": _admin,
+        "USERTYPE": _enum(
+            "business user",
+            "employee user",
+            "view only user",
+            "project manager user",
+            "payment approver",
+            "dashboard user",
+            "platform user",
+            "CRM user",
+            "warehouse user",
+            "construction manager user",
+        ),
+        "LOGINDISABLED": _bool,
+        "SSO_ENABLED": _bool,
+        "SSO_FEDERATED_ID": str,
+        "DESCRIPTION": str,
+    },
+    "EMPLOYEE": {
+        "STATUS": _enum("active", "inactive"),
+        "ENDDATE": _date,
+        "STARTDATE": _date,
+        "TERMINATIONTYPE": _enum("", "voluntary", "involuntary", "deceased", "disability", "retired"),
+        "TITLE": str,
+        "DEPARTMENTID": str,
+        "LOCATIONID": str,
+        "SUPERVISORID": str,
+        "EMPLOYEETYPE": str,
+        "PERSONALINFO.FIRSTNAME": str,
+        "PERSONALINFO.LASTNAME": str,
+        "PERSONALINFO.EMAIL1": str,
+    },
 }
 # Replaced wholesale by Intacct; accepted and not modelled by the simulator.
 IGNORED_LISTS = ("USERLOCATIONS", "USERDEPARTMENTS", "USERTERRITORIES")
@@ -926,24 +1173,38 @@ def fn_update(ctx: Context, element: Any) -> str:
             changes[name] = clean
         recordno_int = int(record["RECORDNO"])
         updated = modify_record(ctx.company, obj.name, recordno_int, changes) if changes else record
-        parts.append(f"<{obj.name.lower()}>{el('RECORDNO', updated['RECORDNO'])}"
-                     f"{el(obj.id_field, updated.get(obj.id_field, ''))}</{obj.name.lower()}>")
+        parts.append(
+            f"<{obj.name.lower()}>{el('RECORDNO', updated['RECORDNO'])}"
+            f"{el(obj.id_field, updated.get(obj.id_field, ''))}</{obj.name.lower()}>"
+        )
     return f'<data listtype="objects" count="{len(parts)}">{"".join(parts)}</data>'
 
 
 def fn_get_list(ctx: Context, element: Any) -> str:
     name = (element.get("object") or "").strip()
     if name.lower() != "expensereportbatch":
-        raise FunctionError(("DL02000001", "There was an error processing the request.",
-                             f"get_list of object '{name}' is not available in the simulator.", ""))
+        raise FunctionError(
+            (
+                "DL02000001",
+                "There was an error processing the request.",
+                f"get_list of object '{name}' is not available in the simulator.",
+                "",
+            )
+        )
     obj = OBJECTS["EXPENSEREPORTBATCH"]
     _require_read(ctx, obj, "GET_LIST", "expensereportbatch")
     try:
         start = max(0, int(element.get("start") or 0))
         maxitems = max(1, min(1000, int(element.get("maxitems") or 100)))
     except ValueError as exc:
-        raise FunctionError(("DL02000001", "There was an error processing the request.",
-                             "start and maxitems must be numbers", "")) from exc
+        raise FunctionError(
+            (
+                "DL02000001",
+                "There was an error processing the request.",
+                "start and maxitems must be numbers",
+                "",
+            )
+        ) from exc
     node: Node | None = None
     filter_el = element.find("filter")
     try:
@@ -954,21 +1215,31 @@ def fn_get_list(ctx: Context, element: Any) -> str:
                 check_fields(node, obj)
     except FilterError as exc:
         raise _query_failed(f"Invalid filter: {exc}") from exc
-    order = [((s.text or "").strip().upper(), (s.get("order") or "asc").lower() != "desc")
-             for s in element.findall("sorts/sortfield")]
+    order = [
+        ((s.text or "").strip().upper(), (s.get("order") or "asc").lower() != "desc")
+        for s in element.findall("sorts/sortfield")
+    ]
     if any(f not in obj.field_set for f, _ in order):
         raise _query_failed("Invalid sort field")
-    fields = [(f.text or "").strip().upper() for f in element.findall("fields/field") if (f.text or "").strip()]
+    fields = [
+        (f.text or "").strip().upper() for f in element.findall("fields/field") if (f.text or "").strip()
+    ]
     fields = _resolve_fields(obj, fields)
     selection = Selection(ctx.company, obj, node)
     total = selection.total()
     records = selection.page_by_offset(order, start, maxitems)
     lower = [(f.lower(), f) for f in fields]
-    rows = "".join("<expensereportbatch>" + "".join(el(tag, r.get(key, "")) for tag, key in lower)
-                   + "</expensereportbatch>" for r in records)
+    rows = "".join(
+        "<expensereportbatch>"
+        + "".join(el(tag, r.get(key, "")) for tag, key in lower)
+        + "</expensereportbatch>"
+        for r in records
+    )
     end = start + len(records) - 1
-    return (f'<listtype start="{start}" end="{end}" total="{total}">expensereportbatch</listtype>'
-            f"<data>{rows}</data>")
+    return (
+        f'<listtype start="{start}" end="{end}" total="{total}">expensereportbatch</listtype>'
+        f"<data>{rows}</data>"
+    )
 
 
 HANDLERS = {

@@ -1,4 +1,5 @@
 """In-memory count of requests in flight per company (per process), with the highest count seen."""
+
 from __future__ import annotations
 
 import threading

@@ -3,18 +3,26 @@
 Generated records are not stored: they are computed on demand (see ``records.py``). Only changes to
 them, records created through the simulator, and the bookkeeping a gateway needs live in tables.
 """
+
 from __future__ import annotations
 
 from django.db import models
 
 PERMISSION_MODELS = [("role", "Role-based"), ("user", "User-based")]
-LOGIN_FAILURE_STYLES = [("xml", "Authentication failure in XML (HTTP 200)"),
-                        ("http401", "HTTP 401 XMLGW_JPP0002")]
+LOGIN_FAILURE_STYLES = [
+    ("xml", "Authentication failure in XML (HTTP 200)"),
+    ("http401", "HTTP 401 XMLGW_JPP0002"),
+]
 ADMIN_PRIVILEGES = [("Off", "Off"), ("Limited", "Limited"), ("Full", "Full")]
 USER_STATUSES = [("active", "Active"), ("inactive", "Inactive"), ("locked out", "Locked out")]
-USER_TYPES = [("business user", "Business user"), ("employee user", "Employee user"),
-              ("view only user", "View only user"), ("project manager user", "Project manager user"),
-              ("payment approver", "Payment approver"), ("dashboard user", "Dashboard user")]
+USER_TYPES = [
+    ("business user", "Business user"),
+    ("employee user", "Employee user"),
+    ("view only user", "View only user"),
+    ("project manager user", "Project manager user"),
+    ("payment approver", "Payment approver"),
+    ("dashboard user", "Dashboard user"),
+]
 
 
 class SimCompany(models.Model):
@@ -110,8 +118,9 @@ class SimUser(models.Model):
     status = models.CharField(max_length=12, choices=USER_STATUSES, default="active")
     password_hash = models.CharField(max_length=256)
     roles = models.ManyToManyField(Role, blank=True, related_name="users")
-    entities = models.ManyToManyField(Entity, blank=True, related_name="users",
-                                      help_text="Entities the user may log in to; none = all.")
+    entities = models.ManyToManyField(
+        Entity, blank=True, related_name="users", help_text="Entities the user may log in to; none = all."
+    )
     recordno = models.PositiveIntegerField()
     created = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -127,9 +136,12 @@ class SimUser(models.Model):
 class Permission(models.Model):
     """One policy's rights, held by a role (role-based companies) or a user (user-based companies)."""
 
-    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions")
-    user = models.ForeignKey(SimUser, null=True, blank=True, on_delete=models.CASCADE,
-                             related_name="permissions")
+    role = models.ForeignKey(
+        Role, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions"
+    )
+    user = models.ForeignKey(
+        SimUser, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions"
+    )
     application = models.CharField(max_length=100)
     policy = models.CharField(max_length=100)
     rights = models.CharField(max_length=200, help_text="Pipe-delimited, e.g. List|View")
@@ -187,7 +199,9 @@ class ResultCursor(models.Model):
 class Mail(models.Model):
     """The simulator's mailbox: what Intacct would have e-mailed (e.g. a new user's password)."""
 
-    company = models.ForeignKey(SimCompany, null=True, blank=True, on_delete=models.CASCADE, related_name="mails")
+    company = models.ForeignKey(
+        SimCompany, null=True, blank=True, on_delete=models.CASCADE, related_name="mails"
+    )
     to = models.CharField(max_length=200)
     subject = models.CharField(max_length=200)
     body = models.TextField()

@@ -5,6 +5,7 @@ records never decreases with RECORDNO and several records share each second, so 
 (WHENMODIFIED, RECORDNO) can be exercised. Changes live in ``RecordOverride`` rows and move
 WHENMODIFIED to the moment of the change.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -91,56 +92,217 @@ def local_secs(moment: dt.datetime, tz: ZoneInfo) -> int:
 
 
 # --- Name pools ------------------------------------------------------------------------------
-FIRST_NAMES = ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-               "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-               "Carlos", "Karen", "Wei", "Lisa", "Daniel", "Nancy", "Aisha", "Betty", "Mark", "Sandra",
-               "Ravi", "Ashley", "Paul", "Kimberly", "Kenji", "Emily", "Andrew", "Donna", "Zoë", "Michelle",
-               "Joshua", "Chloé")
-LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-              "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
-              "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Nguyen",
-              "O'Brien", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Patel",
-              "Müller", "Kowalski")
-DEPARTMENT_NAMES = ("Finance", "Engineering", "Sales", "Marketing", "Operations", "Human Resources",
-                    "Legal", "Customer Success", "Research & Development", "Procurement", "IT",
-                    "Facilities", "Product", "Support", "Quality Assurance")
-CITIES = (("San Jose", "CA", "United States"), ("Austin", "TX", "United States"),
-          ("New York", "NY", "United States"), ("Chicago", "IL", "United States"),
-          ("Toronto", "ON", "Canada"), ("London", "", "United Kingdom"), ("Dublin", "", "Ireland"),
-          ("Denver", "CO", "United States"), ("Seattle", "WA", "United States"),
-          ("Atlanta", "GA", "United States"), ("Boston", "MA", "United States"), ("Sydney", "NSW", "Australia"))
-VENDOR_NAMES = ("Acme Supplies", "Globex Corporation", "Initech", "Umbrella Logistics", "Stark Industries",
-                "Wayne Enterprises", "Smith & Sons Hardware", "Blue Sky Travel", "Northwind Traders",
-                "Contoso Ltd", "Fabrikam Inc", "Tailspin Toys", "Wide World Importers", "Litware Inc",
-                "Proseware", "Adventure Works", "Alpine Ski House", "Coho Winery", "Fourth Coffee",
-                "Graphic Design Institute", "Humongous Insurance", "Lucerne Publishing", "Margie's Travel",
-                "Consolidated Messenger", "Trey Research", "Wingtip Toys", "Woodgrove Bank",
-                "City Power & Light", "Bellows College", "Datum Corporation")
-GL_ACCOUNTS = (("Cash", "balancesheet", "debit", "Cash and Cash Equivalents"),
-               ("Accounts Receivable", "balancesheet", "debit", "Accounts Receivable"),
-               ("Prepaid Expenses", "balancesheet", "debit", "Other Current Assets"),
-               ("Fixed Assets", "balancesheet", "debit", "Fixed Assets"),
-               ("Accounts Payable", "balancesheet", "credit", "Accounts Payable"),
-               ("Accrued Liabilities", "balancesheet", "credit", "Other Current Liabilities"),
-               ("Credit Card Payable", "balancesheet", "credit", "Other Current Liabilities"),
-               ("Retained Earnings", "balancesheet", "credit", "Retained Earnings"),
-               ("Revenue", "incomestatement", "credit", "Revenue"),
-               ("Cost of Goods Sold", "incomestatement", "debit", "Cost of Sales"),
-               ("Salaries & Wages", "incomestatement", "debit", "Payroll Expense"),
-               ("Rent", "incomestatement", "debit", "Occupancy Expense"),
-               ("Travel", "incomestatement", "debit", "Travel Expense"),
-               ("Meals & Entertainment", "incomestatement", "debit", "Travel Expense"),
-               ("Software Subscriptions", "incomestatement", "debit", "Other Operating Expense"),
-               ("Office Supplies", "incomestatement", "debit", "Other Operating Expense"))
-JOB_TITLES = ("Accountant", "Engineer", "Sales Representative", "Analyst", "Manager", "Director",
-              "Controller", "Designer", "Support Specialist", "Recruiter", "Buyer", "Administrator")
-BILL_DESCRIPTIONS = ("Monthly services", "Office supplies", "Consulting fees", "Software licence renewal",
-                     "Hardware purchase", "Travel booking", "Freight <express>", "Maintenance contract",
-                     "Marketing campaign", "Utilities")
-BILL_STATES = (("Posted", "A"), ("Posted", "A"), ("Paid", "A"), ("Paid", "A"), ("Partially Paid", "A"),
-               ("Draft", "D"), ("Submitted", "S"), ("Reversed", "R"))
-EXPENSE_STATES = ("Draft", "Submitted", "Approved", "Approved", "Paid", "Paid", "Partially Approved",
-                  "Declined")
+FIRST_NAMES = (
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Wei",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Aisha",
+    "Betty",
+    "Mark",
+    "Sandra",
+    "Ravi",
+    "Ashley",
+    "Paul",
+    "Kimberly",
+    "Kenji",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Zoë",
+    "Michelle",
+    "Joshua",
+    "Chloé",
+)
+LAST_NAMES = (
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Nguyen",
+    "O'Brien",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Patel",
+    "Müller",
+    "Kowalski",
+)
+DEPARTMENT_NAMES = (
+    "Finance",
+    "Engineering",
+    "Sales",
+    "Marketing",
+    "Operations",
+    "Human Resources",
+    "Legal",
+    "Customer Success",
+    "Research & Development",
+    "Procurement",
+    "IT",
+    "Facilities",
+    "Product",
+    "Support",
+    "Quality Assurance",
+)
+CITIES = (
+    ("San Jose", "CA", "United States"),
+    ("Austin", "TX", "United States"),
+    ("New York", "NY", "United States"),
+    ("Chicago", "IL", "United States"),
+    ("Toronto", "ON", "Canada"),
+    ("London", "", "United Kingdom"),
+    ("Dublin", "", "Ireland"),
+    ("Denver", "CO", "United States"),
+    ("Seattle", "WA", "United States"),
+    ("Atlanta", "GA", "United States"),
+    ("Boston", "MA", "United States"),
+    ("Sydney", "NSW", "Australia"),
+)
+VENDOR_NAMES = (
+    "Acme Supplies",
+    "Globex Corporation",
+    "Initech",
+    "Umbrella Logistics",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Smith & Sons Hardware",
+    "Blue Sky Travel",
+    "Northwind Traders",
+    "Contoso Ltd",
+    "Fabrikam Inc",
+    "Tailspin Toys",
+    "Wide World Importers",
+    "Litware Inc",
+    "Proseware",
+    "Adventure Works",
+    "Alpine Ski House",
+    "Coho Winery",
+    "Fourth Coffee",
+    "Graphic Design Institute",
+    "Humongous Insurance",
+    "Lucerne Publishing",
+    "Margie's Travel",
+    "Consolidated Messenger",
+    "Trey Research",
+    "Wingtip Toys",
+    "Woodgrove Bank",
+    "City Power & Light",
+    "Bellows College",
+    "Datum Corporation",
+)
+GL_ACCOUNTS = (
+    ("Cash", "balancesheet", "debit", "Cash and Cash Equivalents"),
+    ("Accounts Receivable", "balancesheet", "debit", "Accounts Receivable"),
+    ("Prepaid Expenses", "balancesheet", "debit", "Other Current Assets"),
+    ("Fixed Assets", "balancesheet", "debit", "Fixed Assets"),
+    ("Accounts Payable", "balancesheet", "credit", "Accounts Payable"),
+    ("Accrued Liabilities", "balancesheet", "credit", "Other Current Liabilities"),
+    ("Credit Card Payable", "balancesheet", "credit", "Other Current Liabilities"),
+    ("Retained Earnings", "balancesheet", "credit", "Retained Earnings"),
+    ("Revenue", "incomestatement", "credit", "Revenue"),
+    ("Cost of Goods Sold", "incomestatement", "debit", "Cost of Sales"),
+    ("Salaries & Wages", "incomestatement", "debit", "Payroll Expense"),
+    ("Rent", "incomestatement", "debit", "Occupancy Expense"),
+    ("Travel", "incomestatement", "debit", "Travel Expense"),
+    ("Meals & Entertainment", "incomestatement", "debit", "Travel Expense"),
+    ("Software Subscriptions", "incomestatement", "debit", "Other Operating Expense"),
+    ("Office Supplies", "incomestatement", "debit", "Other Operating Expense"),
+)
+JOB_TITLES = (
+    "Accountant",
+    "Engineer",
+    "Sales Representative",
+    "Analyst",
+    "Manager",
+    "Director",
+    "Controller",
+    "Designer",
+    "Support Specialist",
+    "Recruiter",
+    "Buyer",
+    "Administrator",
+)
+BILL_DESCRIPTIONS = (
+    "Monthly services",
+    "Office supplies",
+    "Consulting fees",
+    "Software licence renewal",
+    "Hardware purchase",
+    "Travel booking",
+    "Freight <express>",
+    "Maintenance contract",
+    "Marketing campaign",
+    "Utilities",
+)
+BILL_STATES = (
+    ("Posted", "A"),
+    ("Posted", "A"),
+    ("Paid", "A"),
+    ("Paid", "A"),
+    ("Partially Paid", "A"),
+    ("Draft", "D"),
+    ("Submitted", "S"),
+    ("Reversed", "R"),
+)
+EXPENSE_STATES = (
+    "Draft",
+    "Submitted",
+    "Approved",
+    "Approved",
+    "Paid",
+    "Paid",
+    "Partially Approved",
+    "Declined",
+)
 TERMS = ("Net 30", "Net 15", "Net 45", "Due on Receipt", "Net 60")
 
 
@@ -242,12 +404,21 @@ def gen_department(g: Gen, i: int) -> dict[str, str]:
     parent = (r % min(5, i - 1)) + 1 if i > 5 else 0
     sup_id, sup_name = _employee_ref(g, r >> 8)
     wm = g.t(i)
-    return {"RECORDNO": str(i), "DEPARTMENTID": f"D{i:03d}", "TITLE": title,
-            "PARENTKEY": str(parent) if parent else "", "PARENTID": f"D{parent:03d}" if parent else "",
-            "SUPERVISORID": sup_id, "SUPERVISORNAME": sup_name,
-            "STATUS": "inactive" if (r >> 20) % 20 == 0 else "active", "CUSTTITLE": title,
-            "WHENCREATED": fmt_ts(wm - (r >> 24) % 864000), "WHENMODIFIED": fmt_ts(wm),
-            "CREATEDBY": "1", "MODIFIEDBY": "1"}
+    return {
+        "RECORDNO": str(i),
+        "DEPARTMENTID": f"D{i:03d}",
+        "TITLE": title,
+        "PARENTKEY": str(parent) if parent else "",
+        "PARENTID": f"D{parent:03d}" if parent else "",
+        "SUPERVISORID": sup_id,
+        "SUPERVISORNAME": sup_name,
+        "STATUS": "inactive" if (r >> 20) % 20 == 0 else "active",
+        "CUSTTITLE": title,
+        "WHENCREATED": fmt_ts(wm - (r >> 24) % 864000),
+        "WHENMODIFIED": fmt_ts(wm),
+        "CREATEDBY": "1",
+        "MODIFIEDBY": "1",
+    }
 
 
 def gen_location(g: Gen, i: int) -> dict[str, str]:
@@ -258,17 +429,37 @@ def gen_location(g: Gen, i: int) -> dict[str, str]:
     sup_id, sup_name = _employee_ref(g, r >> 8)
     wm = g.t(i)
     start = wm - 86400 * (400 + r % 2000)
-    return {"RECORDNO": str(i), "LOCATIONID": f"L{i:03d}", "NAME": name,
-            "PARENTID": "L001" if i > 1 else "", "PARENTKEY": "1" if i > 1 else "",
-            "SUPERVISORID": sup_id, "SUPERVISORNAME": sup_name,
-            "CONTACTINFO.CONTACTNAME": f"{name} Office", "CONTACTINFO.PRINTAS": f"{name} Office",
-            "CONTACTINFO.EMAIL1": f"office{i}@example.com", "CONTACTINFO.PHONE1": f"555-01{i % 100:02d}",
-            "CONTACTINFO.MAILADDRESS.CITY": city, "CONTACTINFO.MAILADDRESS.STATE": state,
-            "CONTACTINFO.MAILADDRESS.COUNTRY": country, "SHIPTO.CONTACTNAME": f"{name} Receiving",
-            "STARTDATE": fmt_date(start), "ENDDATE": "", "STATUS": "active",
-            "CURRENCY": "CAD" if country == "Canada" else "GBP" if country == "United Kingdom" else
-            "EUR" if country == "Ireland" else "AUD" if country == "Australia" else "USD",
-            "WHENCREATED": fmt_ts(start), "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "LOCATIONID": f"L{i:03d}",
+        "NAME": name,
+        "PARENTID": "L001" if i > 1 else "",
+        "PARENTKEY": "1" if i > 1 else "",
+        "SUPERVISORID": sup_id,
+        "SUPERVISORNAME": sup_name,
+        "CONTACTINFO.CONTACTNAME": f"{name} Office",
+        "CONTACTINFO.PRINTAS": f"{name} Office",
+        "CONTACTINFO.EMAIL1": f"office{i}@example.com",
+        "CONTACTINFO.PHONE1": f"555-01{i % 100:02d}",
+        "CONTACTINFO.MAILADDRESS.CITY": city,
+        "CONTACTINFO.MAILADDRESS.STATE": state,
+        "CONTACTINFO.MAILADDRESS.COUNTRY": country,
+        "SHIPTO.CONTACTNAME": f"{name} Receiving",
+        "STARTDATE": fmt_date(start),
+        "ENDDATE": "",
+        "STATUS": "active",
+        "CURRENCY": "CAD"
+        if country == "Canada"
+        else "GBP"
+        if country == "United Kingdom"
+        else "EUR"
+        if country == "Ireland"
+        else "AUD"
+        if country == "Australia"
+        else "USD",
+        "WHENCREATED": fmt_ts(start),
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_employee(g: Gen, i: int) -> dict[str, str]:
@@ -280,19 +471,26 @@ def gen_employee(g: Gen, i: int) -> dict[str, str]:
     dept_count = g.sizes.get("DEPARTMENT", 0)
     loc_count = g.sizes.get("LOCATION", 0)
     sup = (r >> 20) % (i - 1) + 1 if i > 1 else 0
-    return {"RECORDNO": str(i), "EMPLOYEEID": f"E{i:05d}",
-            "PERSONALINFO.CONTACTNAME": f"{last}, {first}", "PERSONALINFO.FIRSTNAME": first,
-            "PERSONALINFO.LASTNAME": last,
-            "PERSONALINFO.EMAIL1": f"{first.lower()}.{last.lower().replace(chr(39), '')}{i}@example.com",
-            "TITLE": JOB_TITLES[(r >> 28) % len(JOB_TITLES)],
-            "DEPARTMENTID": f"D{(r >> 32) % dept_count + 1:03d}" if dept_count else "",
-            "LOCATIONID": f"L{(r >> 40) % loc_count + 1:03d}" if loc_count else "",
-            "SUPERVISORID": f"E{sup:05d}" if sup else "", "STARTDATE": fmt_date(start),
-            "ENDDATE": fmt_date(wm - 86400 * 3) if inactive else "",
-            "STATUS": "inactive" if inactive else "active",
-            "EMPLOYEETYPE": "Contractor" if (r >> 48) % 8 == 0 else "Full Time",
-            "TERMINATIONTYPE": "voluntary" if inactive else "", "CURRENCY": "USD",
-            "WHENCREATED": fmt_ts(start), "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "EMPLOYEEID": f"E{i:05d}",
+        "PERSONALINFO.CONTACTNAME": f"{last}, {first}",
+        "PERSONALINFO.FIRSTNAME": first,
+        "PERSONALINFO.LASTNAME": last,
+        "PERSONALINFO.EMAIL1": f"{first.lower()}.{last.lower().replace(chr(39), '')}{i}@example.com",
+        "TITLE": JOB_TITLES[(r >> 28) % len(JOB_TITLES)],
+        "DEPARTMENTID": f"D{(r >> 32) % dept_count + 1:03d}" if dept_count else "",
+        "LOCATIONID": f"L{(r >> 40) % loc_count + 1:03d}" if loc_count else "",
+        "SUPERVISORID": f"E{sup:05d}" if sup else "",
+        "STARTDATE": fmt_date(start),
+        "ENDDATE": fmt_date(wm - 86400 * 3) if inactive else "",
+        "STATUS": "inactive" if inactive else "active",
+        "EMPLOYEETYPE": "Contractor" if (r >> 48) % 8 == 0 else "Full Time",
+        "TERMINATIONTYPE": "voluntary" if inactive else "",
+        "CURRENCY": "USD",
+        "WHENCREATED": fmt_ts(start),
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_userinfo(g: Gen, i: int) -> dict[str, str]:
@@ -301,13 +499,23 @@ def gen_userinfo(g: Gen, i: int) -> dict[str, str]:
     wm = g.t(i)
     login = f"{first[0].lower()}{last.lower().replace(chr(39), '')}{i}"
     status = "inactive" if r % 10 == 0 else "active"
-    return {"RECORDNO": str(i), "LOGINID": login, "DESCRIPTION": f"{first} {last}",
-            "USERTYPE": "employee user" if (r >> 8) % 4 == 0 else "business user",
-            "ADMIN": "Full" if i == 1 else "Off", "STATUS": status, "LOGINDISABLED": "false",
-            "SSO_ENABLED": "false", "SSO_FEDERATED_ID": "",
-            "CONTACTINFO.CONTACTNAME": f"{last}, {first}", "CONTACTINFO.FIRSTNAME": first,
-            "CONTACTINFO.LASTNAME": last, "CONTACTINFO.EMAIL1": f"{login}@example.com",
-            "WHENCREATED": fmt_ts(wm - (r >> 16) % 8640000), "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "LOGINID": login,
+        "DESCRIPTION": f"{first} {last}",
+        "USERTYPE": "employee user" if (r >> 8) % 4 == 0 else "business user",
+        "ADMIN": "Full" if i == 1 else "Off",
+        "STATUS": status,
+        "LOGINDISABLED": "false",
+        "SSO_ENABLED": "false",
+        "SSO_FEDERATED_ID": "",
+        "CONTACTINFO.CONTACTNAME": f"{last}, {first}",
+        "CONTACTINFO.FIRSTNAME": first,
+        "CONTACTINFO.LASTNAME": last,
+        "CONTACTINFO.EMAIL1": f"{login}@example.com",
+        "WHENCREATED": fmt_ts(wm - (r >> 16) % 8640000),
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_cctransaction(g: Gen, i: int) -> dict[str, str]:
@@ -315,13 +523,21 @@ def gen_cctransaction(g: Gen, i: int) -> dict[str, str]:
     wm = g.t(i)
     cents = 500 + r % 250000
     paid = (r >> 20) % 3 != 0
-    return {"RECORDNO": str(i), "RECORDID": f"CC-{i:07d}", "FINANCIALENTITY": f"CARD-{(r >> 8) % 6 + 1:02d}",
-            "DESCRIPTION": BILL_DESCRIPTIONS[(r >> 12) % len(BILL_DESCRIPTIONS)],
-            "PAYEE": VENDOR_NAMES[(r >> 24) % len(VENDOR_NAMES)], "CURRENCY": "USD",
-            "TOTALENTERED": _money(cents), "TOTALPAID": _money(cents if paid else 0),
-            "TOTALDUE": _money(0 if paid else cents), "STATE": "Paid" if paid else "Posted",
-            "WHENCREATED": fmt_date(wm - 86400 * ((r >> 32) % 10)),
-            "WHENPAID": fmt_date(wm) if paid else "", "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "RECORDID": f"CC-{i:07d}",
+        "FINANCIALENTITY": f"CARD-{(r >> 8) % 6 + 1:02d}",
+        "DESCRIPTION": BILL_DESCRIPTIONS[(r >> 12) % len(BILL_DESCRIPTIONS)],
+        "PAYEE": VENDOR_NAMES[(r >> 24) % len(VENDOR_NAMES)],
+        "CURRENCY": "USD",
+        "TOTALENTERED": _money(cents),
+        "TOTALPAID": _money(cents if paid else 0),
+        "TOTALDUE": _money(0 if paid else cents),
+        "STATE": "Paid" if paid else "Posted",
+        "WHENCREATED": fmt_date(wm - 86400 * ((r >> 32) % 10)),
+        "WHENPAID": fmt_date(wm) if paid else "",
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_glaccount(g: Gen, i: int) -> dict[str, str]:
@@ -329,14 +545,20 @@ def gen_glaccount(g: Gen, i: int) -> dict[str, str]:
     title, acct_type, normal, category = GL_ACCOUNTS[(i - 1) % len(GL_ACCOUNTS)]
     round_ = (i - 1) // len(GL_ACCOUNTS)
     wm = g.t(i)
-    return {"RECORDNO": str(i), "ACCOUNTNO": str(1000 + 10 * i),
-            "TITLE": title if round_ == 0 else f"{title} {round_ + 1}", "ACCOUNTTYPE": acct_type,
-            "NORMALBALANCE": normal,
-            "CLOSINGTYPE": "closed to account" if acct_type == "incomestatement" else "non-closing account",
-            "CATEGORY": category, "STATUS": "inactive" if r % 25 == 0 else "active",
-            "REQUIREDEPT": "true" if acct_type == "incomestatement" else "false",
-            "REQUIRELOC": "true" if (r >> 8) % 3 == 0 else "false",
-            "WHENCREATED": fmt_ts(wm - (r >> 16) % 8640000), "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "ACCOUNTNO": str(1000 + 10 * i),
+        "TITLE": title if round_ == 0 else f"{title} {round_ + 1}",
+        "ACCOUNTTYPE": acct_type,
+        "NORMALBALANCE": normal,
+        "CLOSINGTYPE": "closed to account" if acct_type == "incomestatement" else "non-closing account",
+        "CATEGORY": category,
+        "STATUS": "inactive" if r % 25 == 0 else "active",
+        "REQUIREDEPT": "true" if acct_type == "incomestatement" else "false",
+        "REQUIRELOC": "true" if (r >> 8) % 3 == 0 else "false",
+        "WHENCREATED": fmt_ts(wm - (r >> 16) % 8640000),
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_apbill(g: Gen, i: int) -> dict[str, str]:
@@ -351,18 +573,32 @@ def gen_apbill(g: Gen, i: int) -> dict[str, str]:
     term = TERMS[(r2 >> 24) % len(TERMS)]
     due_days = {"Net 30": 30, "Net 15": 15, "Net 45": 45, "Due on Receipt": 0, "Net 60": 60}[term]
     loc_count = g.sizes.get("LOCATION", 0)
-    return {"RECORDNO": str(i), "RECORDID": f"BILL-{i:07d}", "VENDORID": f"V{vendor:04d}",
-            "VENDORNAME": VENDOR_NAMES[vendor % len(VENDOR_NAMES)], "DOCNUMBER": f"INV-{r2 % 1_000_000:06d}",
-            "DESCRIPTION": BILL_DESCRIPTIONS[(r >> 24) % len(BILL_DESCRIPTIONS)],
-            "STATE": state, "RAWSTATE": raw, "WHENCREATED": fmt_date(created),
-            "WHENPOSTED": fmt_date(created) if raw != "D" else "",
-            "WHENDUE": fmt_date(created + 86400 * due_days),
-            "WHENPAID": fmt_date(wm) if paid else "", "TERMNAME": term,
-            "TOTALENTERED": _money(cents), "TOTALPAID": _money(paid), "TOTALDUE": _money(cents - paid),
-            "CURRENCY": "USD", "BASECURR": "USD", "PRBATCH": f"Bills: {fmt_date(created)} Batch",
-            "AUWHENCREATED": fmt_ts(created + (r2 >> 40) % 86400), "WHENMODIFIED": fmt_ts(wm),
-            "CREATEDBY": str((r >> 32) % 10 + 1), "MODIFIEDBY": str((r >> 36) % 10 + 1),
-            "MEGAENTITYID": f"L{(r >> 44) % loc_count + 1:03d}" if loc_count else ""}
+    return {
+        "RECORDNO": str(i),
+        "RECORDID": f"BILL-{i:07d}",
+        "VENDORID": f"V{vendor:04d}",
+        "VENDORNAME": VENDOR_NAMES[vendor % len(VENDOR_NAMES)],
+        "DOCNUMBER": f"INV-{r2 % 1_000_000:06d}",
+        "DESCRIPTION": BILL_DESCRIPTIONS[(r >> 24) % len(BILL_DESCRIPTIONS)],
+        "STATE": state,
+        "RAWSTATE": raw,
+        "WHENCREATED": fmt_date(created),
+        "WHENPOSTED": fmt_date(created) if raw != "D" else "",
+        "WHENDUE": fmt_date(created + 86400 * due_days),
+        "WHENPAID": fmt_date(wm) if paid else "",
+        "TERMNAME": term,
+        "TOTALENTERED": _money(cents),
+        "TOTALPAID": _money(paid),
+        "TOTALDUE": _money(cents - paid),
+        "CURRENCY": "USD",
+        "BASECURR": "USD",
+        "PRBATCH": f"Bills: {fmt_date(created)} Batch",
+        "AUWHENCREATED": fmt_ts(created + (r2 >> 40) % 86400),
+        "WHENMODIFIED": fmt_ts(wm),
+        "CREATEDBY": str((r >> 32) % 10 + 1),
+        "MODIFIEDBY": str((r >> 36) % 10 + 1),
+        "MEGAENTITYID": f"L{(r >> 44) % loc_count + 1:03d}" if loc_count else "",
+    }
 
 
 def gen_apadjustment(g: Gen, i: int) -> dict[str, str]:
@@ -371,12 +607,21 @@ def gen_apadjustment(g: Gen, i: int) -> dict[str, str]:
     vendor = (r >> 8) % 200 + 1
     cents = 500 + (r >> 16) % 200_000
     state = "Posted" if r % 5 else "Draft"
-    return {"RECORDNO": str(i), "RECORDID": f"ADJ-{i:06d}", "VENDORID": f"V{vendor:04d}",
-            "VENDORNAME": VENDOR_NAMES[vendor % len(VENDOR_NAMES)], "DOCNUMBER": f"CM-{(r >> 30) % 100000:05d}",
-            "DESCRIPTION": "Vendor credit", "STATE": state, "WHENCREATED": fmt_date(wm - 86400 * (r % 7)),
-            "WHENPOSTED": fmt_date(wm) if state == "Posted" else "", "TOTALENTERED": _money(-cents),
-            "TOTALDUE": _money(-cents if state == "Draft" else 0), "CURRENCY": "USD",
-            "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "RECORDID": f"ADJ-{i:06d}",
+        "VENDORID": f"V{vendor:04d}",
+        "VENDORNAME": VENDOR_NAMES[vendor % len(VENDOR_NAMES)],
+        "DOCNUMBER": f"CM-{(r >> 30) % 100000:05d}",
+        "DESCRIPTION": "Vendor credit",
+        "STATE": state,
+        "WHENCREATED": fmt_date(wm - 86400 * (r % 7)),
+        "WHENPOSTED": fmt_date(wm) if state == "Posted" else "",
+        "TOTALENTERED": _money(-cents),
+        "TOTALDUE": _money(-cents if state == "Draft" else 0),
+        "CURRENCY": "USD",
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_eexpenses(g: Gen, i: int) -> dict[str, str]:
@@ -387,61 +632,170 @@ def gen_eexpenses(g: Gen, i: int) -> dict[str, str]:
     emp_id, emp_name = _employee_ref(g, r >> 24)
     batches = max(1, g.sizes.get("EXPENSEREPORTBATCH", 1))
     batch = (i - 1) * batches // max(1, g.size) + 1
-    return {"RECORDNO": str(i), "RECORDID": f"EXP-{i:06d}", "EMPLOYEEID": emp_id, "EMPLOYEENAME": emp_name,
-            "STATE": state, "WHENCREATED": fmt_date(wm - 86400 * ((r >> 40) % 14)),
-            "WHENPOSTED": fmt_date(wm) if state in ("Approved", "Paid") else "",
-            "TOTALENTERED": _money(cents), "TOTALDUE": _money(0 if state == "Paid" else cents),
-            "DESCRIPTION": f"Expenses {fmt_date(wm)}", "CURRENCY": "USD", "BASECURR": "USD",
-            "MEMO": "Client visit" if (r >> 50) % 2 else "Conference", "PRBATCHKEY": str(batch),
-            "PRBATCH": f"Expense summary {batch}", "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "RECORDID": f"EXP-{i:06d}",
+        "EMPLOYEEID": emp_id,
+        "EMPLOYEENAME": emp_name,
+        "STATE": state,
+        "WHENCREATED": fmt_date(wm - 86400 * ((r >> 40) % 14)),
+        "WHENPOSTED": fmt_date(wm) if state in ("Approved", "Paid") else "",
+        "TOTALENTERED": _money(cents),
+        "TOTALDUE": _money(0 if state == "Paid" else cents),
+        "DESCRIPTION": f"Expenses {fmt_date(wm)}",
+        "CURRENCY": "USD",
+        "BASECURR": "USD",
+        "MEMO": "Client visit" if (r >> 50) % 2 else "Conference",
+        "PRBATCHKEY": str(batch),
+        "PRBATCH": f"Expense summary {batch}",
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
 def gen_expensereportbatch(g: Gen, i: int) -> dict[str, str]:
     r = g.r(i)
     wm = g.t(i)
-    return {"RECORDNO": str(i), "TITLE": f"Expense summary {i}", "BATCHDATE": fmt_date(wm),
-            "STATUS": "Closed" if r % 3 else "Open", "TOTAL": _money(10_000 + (r >> 8) % 2_000_000),
-            "WHENMODIFIED": fmt_ts(wm)}
+    return {
+        "RECORDNO": str(i),
+        "TITLE": f"Expense summary {i}",
+        "BATCHDATE": fmt_date(wm),
+        "STATUS": "Closed" if r % 3 else "Open",
+        "TOTAL": _money(10_000 + (r >> 8) % 2_000_000),
+        "WHENMODIFIED": fmt_ts(wm),
+    }
 
 
-def _types(ints: str = "", decs: str = "", dates: str = "", stamps: str = "", bools: str = "") -> dict[str, str]:
+def _types(
+    ints: str = "", decs: str = "", dates: str = "", stamps: str = "", bools: str = ""
+) -> dict[str, str]:
     result = {"RECORDNO": "int", "WHENMODIFIED": "ts", "WHENCREATED": "ts"}
     for kind, names in (("int", ints), ("dec", decs), ("date", dates), ("ts", stamps), ("bool", bools)):
         result.update({name: kind for name in names.split()})
     return result
 
 
-OBJECTS: dict[str, ObjectDef] = {o.name: o for o in [
-    ObjectDef("DEPARTMENT", tuple(gen_department(Gen("X", 1, 1, {}, 1, 1), 1)), _types(ints="PARENTKEY"),
-              "DEPARTMENTID", "Company", "Departments", 10, 1, gen_department),
-    ObjectDef("LOCATION", tuple(gen_location(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(ints="PARENTKEY", dates="STARTDATE ENDDATE"),
-              "LOCATIONID", "Company", "Locations", 5, 1, gen_location),
-    ObjectDef("EMPLOYEE", tuple(gen_employee(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(dates="STARTDATE ENDDATE"), "EMPLOYEEID", "Company", "Employees", 50, 2,
-              gen_employee, write_right="Edit"),
-    ObjectDef("USERINFO", tuple(gen_userinfo(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(bools="LOGINDISABLED SSO_ENABLED"), "LOGINID", "Company", "Users", 10, 2, gen_userinfo),
-    ObjectDef("CCTRANSACTION", tuple(gen_cctransaction(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(decs="TOTALENTERED TOTALPAID TOTALDUE", dates="WHENCREATED WHENPAID"),
-              "RECORDID", "Cash Management", "Credit Card Transactions", 200, 3, gen_cctransaction),
-    ObjectDef("GLACCOUNT", tuple(gen_glaccount(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(bools="REQUIREDEPT REQUIRELOC"), "ACCOUNTNO", "General Ledger", "Accounts", 60, 1,
-              gen_glaccount),
-    ObjectDef("APBILL", tuple(gen_apbill(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(decs="TOTALENTERED TOTALPAID TOTALDUE", dates="WHENCREATED WHENPOSTED WHENDUE WHENPAID",
-                     stamps="AUWHENCREATED", ints="CREATEDBY MODIFIEDBY"),
-              "RECORDID", "Accounts Payable", "Bills", 500, 3, gen_apbill),
-    ObjectDef("APADJUSTMENT", tuple(gen_apadjustment(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(decs="TOTALENTERED TOTALDUE", dates="WHENCREATED WHENPOSTED"),
-              "RECORDID", "Accounts Payable", "Adjustments", 50, 2, gen_apadjustment),
-    ObjectDef("EEXPENSES", tuple(gen_eexpenses(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(decs="TOTALENTERED TOTALDUE", dates="WHENCREATED WHENPOSTED", ints="PRBATCHKEY"),
-              "RECORDID", "Time & Expenses", "Expense Summaries", 100, 2, gen_eexpenses),
-    ObjectDef("EXPENSEREPORTBATCH", tuple(gen_expensereportbatch(Gen("X", 1, 1, {}, 1, 1), 1)),
-              _types(decs="TOTAL", dates="BATCHDATE"), "TITLE", "Time & Expenses",
-              "Expense Summaries", 20, 1, gen_expensereportbatch, generic=False),
-]}
+OBJECTS: dict[str, ObjectDef] = {
+    o.name: o
+    for o in [
+        ObjectDef(
+            "DEPARTMENT",
+            tuple(gen_department(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(ints="PARENTKEY"),
+            "DEPARTMENTID",
+            "Company",
+            "Departments",
+            10,
+            1,
+            gen_department,
+        ),
+        ObjectDef(
+            "LOCATION",
+            tuple(gen_location(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(ints="PARENTKEY", dates="STARTDATE ENDDATE"),
+            "LOCATIONID",
+            "Company",
+            "Locations",
+            5,
+            1,
+            gen_location,
+        ),
+        ObjectDef(
+            "EMPLOYEE",
+            tuple(gen_employee(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(dates="STARTDATE ENDDATE"),
+            "EMPLOYEEID",
+            "Company",
+            "Employees",
+            50,
+            2,
+            gen_employee,
+            write_right="Edit",
+        ),
+        ObjectDef(
+            "USERINFO",
+            tuple(gen_userinfo(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(bools="LOGINDISABLED SSO_ENABLED"),
+            "LOGINID",
+            "Company",
+            "Users",
+            10,
+            2,
+            gen_userinfo,
+        ),
+        ObjectDef(
+            "CCTRANSACTION",
+            tuple(gen_cctransaction(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(decs="TOTALENTERED TOTALPAID TOTALDUE", dates="WHENCREATED WHENPAID"),
+            "RECORDID",
+            "Cash Management",
+            "Credit Card Transactions",
+            200,
+            3,
+            gen_cctransaction,
+        ),
+        ObjectDef(
+            "GLACCOUNT",
+            tuple(gen_glaccount(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(bools="REQUIREDEPT REQUIRELOC"),
+            "ACCOUNTNO",
+            "General Ledger",
+            "Accounts",
+            60,
+            1,
+            gen_glaccount,
+        ),
+        ObjectDef(
+            "APBILL",
+            tuple(gen_apbill(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(
+                decs="TOTALENTERED TOTALPAID TOTALDUE",
+                dates="WHENCREATED WHENPOSTED WHENDUE WHENPAID",
+                stamps="AUWHENCREATED",
+                ints="CREATEDBY MODIFIEDBY",
+            ),
+            "RECORDID",
+            "Accounts Payable",
+            "Bills",
+            500,
+            3,
+            gen_apbill,
+        ),
+        ObjectDef(
+            "APADJUSTMENT",
+            tuple(gen_apadjustment(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(decs="TOTALENTERED TOTALDUE", dates="WHENCREATED WHENPOSTED"),
+            "RECORDID",
+            "Accounts Payable",
+            "Adjustments",
+            50,
+            2,
+            gen_apadjustment,
+        ),
+        ObjectDef(
+            "EEXPENSES",
+            tuple(gen_eexpenses(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(decs="TOTALENTERED TOTALDUE", dates="WHENCREATED WHENPOSTED", ints="PRBATCHKEY"),
+            "RECORDID",
+            "Time & Expenses",
+            "Expense Summaries",
+            100,
+            2,
+            gen_eexpenses,
+        ),
+        ObjectDef(
+            "EXPENSEREPORTBATCH",
+            tuple(gen_expensereportbatch(Gen("X", 1, 1, {}, 1, 1), 1)),
+            _types(decs="TOTAL", dates="BATCHDATE"),
+            "TITLE",
+            "Time & Expenses",
+            "Expense Summaries",
+            20,
+            1,
+            gen_expensereportbatch,
+            generic=False,
+        ),
+    ]
+}
 # GL account numbers are 1000 + 10 x RECORDNO.
 OBJECTS["GLACCOUNT"].id_number = lambda n: (n - 1000) // 10 if n > 1000 and n % 10 == 0 else 0  # type: ignore[method-assign]
 
@@ -473,8 +827,9 @@ def gen_for(company: SimCompany, obj: ObjectDef) -> Gen:
     gen = _GEN_CACHE.get(key)
     if gen is None:
         company_seed = text_seed(f"{company.company_id}:{company.data_seed}")
-        gen = Gen(obj.name, mix(company_seed ^ text_seed(obj.name)), sizes[obj.name], sizes, company_seed,
-                  obj.ties)
+        gen = Gen(
+            obj.name, mix(company_seed ^ text_seed(obj.name)), sizes[obj.name], sizes, company_seed, obj.ties
+        )
         if len(_GEN_CACHE) > 1000:
             _GEN_CACHE.clear()
         _GEN_CACHE[key] = gen
@@ -491,14 +846,23 @@ def company_tz(company: SimCompany) -> ZoneInfo:
 # --- Stored changes --------------------------------------------------------------------------
 def simuser_record(user: SimUser, tz: ZoneInfo) -> dict[str, str]:
     """A real simulator user as a USERINFO record."""
-    return {"RECORDNO": str(user.recordno), "LOGINID": user.login_id,
-            "DESCRIPTION": f"{user.first_name} {user.last_name}".strip(), "USERTYPE": user.user_type,
-            "ADMIN": user.admin_privileges, "STATUS": user.status,
-            "LOGINDISABLED": "true" if user.is_web_services_user else "false", "SSO_ENABLED": "false",
-            "SSO_FEDERATED_ID": "", "CONTACTINFO.CONTACTNAME": f"{user.last_name}, {user.first_name}",
-            "CONTACTINFO.FIRSTNAME": user.first_name, "CONTACTINFO.LASTNAME": user.last_name,
-            "CONTACTINFO.EMAIL1": user.email, "WHENCREATED": fmt_ts(local_secs(user.created, tz)),
-            "WHENMODIFIED": fmt_ts(local_secs(user.updated_at, tz))}
+    return {
+        "RECORDNO": str(user.recordno),
+        "LOGINID": user.login_id,
+        "DESCRIPTION": f"{user.first_name} {user.last_name}".strip(),
+        "USERTYPE": user.user_type,
+        "ADMIN": user.admin_privileges,
+        "STATUS": user.status,
+        "LOGINDISABLED": "true" if user.is_web_services_user else "false",
+        "SSO_ENABLED": "false",
+        "SSO_FEDERATED_ID": "",
+        "CONTACTINFO.CONTACTNAME": f"{user.last_name}, {user.first_name}",
+        "CONTACTINFO.FIRSTNAME": user.first_name,
+        "CONTACTINFO.LASTNAME": user.last_name,
+        "CONTACTINFO.EMAIL1": user.email,
+        "WHENCREATED": fmt_ts(local_secs(user.created, tz)),
+        "WHENMODIFIED": fmt_ts(local_secs(user.updated_at, tz)),
+    }
 
 
 def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[str, str]], set[int]]:
@@ -508,7 +872,8 @@ def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[
     records: dict[int, dict[str, str]] = {}
     deleted: set[int] = set()
     rows = RecordOverride.objects.filter(company=company, object=obj.name).values_list(
-        "recordno", "fields", "deleted", "created_record", "whenmodified")
+        "recordno", "fields", "deleted", "created_record", "whenmodified"
+    )
     for recordno, fields, is_deleted, created, whenmodified in rows:
         if is_deleted:
             deleted.add(recordno)
@@ -554,12 +919,19 @@ def next_recordno(company: SimCompany, obj_name: str) -> int:
     return top + 1
 
 
-_SIMUSER_FIELDS = {"STATUS": "status", "ADMIN": "admin_privileges", "USERTYPE": "user_type",
-                   "CONTACTINFO.FIRSTNAME": "first_name", "CONTACTINFO.LASTNAME": "last_name",
-                   "CONTACTINFO.EMAIL1": "email"}
+_SIMUSER_FIELDS = {
+    "STATUS": "status",
+    "ADMIN": "admin_privileges",
+    "USERTYPE": "user_type",
+    "CONTACTINFO.FIRSTNAME": "first_name",
+    "CONTACTINFO.LASTNAME": "last_name",
+    "CONTACTINFO.EMAIL1": "email",
+}
 
 
-def modify_record(company: SimCompany, obj_name: str, recordno: int, changes: dict[str, str]) -> dict[str, str]:
+def modify_record(
+    company: SimCompany, obj_name: str, recordno: int, changes: dict[str, str]
+) -> dict[str, str]:
     """Change fields of a record; WHENMODIFIED becomes now. Returns the new record. KeyError if missing."""
     obj = OBJECTS[obj_name.upper()]
     with transaction.atomic():
@@ -576,8 +948,11 @@ def modify_record(company: SimCompany, obj_name: str, recordno: int, changes: di
         if get_record(company, obj.name, recordno) is None:
             raise KeyError(f"No {obj.name} record {recordno}")
         override, _ = RecordOverride.objects.get_or_create(
-            company=company, object=obj.name, recordno=recordno,
-            defaults={"whenmodified": timezone.now(), "fields": {}})
+            company=company,
+            object=obj.name,
+            recordno=recordno,
+            defaults={"whenmodified": timezone.now(), "fields": {}},
+        )
         override.fields = {**override.fields, **{k: str(v) for k, v in changes.items()}}
         override.whenmodified = timezone.now()
         override.save()
@@ -595,8 +970,11 @@ def delete_record(company: SimCompany, obj_name: str, recordno: int) -> None:
         elif get_record(company, obj.name, recordno) is None:
             raise KeyError(f"No {obj.name} record {recordno}")
         RecordOverride.objects.update_or_create(
-            company=company, object=obj.name, recordno=recordno,
-            defaults={"deleted": True, "whenmodified": timezone.now()})
+            company=company,
+            object=obj.name,
+            recordno=recordno,
+            defaults={"deleted": True, "whenmodified": timezone.now()},
+        )
 
 
 def create_record(company: SimCompany, obj_name: str, fields: dict[str, str]) -> int:
@@ -604,6 +982,12 @@ def create_record(company: SimCompany, obj_name: str, fields: dict[str, str]) ->
     obj = OBJECTS[obj_name.upper()]
     with transaction.atomic():
         recordno = next_recordno(company, obj.name)
-        RecordOverride.objects.create(company=company, object=obj.name, recordno=recordno, created_record=True,
-                                      fields={k: str(v) for k, v in fields.items()}, whenmodified=timezone.now())
+        RecordOverride.objects.create(
+            company=company,
+            object=obj.name,
+            recordno=recordno,
+            created_record=True,
+            fields={k: str(v) for k, v in fields.items()},
+            whenmodified=timezone.now(),
+        )
     return recordno

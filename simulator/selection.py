@@ -5,6 +5,7 @@ Generated records are described by RECORDNO intervals (from ``filters.analyse``)
 Only a condition the intervals cannot decide exactly makes the simulator look at generated records
 one by one, and a keyset page (readMore) looks only as far as it needs.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -51,7 +52,7 @@ class IntervalSeq:
         return self._raw_rank(r) - bisect.bisect_left(self.excluded, r)
 
     def iter_from_recordno(self, r: int) -> Iterator[int]:
-        excluded = set(self.excluded[bisect.bisect_left(self.excluded, r):])
+        excluded = set(self.excluded[bisect.bisect_left(self.excluded, r) :])
         k = max(0, bisect.bisect_right(self.starts, r) - 1)
         for lo, hi in self.intervals[k:]:
             for value in range(max(lo, r), hi + 1):
@@ -85,7 +86,7 @@ class ListSeq:
         return bisect.bisect_left(self.values, r)
 
     def iter_from_recordno(self, r: int) -> Iterator[int]:
-        return iter(self.values[bisect.bisect_left(self.values, r):])
+        return iter(self.values[bisect.bisect_left(self.values, r) :])
 
     def iter_from_index(self, j: int) -> Iterator[int]:
         return iter(self.values[j:])
@@ -94,15 +95,25 @@ class ListSeq:
 class Selection:
     """The records of one object matching a filter, as of now (optionally capped at ``max_recordno``)."""
 
-    def __init__(self, company: SimCompany, obj: ObjectDef, node: Node | None, *, caseinsensitive: bool = False,
-                 max_recordno: int | None = None) -> None:
+    def __init__(
+        self,
+        company: SimCompany,
+        obj: ObjectDef,
+        node: Node | None,
+        *,
+        caseinsensitive: bool = False,
+        max_recordno: int | None = None,
+    ) -> None:
         self.obj = obj
         self.gen: Gen = gen_for(company, obj)
         self.predicate = compile_predicate(node, obj, caseinsensitive)
         stored, deleted = stored_records(company, obj)
         excluded = sorted(r for r in set(stored) | deleted if r <= self.gen.size)
-        self.extras = {r: rec for r, rec in stored.items()
-                       if (max_recordno is None or r <= max_recordno) and self.predicate(rec)}
+        self.extras = {
+            r: rec
+            for r, rec in stored.items()
+            if (max_recordno is None or r <= max_recordno) and self.predicate(rec)
+        }
         self.extra_keys = sorted(self.extras)
         self.max_recordno = max(self.gen.size, max(stored, default=0), max(deleted, default=0))
         must, may = analyse(node, self.gen)
@@ -120,8 +131,9 @@ class Selection:
         """Generated members; a condition the intervals cannot decide is evaluated here, once."""
         if self._seq is None:
             candidates = IntervalSeq(self.may, self.excluded)
-            self._seq = ListSeq([r for r in candidates.iter_from_recordno(1)
-                                 if self.predicate(self.generated(r))])
+            self._seq = ListSeq(
+                [r for r in candidates.iter_from_recordno(1) if self.predicate(self.generated(r))]
+            )
         return self._seq
 
     def total(self) -> int:
@@ -138,7 +150,7 @@ class Selection:
 
     def page_after(self, last: int, size: int) -> list[Record]:
         """Up to ``size`` records with RECORDNO > last, in RECORDNO order (readByQuery / readMore)."""
-        extras = self.extra_keys[bisect.bisect_right(self.extra_keys, last):]
+        extras = self.extra_keys[bisect.bisect_right(self.extra_keys, last) :]
         out: list[Record] = []
         e = 0
         for r in self._generated_after(last):
@@ -175,6 +187,7 @@ class Selection:
                 stamp, r = key
                 # Generated records before (stamp, r): all older ones plus same-second ones with lower r.
                 return seq.rank(max(gen.first_ge(stamp), min(gen.first_gt(stamp), r)))
+
         positions = [rank(key) + k for k, (key, _) in enumerate(keyed)]
         m = bisect.bisect_left(positions, offset)
         generated = seq.iter_from_index(offset - m)
@@ -198,7 +211,7 @@ class Selection:
         records.sort(key=lambda rec: int(rec["RECORDNO"]))
         for field, ascending in reversed(order):
             records.sort(key=sort_key(self.obj, field), reverse=not ascending)
-        return records[offset:offset + size]
+        return records[offset : offset + size]
 
 
 def sort_key(obj: ObjectDef, field: str) -> Any:
@@ -209,6 +222,7 @@ def sort_key(obj: ObjectDef, field: str) -> Any:
         value = convert(raw) if raw else None
         # Nulls first; values of mixed types compare as text.
         return (0, "") if value is None else (1, value) if not isinstance(value, str) else (2, value)
+
     return key
 
 

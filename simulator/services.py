@@ -1,4 +1,5 @@
 """Writes an Intacct administrator would make: companies, senders, roles, users, passwords, mail."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,7 +56,7 @@ CONNECT_PERMISSIONS: list[PermSpec] = [
 
 
 class _FastPBKDF2(PBKDF2PasswordHasher):
-    """Still a salted PBKDF2 hash Django's check_password verifies, with fewer rounds: simulated users only."""
+    """A salted PBKDF2 hash Django's check_password verifies, with fewer rounds: simulated users only."""
 
     iterations = 20_000
 
@@ -100,38 +101,51 @@ def settings_sender() -> Sender:
     return ensure_sender(settings.INTACCT_SENDER_ID, settings.INTACCT_SENDER_PASSWORD)
 
 
-def authorize_sender(company: SimCompany, sender_id: str, *, needs_login_for_api: bool = False,
-                     active: bool = True) -> SenderAuthorization:
+def authorize_sender(
+    company: SimCompany, sender_id: str, *, needs_login_for_api: bool = False, active: bool = True
+) -> SenderAuthorization:
     auth, _ = SenderAuthorization.objects.update_or_create(
-        company=company, sender_id=sender_id,
-        defaults={"needs_login_for_api": needs_login_for_api, "active": active})
+        company=company,
+        sender_id=sender_id,
+        defaults={"needs_login_for_api": needs_login_for_api, "active": active},
+    )
     return auth
 
 
 # --- Companies, roles, users -----------------------------------------------------------------
 def create_company(company_id: str, **fields: object) -> SimCompany:
     """Create a company (any SimCompany field may be given) with one top-level-only entity list."""
-    return SimCompany.objects.create(company_id=company_id, name=str(fields.pop("name", company_id)), **fields)
+    return SimCompany.objects.create(
+        company_id=company_id, name=str(fields.pop("name", company_id)), **fields
+    )
 
 
 def add_entity(company: SimCompany, entity_id: str, name: str = "") -> Entity:
-    entity, _ = Entity.objects.get_or_create(company=company, entity_id=entity_id,
-                                             defaults={"name": name or entity_id})
+    entity, _ = Entity.objects.get_or_create(
+        company=company, entity_id=entity_id, defaults={"name": name or entity_id}
+    )
     return entity
 
 
-def set_permissions(*, role: Role | None = None, user: SimUser | None = None,
-                    permissions: Iterable[PermSpec]) -> None:
+def set_permissions(
+    *, role: Role | None = None, user: SimUser | None = None, permissions: Iterable[PermSpec]
+) -> None:
     """Replace the permissions of a role or of a user."""
     owner = {"role": role} if role is not None else {"user": user}
     with transaction.atomic():
         Permission.objects.filter(**owner).delete()
-        Permission.objects.bulk_create([Permission(application=app, policy=policy, rights=rights, **owner)
-                                        for app, policy, rights in permissions if rights])
+        Permission.objects.bulk_create(
+            [
+                Permission(application=app, policy=policy, rights=rights, **owner)
+                for app, policy, rights in permissions
+                if rights
+            ]
+        )
 
 
-def create_role(company: SimCompany, name: str, permissions: Iterable[PermSpec] = (),
-                description: str = "") -> Role:
+def create_role(
+    company: SimCompany, name: str, permissions: Iterable[PermSpec] = (), description: str = ""
+) -> Role:
     role = Role.objects.create(company=company, name=name, description=description)
     set_permissions(role=role, permissions=permissions)
     return role
@@ -140,7 +154,9 @@ def create_role(company: SimCompany, name: str, permissions: Iterable[PermSpec] 
 def _next_user_recordno(company: SimCompany) -> int:
     top = company_sizes(company)["USERINFO"]
     users = SimUser.objects.filter(company=company).aggregate(m=Max("recordno"))["m"] or 0
-    stored = RecordOverride.objects.filter(company=company, object="USERINFO").aggregate(m=Max("recordno"))["m"]
+    stored = RecordOverride.objects.filter(company=company, object="USERINFO").aggregate(m=Max("recordno"))[
+        "m"
+    ]
     return max(top, users, stored or 0) + 1
 
 
@@ -151,26 +167,48 @@ def send_mail(company: SimCompany | None, to: str, subject: str, body: str) -> M
 
 def _mail_password(user: SimUser, password: str, reset: bool) -> None:
     action = "has been reset" if reset else "has been created"
-    send_mail(user.company, user.email or f"{user.login_id}@example.com",
-              f"Sage Intacct: your password for company {user.company.company_id}",
-              f"Hello {user.first_name or user.login_id},\n\nYour user ID {user.login_id} for company "
-              f"{user.company.company_id} {action}.\n\nUser ID: {user.login_id}\nCompany ID: "
-              f"{user.company.company_id}\nPassword: {password}\n\n(Simulator mailbox: Sage Intacct stand-in.)")
+    send_mail(
+        user.company,
+        user.email or f"{user.login_id}@example.com",
+        f"Sage Intacct: your password for company {user.company.company_id}",
+        f"Hello {user.first_name or user.login_id},\n\nYour user ID {user.login_id} for company "
+        f"{user.company.company_id} {action}.\n\nUser ID: {user.login_id}\nCompany ID: "
+        f"{user.company.company_id}\nPassword: {password}\n\n(Simulator mailbox: Sage Intacct stand-in.)",
+    )
 
 
-def create_user(company: SimCompany, login_id: str, *, first_name: str = "", last_name: str = "",
-                email: str = "", user_type: str = "business user", admin_privileges: str = "Off",
-                status: str = "active", is_web_services_user: bool = True, roles: Iterable[Role] = (),
-                permissions: Iterable[PermSpec] = (), password: str | None = None) -> tuple[SimUser, str]:
+def create_user(
+    company: SimCompany,
+    login_id: str,
+    *,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    user_type: str = "business user",
+    admin_privileges: str = "Off",
+    status: str = "active",
+    is_web_services_user: bool = True,
+    roles: Iterable[Role] = (),
+    permissions: Iterable[PermSpec] = (),
+    password: str | None = None,
+) -> tuple[SimUser, str]:
     """Create a user. Without ``password`` a random one is generated and mailed to the simulator mailbox."""
     generated = password is None
     password = generate_password() if password is None else password
     with transaction.atomic():
         user = SimUser.objects.create(
-            company=company, login_id=login_id, first_name=first_name, last_name=last_name, email=email,
-            user_type=user_type, admin_privileges=admin_privileges, status=status,
-            is_web_services_user=is_web_services_user, password_hash=hash_password(password),
-            recordno=_next_user_recordno(company))
+            company=company,
+            login_id=login_id,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            user_type=user_type,
+            admin_privileges=admin_privileges,
+            status=status,
+            is_web_services_user=is_web_services_user,
+            password_hash=hash_password(password),
+            recordno=_next_user_recordno(company),
+        )
         user.roles.set(list(roles))
         set_permissions(user=user, permissions=permissions)
         if generated:

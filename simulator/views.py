@@ -1,4 +1,5 @@
 """The gateway endpoint and the simulator's admin screens (Sage Intacct stand-in, no login in the demo)."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -46,8 +47,9 @@ def _company(company_id: str) -> SimCompany:
     return get_object_or_404(SimCompany, company_id=company_id)
 
 
-def _page(request: HttpRequest, template: str, company: SimCompany | None, crumbs: list[str], **context: object
-          ) -> HttpResponse:
+def _page(
+    request: HttpRequest, template: str, company: SimCompany | None, crumbs: list[str], **context: object
+) -> HttpResponse:
     return render(request, f"simulator/{template}", {"company": company, "crumbs": crumbs, **context})
 
 
@@ -55,9 +57,17 @@ def _permission_rows(held: dict[tuple[str, str], set[str]]) -> list[dict]:
     """The permission grid: one row per catalogue policy, a checkbox per right."""
     rows = []
     for index, (app, policy, rights) in enumerate(PERMISSION_CATALOG):
-        rows.append({"index": index, "application": app, "policy": policy,
-                     "rights": [{"name": r, "checked": r in held.get((app, policy), set()),
-                                 "field": f"perm-{index}-{r}"} for r in rights]})
+        rows.append(
+            {
+                "index": index,
+                "application": app,
+                "policy": policy,
+                "rights": [
+                    {"name": r, "checked": r in held.get((app, policy), set()), "field": f"perm-{index}-{r}"}
+                    for r in rights
+                ],
+            }
+        )
     return rows
 
 
@@ -78,8 +88,11 @@ def _held(permissions) -> dict[tuple[str, str], set[str]]:
 def home(request: HttpRequest) -> HttpResponse:
     form = CompanyCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        company = create_company(form.cleaned_data["company_id"], name=form.cleaned_data["name"] or
-                                 form.cleaned_data["company_id"], web_services_subscribed=False)
+        company = create_company(
+            form.cleaned_data["company_id"],
+            name=form.cleaned_data["name"] or form.cleaned_data["company_id"],
+            web_services_subscribed=False,
+        )
         messages.success(request, f"Company {company.company_id} created.")
         return redirect("simulator:company", company_id=company.company_id)
     return _page(request, "home.html", None, [], form=form, companies=SimCompany.objects.all())
@@ -101,8 +114,10 @@ def company_home(request: HttpRequest, company_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def subscriptions(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    form = SubscriptionForm(request.POST if request.method == "POST" else None,
-                            initial={"web_services_subscribed": company.web_services_subscribed})
+    form = SubscriptionForm(
+        request.POST if request.method == "POST" else None,
+        initial={"web_services_subscribed": company.web_services_subscribed},
+    )
     if request.method == "POST" and form.is_valid():
         company.web_services_subscribed = form.cleaned_data["web_services_subscribed"]
         company.save(update_fields=["web_services_subscribed"])
@@ -115,9 +130,13 @@ def subscriptions(request: HttpRequest, company_id: str) -> HttpResponse:
 def security(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
     action = request.POST.get("action", "")
-    ip_form = IPFilterForm(request.POST if action == "ip" else None,
-                           initial={"ip_filter_enabled": company.ip_filter_enabled,
-                                    "allowed_ips": "\n".join(company.allowed_ips or [])})
+    ip_form = IPFilterForm(
+        request.POST if action == "ip" else None,
+        initial={
+            "ip_filter_enabled": company.ip_filter_enabled,
+            "allowed_ips": "\n".join(company.allowed_ips or []),
+        },
+    )
     sender_form = SenderAuthorizationForm(request.POST if action == "add_sender" else None)
     if action == "ip" and ip_form.is_valid():
         company.ip_filter_enabled = ip_form.cleaned_data["ip_filter_enabled"]
@@ -126,8 +145,11 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         messages.success(request, "IP address filters saved.")
         return redirect("simulator:security", company_id=company.company_id)
     if action == "add_sender" and sender_form.is_valid():
-        authorize_sender(company, sender_form.cleaned_data["sender_id"],
-                         needs_login_for_api=sender_form.cleaned_data["needs_login_for_api"])
+        authorize_sender(
+            company,
+            sender_form.cleaned_data["sender_id"],
+            needs_login_for_api=sender_form.cleaned_data["needs_login_for_api"],
+        )
         messages.success(request, "Web Services authorization saved.")
         return redirect("simulator:security", company_id=company.company_id)
     if action in ("remove_sender", "toggle_login") and request.method == "POST":
@@ -138,19 +160,35 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         else:
             auth.needs_login_for_api = not auth.needs_login_for_api
             auth.save(update_fields=["needs_login_for_api"])
-            messages.success(request, f"Needs login for API is now {'on' if auth.needs_login_for_api else 'off'}.")
+            messages.success(
+                request, f"Needs login for API is now {'on' if auth.needs_login_for_api else 'off'}."
+            )
         return redirect("simulator:security", company_id=company.company_id)
-    return _page(request, "security.html", company, ["Company", "Setup", "Company", "Security"], ip_form=ip_form,
-                 sender_form=sender_form, authorizations=company.sender_authorizations.all(),
-                 client_ip=request.META.get("REMOTE_ADDR", ""))
+    return _page(
+        request,
+        "security.html",
+        company,
+        ["Company", "Setup", "Company", "Security"],
+        ip_form=ip_form,
+        sender_form=sender_form,
+        authorizations=company.sender_authorizations.all(),
+        client_ip=request.META.get("REMOTE_ADDR", ""),
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def company_info(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    fields = ["permission_model", "session_lifetime_seconds", "concurrency_limit", "login_failure_style",
-              "timezone_name"]
-    form = CompanyInfoForm(request.POST if request.method == "POST" else None, initial={f: getattr(company, f) for f in fields})
+    fields = [
+        "permission_model",
+        "session_lifetime_seconds",
+        "concurrency_limit",
+        "login_failure_style",
+        "timezone_name",
+    ]
+    form = CompanyInfoForm(
+        request.POST if request.method == "POST" else None, initial={f: getattr(company, f) for f in fields}
+    )
     if request.method == "POST" and form.is_valid():
         for f in fields:
             setattr(company, f, form.cleaned_data[f])
@@ -168,27 +206,48 @@ def roles(request: HttpRequest, company_id: str) -> HttpResponse:
         if company.roles.filter(name=form.cleaned_data["name"]).exists():
             form.add_error("name", "A role with this name exists.")
         else:
-            role = create_role(company, form.cleaned_data["name"], _permissions_from_post(request),
-                               form.cleaned_data["description"])
+            role = create_role(
+                company,
+                form.cleaned_data["name"],
+                _permissions_from_post(request),
+                form.cleaned_data["description"],
+            )
             messages.success(request, f"Role {role.name} created.")
             return redirect("simulator:roles", company_id=company.company_id)
-    return _page(request, "roles.html", company, ["Company", "Admin", "Roles"], form=form,
-                 roles=company.roles.prefetch_related("permissions", "users"), rows=_permission_rows({}))
+    return _page(
+        request,
+        "roles.html",
+        company,
+        ["Company", "Admin", "Roles"],
+        form=form,
+        roles=company.roles.prefetch_related("permissions", "users"),
+        rows=_permission_rows({}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def role_edit(request: HttpRequest, company_id: str, role_id: int) -> HttpResponse:
     company = _company(company_id)
     role = get_object_or_404(Role, company=company, pk=role_id)
-    form = RoleForm(request.POST if request.method == "POST" else None, initial={"name": role.name, "description": role.description})
+    form = RoleForm(
+        request.POST if request.method == "POST" else None,
+        initial={"name": role.name, "description": role.description},
+    )
     if request.method == "POST" and form.is_valid():
         role.name, role.description = form.cleaned_data["name"], form.cleaned_data["description"]
         role.save()
         set_permissions(role=role, permissions=_permissions_from_post(request))
         messages.success(request, f"Role {role.name} saved.")
         return redirect("simulator:role_edit", company_id=company.company_id, role_id=role.pk)
-    return _page(request, "role_edit.html", company, ["Company", "Admin", "Roles", role.name], form=form, role=role,
-                 rows=_permission_rows(_held(role.permissions.all())))
+    return _page(
+        request,
+        "role_edit.html",
+        company,
+        ["Company", "Admin", "Roles", role.name],
+        form=form,
+        role=role,
+        rows=_permission_rows(_held(role.permissions.all())),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -201,17 +260,34 @@ def users(request: HttpRequest, company_id: str) -> HttpResponse:
             form.add_error("login_id", "A user with this ID exists.")
         else:
             chosen_roles = company.roles.filter(pk__in=request.POST.getlist("roles"))
-            user, _ = create_user(company, data["login_id"], first_name=data["first_name"],
-                                  last_name=data["last_name"], email=data["email"], user_type=data["user_type"],
-                                  admin_privileges=data["admin_privileges"], status=data["status"],
-                                  is_web_services_user=data["is_web_services_user"], roles=chosen_roles,
-                                  permissions=_permissions_from_post(request))
-            messages.success(request, f"User {user.login_id} created. The password was sent to {user.email} "
-                                      "(see the Mailbox).")
+            user, _ = create_user(
+                company,
+                data["login_id"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                email=data["email"],
+                user_type=data["user_type"],
+                admin_privileges=data["admin_privileges"],
+                status=data["status"],
+                is_web_services_user=data["is_web_services_user"],
+                roles=chosen_roles,
+                permissions=_permissions_from_post(request),
+            )
+            messages.success(
+                request,
+                f"User {user.login_id} created. The password was sent to {user.email} (see the Mailbox).",
+            )
             return redirect("simulator:users", company_id=company.company_id)
-    return _page(request, "users.html", company, ["Company", "Admin", "Web Services users"], form=form,
-                 users=company.users.prefetch_related("roles"), roles=company.roles.all(),
-                 rows=_permission_rows({}))
+    return _page(
+        request,
+        "users.html",
+        company,
+        ["Company", "Admin", "Web Services users"],
+        form=form,
+        users=company.users.prefetch_related("roles"),
+        roles=company.roles.all(),
+        rows=_permission_rows({}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -220,10 +296,14 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
     user = get_object_or_404(SimUser, company=company, pk=user_id)
     if request.method == "POST" and request.POST.get("action") == "reset_password":
         reset_password(user)
-        messages.success(request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox).")
+        messages.success(
+            request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox)."
+        )
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     fields = ["user_type", "admin_privileges", "status", "is_web_services_user"]
-    form = UserEditForm(request.POST if request.method == "POST" else None, initial={f: getattr(user, f) for f in fields})
+    form = UserEditForm(
+        request.POST if request.method == "POST" else None, initial={f: getattr(user, f) for f in fields}
+    )
     if request.method == "POST" and form.is_valid():
         for f in fields:
             setattr(user, f, form.cleaned_data[f])
@@ -233,9 +313,16 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
         messages.success(request, f"User {user.login_id} saved.")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     user_roles = set(user.roles.values_list("pk", flat=True))
-    return _page(request, "user_edit.html", company, ["Company", "Admin", "Web Services users", user.login_id],
-                 form=form, sim_user=user, roles=[(r, r.pk in user_roles) for r in company.roles.all()],
-                 rows=_permission_rows(_held(user.permissions.all())))
+    return _page(
+        request,
+        "user_edit.html",
+        company,
+        ["Company", "Admin", "Web Services users", user.login_id],
+        form=form,
+        sim_user=user,
+        roles=[(r, r.pk in user_roles) for r in company.roles.all()],
+        rows=_permission_rows(_held(user.permissions.all())),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -248,14 +335,27 @@ def faults(request: HttpRequest, company_id: str) -> HttpResponse:
         return redirect("simulator:faults", company_id=company.company_id)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        set_fault(company, data["kind"], count=data["count"] if data["mode"] == "count" else None,
-                  rate=data["rate"] if data["mode"] == "rate" else None, delay_ms=data["delay_ms"],
-                  status=data["status"], seed=data["seed"])
+        set_fault(
+            company,
+            data["kind"],
+            count=data["count"] if data["mode"] == "count" else None,
+            rate=data["rate"] if data["mode"] == "rate" else None,
+            delay_ms=data["delay_ms"],
+            status=data["status"],
+            seed=data["seed"],
+        )
         messages.success(request, f"Fault {data['kind']} armed.")
         return redirect("simulator:faults", company_id=company.company_id)
     company.refresh_from_db()
-    return _page(request, "faults.html", company, ["Company", "Faults"], form=form, armed=company.faults,
-                 kinds=FAULT_KINDS)
+    return _page(
+        request,
+        "faults.html",
+        company,
+        ["Company", "Faults"],
+        form=form,
+        armed=company.faults,
+        kinds=FAULT_KINDS,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -264,5 +364,10 @@ def stats(request: HttpRequest, company_id: str) -> JsonResponse:
     company = _company(company_id)
     if request.method == "POST":
         inflight_reset(company.company_id)
-    return JsonResponse({"company_id": company.company_id, "concurrency_limit": company.concurrency_limit,
-                         **inflight_stats(company.company_id)})
+    return JsonResponse(
+        {
+            "company_id": company.company_id,
+            "concurrency_limit": company.concurrency_limit,
+            **inflight_stats(company.company_id),
+        }
+    )

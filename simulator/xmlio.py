@@ -1,4 +1,5 @@
 """Safe request parsing and fast response building (plain strings with escaping)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -7,8 +8,15 @@ from typing import Any
 from lxml import etree
 
 # No DTDs, no entity expansion, no network: a request is data, never instructions to fetch anything.
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                          huge_tree=False, remove_comments=True, remove_pis=True)
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
 
 ErrorTuple = tuple[str, str, str, str]  # errorno, description, description2, correction
 
@@ -48,8 +56,10 @@ def errormessage(errors: Iterable[ErrorTuple], gateway: bool = False) -> str:
         if gateway:
             parts.append(f"<error>{el('errorno', errorno)}{el('description', description)}</error>")
         else:
-            parts.append(f"<error>{el('errorno', errorno)}{el('description', description)}"
-                         f"{el('description2', description2)}{el('correction', correction)}</error>")
+            parts.append(
+                f"<error>{el('errorno', errorno)}{el('description', description)}"
+                f"{el('description2', description2)}{el('correction', correction)}</error>"
+            )
     parts.append("</errormessage>")
     return "".join(parts)
 

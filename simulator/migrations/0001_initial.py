@@ -5,193 +5,404 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Sender',
+            name="Sender",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender_id', models.CharField(max_length=128, unique=True)),
-                ('password_hash', models.CharField(max_length=256)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sender_id", models.CharField(max_length=128, unique=True)),
+                ("password_hash", models.CharField(max_length=256)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='SimCompany',
+            name="SimCompany",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('company_id', models.CharField(max_length=64, unique=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('web_services_subscribed', models.BooleanField(default=True)),
-                ('ip_filter_enabled', models.BooleanField(default=False)),
-                ('allowed_ips', models.JSONField(blank=True, default=list)),
-                ('permission_model', models.CharField(choices=[('role', 'Role-based'), ('user', 'User-based')], default='role', max_length=8)),
-                ('session_lifetime_seconds', models.PositiveIntegerField(default=3600)),
-                ('concurrency_limit', models.PositiveIntegerField(default=2)),
-                ('login_failure_style', models.CharField(choices=[('xml', 'Authentication failure in XML (HTTP 200)'), ('http401', 'HTTP 401 XMLGW_JPP0002')], default='xml', max_length=8)),
-                ('timezone_name', models.CharField(default='America/Los_Angeles', max_length=64)),
-                ('data_seed', models.IntegerField(default=1)),
-                ('data_sizes', models.JSONField(blank=True, default=dict)),
-                ('faults', models.JSONField(blank=True, default=list)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("company_id", models.CharField(max_length=64, unique=True)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("web_services_subscribed", models.BooleanField(default=True)),
+                ("ip_filter_enabled", models.BooleanField(default=False)),
+                ("allowed_ips", models.JSONField(blank=True, default=list)),
+                (
+                    "permission_model",
+                    models.CharField(
+                        choices=[("role", "Role-based"), ("user", "User-based")], default="role", max_length=8
+                    ),
+                ),
+                ("session_lifetime_seconds", models.PositiveIntegerField(default=3600)),
+                ("concurrency_limit", models.PositiveIntegerField(default=2)),
+                (
+                    "login_failure_style",
+                    models.CharField(
+                        choices=[
+                            ("xml", "Authentication failure in XML (HTTP 200)"),
+                            ("http401", "HTTP 401 XMLGW_JPP0002"),
+                        ],
+                        default="xml",
+                        max_length=8,
+                    ),
+                ),
+                ("timezone_name", models.CharField(default="America/Los_Angeles", max_length=64)),
+                ("data_seed", models.IntegerField(default=1)),
+                ("data_sizes", models.JSONField(blank=True, default=dict)),
+                ("faults", models.JSONField(blank=True, default=list)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['company_id'],
+                "ordering": ["company_id"],
             },
         ),
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='roles', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="roles",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'unique_together': {('company', 'name')},
+                "ordering": ["name"],
+                "unique_together": {("company", "name")},
             },
         ),
         migrations.CreateModel(
-            name='ResultCursor',
+            name="ResultCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('result_id', models.CharField(max_length=64, unique=True)),
-                ('object', models.CharField(max_length=40)),
-                ('fields', models.JSONField(default=list)),
-                ('filter', models.JSONField(null=True)),
-                ('pagesize', models.PositiveIntegerField()),
-                ('last_recordno', models.PositiveIntegerField(default=0)),
-                ('max_recordno', models.PositiveIntegerField()),
-                ('total', models.PositiveIntegerField()),
-                ('delivered', models.PositiveIntegerField(default=0)),
-                ('expires_at', models.DateTimeField()),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cursors', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("result_id", models.CharField(max_length=64, unique=True)),
+                ("object", models.CharField(max_length=40)),
+                ("fields", models.JSONField(default=list)),
+                ("filter", models.JSONField(null=True)),
+                ("pagesize", models.PositiveIntegerField()),
+                ("last_recordno", models.PositiveIntegerField(default=0)),
+                ("max_recordno", models.PositiveIntegerField()),
+                ("total", models.PositiveIntegerField()),
+                ("delivered", models.PositiveIntegerField(default=0)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cursors",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Mail',
+            name="Mail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('to', models.CharField(max_length=200)),
-                ('subject', models.CharField(max_length=200)),
-                ('body', models.TextField()),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('company', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='mails', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("to", models.CharField(max_length=200)),
+                ("subject", models.CharField(max_length=200)),
+                ("body", models.TextField()),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mails",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-id'],
+                "ordering": ["-created", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Entity',
+            name="Entity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('entity_id', models.CharField(max_length=64)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entities', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("entity_id", models.CharField(max_length=64)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entities",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['entity_id'],
-                'unique_together': {('company', 'entity_id')},
+                "ordering": ["entity_id"],
+                "unique_together": {("company", "entity_id")},
             },
         ),
         migrations.CreateModel(
-            name='SimUser',
+            name="SimUser",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('login_id', models.CharField(max_length=64)),
-                ('first_name', models.CharField(blank=True, max_length=100)),
-                ('last_name', models.CharField(blank=True, max_length=100)),
-                ('email', models.CharField(blank=True, max_length=200)),
-                ('user_type', models.CharField(choices=[('business user', 'Business user'), ('employee user', 'Employee user'), ('view only user', 'View only user'), ('project manager user', 'Project manager user'), ('payment approver', 'Payment approver'), ('dashboard user', 'Dashboard user')], default='business user', max_length=32)),
-                ('is_web_services_user', models.BooleanField(default=True)),
-                ('admin_privileges', models.CharField(choices=[('Off', 'Off'), ('Limited', 'Limited'), ('Full', 'Full')], default='Off', max_length=8)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('inactive', 'Inactive'), ('locked out', 'Locked out')], default='active', max_length=12)),
-                ('password_hash', models.CharField(max_length=256)),
-                ('recordno', models.PositiveIntegerField()),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='users', to='simulator.simcompany')),
-                ('entities', models.ManyToManyField(blank=True, help_text='Entities the user may log in to; none = all.', related_name='users', to='simulator.entity')),
-                ('roles', models.ManyToManyField(blank=True, related_name='users', to='simulator.role')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("login_id", models.CharField(max_length=64)),
+                ("first_name", models.CharField(blank=True, max_length=100)),
+                ("last_name", models.CharField(blank=True, max_length=100)),
+                ("email", models.CharField(blank=True, max_length=200)),
+                (
+                    "user_type",
+                    models.CharField(
+                        choices=[
+                            ("business user", "Business user"),
+                            ("employee user", "Employee user"),
+                            ("view only user", "View only user"),
+                            ("project manager user", "Project manager user"),
+                            ("payment approver", "Payment approver"),
+                            ("dashboard user", "Dashboard user"),
+                        ],
+                        default="business user",
+                        max_length=32,
+                    ),
+                ),
+                ("is_web_services_user", models.BooleanField(default=True)),
+                (
+                    "admin_privileges",
+                    models.CharField(
+                        choices=[("Off", "Off"), ("Limited", "Limited"), ("Full", "Full")],
+                        default="Off",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("inactive", "Inactive"),
+                            ("locked out", "Locked out"),
+                        ],
+                        default="active",
+                        max_length=12,
+                    ),
+                ),
+                ("password_hash", models.CharField(max_length=256)),
+                ("recordno", models.PositiveIntegerField()),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="users",
+                        to="simulator.simcompany",
+                    ),
+                ),
+                (
+                    "entities",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Entities the user may log in to; none = all.",
+                        related_name="users",
+                        to="simulator.entity",
+                    ),
+                ),
+                ("roles", models.ManyToManyField(blank=True, related_name="users", to="simulator.role")),
             ],
             options={
-                'ordering': ['login_id'],
-                'unique_together': {('company', 'login_id')},
+                "ordering": ["login_id"],
+                "unique_together": {("company", "login_id")},
             },
         ),
         migrations.CreateModel(
-            name='SimSession',
+            name="SimSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.CharField(max_length=64, unique=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sessions', to='simulator.simcompany')),
-                ('entity', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='simulator.entity')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sessions', to='simulator.simuser')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_id", models.CharField(max_length=64, unique=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sessions",
+                        to="simulator.simcompany",
+                    ),
+                ),
+                (
+                    "entity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="simulator.entity",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sessions",
+                        to="simulator.simuser",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Permission',
+            name="Permission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('application', models.CharField(max_length=100)),
-                ('policy', models.CharField(max_length=100)),
-                ('rights', models.CharField(help_text='Pipe-delimited, e.g. List|View', max_length=200)),
-                ('role', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='permissions', to='simulator.role')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='permissions', to='simulator.simuser')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("application", models.CharField(max_length=100)),
+                ("policy", models.CharField(max_length=100)),
+                ("rights", models.CharField(help_text="Pipe-delimited, e.g. List|View", max_length=200)),
+                (
+                    "role",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="permissions",
+                        to="simulator.role",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="permissions",
+                        to="simulator.simuser",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['application', 'policy'],
+                "ordering": ["application", "policy"],
             },
         ),
         migrations.CreateModel(
-            name='SenderAuthorization',
+            name="SenderAuthorization",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender_id', models.CharField(max_length=128)),
-                ('needs_login_for_api', models.BooleanField(default=False)),
-                ('active', models.BooleanField(default=True)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sender_authorizations', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sender_id", models.CharField(max_length=128)),
+                ("needs_login_for_api", models.BooleanField(default=False)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sender_authorizations",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sender_id'],
-                'unique_together': {('company', 'sender_id')},
+                "ordering": ["sender_id"],
+                "unique_together": {("company", "sender_id")},
             },
         ),
         migrations.CreateModel(
-            name='RecordOverride',
+            name="RecordOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('object', models.CharField(max_length=40)),
-                ('recordno', models.PositiveIntegerField()),
-                ('fields', models.JSONField(default=dict)),
-                ('deleted', models.BooleanField(default=False)),
-                ('created_record', models.BooleanField(default=False)),
-                ('whenmodified', models.DateTimeField()),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='overrides', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("object", models.CharField(max_length=40)),
+                ("recordno", models.PositiveIntegerField()),
+                ("fields", models.JSONField(default=dict)),
+                ("deleted", models.BooleanField(default=False)),
+                ("created_record", models.BooleanField(default=False)),
+                ("whenmodified", models.DateTimeField()),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="overrides",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'unique_together': {('company', 'object', 'recordno')},
+                "unique_together": {("company", "object", "recordno")},
             },
         ),
         migrations.CreateModel(
-            name='ExecutedControlId',
+            name="ExecutedControlId",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('controlid', models.CharField(max_length=256)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='executed_controlids', to='simulator.simcompany')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("controlid", models.CharField(max_length=256)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="executed_controlids",
+                        to="simulator.simcompany",
+                    ),
+                ),
             ],
             options={
-                'unique_together': {('company', 'controlid')},
+                "unique_together": {("company", "controlid")},
             },
         ),
     ]

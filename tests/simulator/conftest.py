@@ -1,4 +1,5 @@
 """Helpers for simulator tests: requests are written by hand as XML strings, answers read by XPath."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,29 +12,56 @@ from simulator.demo import build_company
 from simulator.inflight import inflight_reset
 
 GATEWAY = "/simulator/ia/xml/xmlgw.phtml"
-SMALL_SIZES = {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 10, "CCTRANSACTION": 30,
-               "GLACCOUNT": 20, "APBILL": 2500, "APADJUSTMENT": 10, "EEXPENSES": 25, "EXPENSEREPORTBATCH": 7}
+SMALL_SIZES = {
+    "DEPARTMENT": 12,
+    "LOCATION": 5,
+    "EMPLOYEE": 40,
+    "USERINFO": 10,
+    "CCTRANSACTION": 30,
+    "GLACCOUNT": 20,
+    "APBILL": 2500,
+    "APADJUSTMENT": 10,
+    "EEXPENSES": 25,
+    "EXPENSEREPORTBATCH": 7,
+}
 
 
-def login_xml(company: str = "TEST-CO", user: str = "ws_connect", password: str = "Demo-Connect-2024!",
-              location: str | None = None) -> str:
+def login_xml(
+    company: str = "TEST-CO",
+    user: str = "ws_connect",
+    password: str = "Demo-Connect-2024!",  # noqa: S107 - fake credential in a test
+    location: str | None = None,
+) -> str:
     loc = f"<locationid>{location}</locationid>" if location is not None else ""
-    return (f"<login><userid>{user}</userid><companyid>{company}</companyid>"
-            f"<password>{password}</password>{loc}</login>")
+    return (
+        f"<login><userid>{user}</userid><companyid>{company}</companyid>"
+        f"<password>{password}</password>{loc}</login>"
+    )
 
 
-def envelope(functions: str, *, auth: str | None = None, sender: str | None = None, sender_password: str | None = None,
-             transaction: bool = False, uniqueid: bool = False, controlid: str = "ctl-1") -> str:
+def envelope(
+    functions: str,
+    *,
+    auth: str | None = None,
+    sender: str | None = None,
+    sender_password: str | None = None,
+    transaction: bool = False,
+    uniqueid: bool = False,
+    controlid: str = "ctl-1",
+) -> str:
     """A complete 3.0 request; ``functions`` is the inner XML of <content>."""
     sender = settings.INTACCT_SENDER_ID if sender is None else sender
     sender_password = settings.INTACCT_SENDER_PASSWORD if sender_password is None else sender_password
     auth = login_xml() if auth is None else auth
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<request><control><senderid>{sender}</senderid><password>{sender_password}</password>"
-            f"<controlid>{controlid}</controlid><uniqueid>{'true' if uniqueid else 'false'}</uniqueid>"
-            "<dtdversion>3.0</dtdversion><includewhitespace>false</includewhitespace></control>"
-            f'<operation transaction="{"true" if transaction else "false"}"><authentication>{auth}</authentication>'
-            f"<content>{functions}</content></operation></request>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<request><control><senderid>{sender}</senderid><password>{sender_password}</password>"
+        f"<controlid>{controlid}</controlid><uniqueid>{'true' if uniqueid else 'false'}</uniqueid>"
+        "<dtdversion>3.0</dtdversion><includewhitespace>false</includewhitespace></control>"
+        f'<operation transaction="{"true" if transaction else "false"}">'
+        f"<authentication>{auth}</authentication>"
+        f"<content>{functions}</content></operation></request>"
+    )
 
 
 def post(client: Any, body: str, **extra: Any) -> Any:
@@ -65,8 +93,10 @@ def company(db: Any) -> Any:
 @pytest.fixture
 def gw(client: Any, company: Any) -> Any:
     """Post a request to the gateway for TEST-CO and return (response, parsed tree)."""
+
     def call(functions: str, **kwargs: Any) -> tuple[Any, Any]:
         extra = kwargs.pop("extra", {})
         response = post(client, envelope(functions, **kwargs), **extra)
         return response, tree(response)
+
     return call

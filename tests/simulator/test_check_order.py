@@ -1,4 +1,5 @@
 """Each gateway error, at its level with the exact texts of docs/protocol-choices.md, in the check order."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -29,18 +30,25 @@ def call(client, company_id, *, functions=SESSION_FN, **kwargs):
 
 
 # 1. XML well-formed and of the schema
-@pytest.mark.parametrize("body", [
-    "<request><control>", "not xml at all", "",
-    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "boom">]><request>&x;</request>',
-    "<request><control><senderid>s</senderid><controlid>c</controlid></control></request>",
-    "<request><control><senderid>s</senderid><controlid>c</controlid></control><operation><authentication>"
-    "<login><userid>u</userid></login></authentication></operation></request>",
-    "<request><control><senderid>s</senderid><controlid>c</controlid></control><operation><authentication>"
-    "<sessionid>x</sessionid></authentication><content><function controlid='a'><frobnicate/></function>"
-    "</content></operation></request>",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<request><control>",
+        "not xml at all",
+        "",
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "boom">]><request>&x;</request>',
+        "<request><control><senderid>s</senderid><controlid>c</controlid></control></request>",
+        "<request><control><senderid>s</senderid><controlid>c</controlid></control><operation><authentication>"
+        "<login><userid>u</userid></login></authentication></operation></request>",
+        "<request><control><senderid>s</senderid><controlid>c</controlid></control><operation><authentication>"
+        "<sessionid>x</sessionid></authentication><content><function controlid='a'><frobnicate/></function>"
+        "</content></operation></request>",
+    ],
+)
 def test_malformed_or_invalid_request_is_a_control_failure(client, company, body):
-    response = client.post("/simulator/ia/xml/xmlgw.phtml", data=body.encode(), content_type="application/xml")
+    response = client.post(
+        "/simulator/ia/xml/xmlgw.phtml", data=body.encode(), content_type="application/xml"
+    )
     doc = tree(response)
     assert response.status_code == 200
     assert text(doc, "/response/control/status") == "failure"
@@ -53,7 +61,9 @@ def test_get_is_not_allowed(client):
 
 
 # 2. Sender credentials (checked before the company even exists)
-@pytest.mark.parametrize("sender, password", [("NoSuchSender", None), (None, "wrong"), ("intacctconnectdemo", None)])
+@pytest.mark.parametrize(
+    "sender, password", [("NoSuchSender", None), (None, "wrong"), ("intacctconnectdemo", None)]
+)
 def test_bad_sender_is_a_control_failure_even_for_unknown_company(client, company, sender, password):
     response, doc = call(client, "NO-SUCH-CO", sender=sender, sender_password=password)
     assert response.status_code == 200
@@ -64,7 +74,7 @@ def test_bad_sender_is_a_control_failure_even_for_unknown_company(client, compan
 
 def test_other_registered_sender_is_accepted(client, company):
     ensure_sender("PartnerTwo", "pw-two")
-    _, doc = call(client, "TEST-CO", sender="PartnerTwo", sender_password="pw-two")
+    _, doc = call(client, "TEST-CO", sender="PartnerTwo", sender_password="pw-two")  # noqa: S106 - fake credential in a test
     # Known sender, but not authorised for TEST-CO: that is the authentication level.
     assert text(doc, "/response/control/status") == "success"
     assert auth_error(doc)[1] == "Invalid Web Services Authorization"
@@ -95,7 +105,8 @@ def test_concurrency_limit_gives_429_before_authentication(client, company):
     assert response.status_code == 429
     assert text(doc, "//errormessage/error/errorno") == "GW-0010"
     assert text(doc, "//errormessage/error/description") == (
-        "Rate limit exceeded: too many concurrent requests for this company.")
+        "Rate limit exceeded: too many concurrent requests for this company."
+    )
     stats = inflight_stats("TEST-CO")
     assert stats["rejected"] == 1 and stats["in_flight"] == 0 and stats["max_in_flight"] == 2
 
@@ -122,10 +133,12 @@ def test_concurrency_limit_with_real_threads(transactional_db, settings):
 
     def worker():
         results.append(call(Client(), "THREAD-CO")[0].status_code)
+
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     import time
+
     deadline = time.time() + 5
     while inflight_stats("THREAD-CO")["in_flight"] < 2 and time.time() < deadline:
         time.sleep(0.01)
@@ -147,17 +160,23 @@ def expect_auth(doc, description, description2, correction=""):
 def test_not_subscribed_comes_before_ip_filter(client):
     build_company("NOSUB", subscribed=False, ip_filter=["203.0.113.0/24"], authorize_sender_id=False)
     _, doc = call(client, "NOSUB")
-    expect_auth(doc, "Web Services not subscribed",
-                "This company is not authorized for XML transactions. Please subscribe to the XML Gateway.",
-                "Subscribe to Web Services in Company > Admin > Subscriptions.")
+    expect_auth(
+        doc,
+        "Web Services not subscribed",
+        "This company is not authorized for XML transactions. Please subscribe to the XML Gateway.",
+        "Subscribe to Web Services in Company > Admin > Subscriptions.",
+    )
 
 
 def test_ip_filter_comes_before_sender_authorisation(client):
     build_company("IPF", ip_filter=["203.0.113.0/24"], authorize_sender_id=False)
     _, doc = call(client, "IPF")
-    expect_auth(doc, "IP address not allowed",
-                "The IP address 127.0.0.1 is not allowed to access company ID 'IPF'.",
-                "Add the address in Company > Setup > Company > Security > IP address filters.")
+    expect_auth(
+        doc,
+        "IP address not allowed",
+        "The IP address 127.0.0.1 is not allowed to access company ID 'IPF'.",
+        "Add the address in Company > Setup > Company > Security > IP address filters.",
+    )
 
 
 def test_ip_filter_allows_listed_address(client):
@@ -172,11 +191,14 @@ def test_ip_filter_allows_listed_address(client):
 
 def test_sender_not_authorised_comes_before_login(client, settings):
     build_company("NOAUTH", authorize_sender_id=False)
-    _, doc = call(client, "NOAUTH", auth=login_xml(company="NOAUTH", password="wrong"))
-    expect_auth(doc, "Invalid Web Services Authorization",
-                f"The sender ID '{settings.INTACCT_SENDER_ID}' is not authorized to make Web Services requests "
-                "to company ID 'NOAUTH'.",
-                "Contact the company administrator to grant Web Services authorization to this sender ID.")
+    _, doc = call(client, "NOAUTH", auth=login_xml(company="NOAUTH", password="wrong"))  # noqa: S106 - fake credential in a test
+    expect_auth(
+        doc,
+        "Invalid Web Services Authorization",
+        f"The sender ID '{settings.INTACCT_SENDER_ID}' is not authorized to make Web Services requests "
+        "to company ID 'NOAUTH'.",
+        "Contact the company administrator to grant Web Services authorization to this sender ID.",
+    )
 
 
 def test_sender_authorisation_is_case_sensitive(client, settings):
@@ -188,11 +210,14 @@ def test_sender_authorisation_is_case_sensitive(client, settings):
 def test_needs_login_for_api(client, settings):
     build_company("NEEDS", needs_login_for_api=True)
     _, doc = call(client, "NEEDS")
-    expect_auth(doc, "Invalid Web Services Authorization",
-                f"The sender ID '{settings.INTACCT_SENDER_ID}' requires a user login for API requests to company "
-                "ID 'NEEDS'.",
-                'Turn off "Needs login for API" for the sender ID in Company > Setup > Company > Security > '
-                "Web Services authorizations.")
+    expect_auth(
+        doc,
+        "Invalid Web Services Authorization",
+        f"The sender ID '{settings.INTACCT_SENDER_ID}' requires a user login for API requests to company "
+        "ID 'NEEDS'.",
+        'Turn off "Needs login for API" for the sender ID in Company > Setup > Company > Security > '
+        "Web Services authorizations.",
+    )
 
 
 @pytest.mark.parametrize("user, password", [("ws_connect", "wrong"), ("nobody", "Demo-Connect-2024!")])
@@ -208,32 +233,41 @@ def test_login_is_case_insensitive_for_user_id(client, company):
 
 def test_wrong_login_as_http_401(client):
     build_company("C401", login_failure_style="http401")
-    response, doc = call(client, "C401", auth=login_xml(company="C401", password="wrong"))
+    response, doc = call(client, "C401", auth=login_xml(company="C401", password="wrong"))  # noqa: S106 - fake credential in a test
     assert response.status_code == 401
     assert text(doc, "/response/control/status") == "failure"
     assert text(doc, "//errormessage/error/errorno") == "XMLGW_JPP0002"
     assert text(doc, "//errormessage/error/description") == (
-        "Sign-in information is incorrect. Please check your request.")
+        "Sign-in information is incorrect. Please check your request."
+    )
 
 
 def test_inactive_user(client):
     build_company("INACT", user_status="inactive")
     _, doc = call(client, "INACT", auth=login_xml(company="INACT"))
-    expect_auth(doc, "", "Sign-in information is incorrect. The user 'ws_connect' is inactive.",
-                "Ask an administrator to set the user's status to Active.")
+    expect_auth(
+        doc,
+        "",
+        "Sign-in information is incorrect. The user 'ws_connect' is inactive.",
+        "Ask an administrator to set the user's status to Active.",
+    )
 
 
 def test_inactive_user_with_wrong_password_sees_generic_text(client):
     build_company("INACT2", user_status="inactive")
-    _, doc = call(client, "INACT2", auth=login_xml(company="INACT2", password="bad"))
+    _, doc = call(client, "INACT2", auth=login_xml(company="INACT2", password="bad"))  # noqa: S106 - fake credential in a test
     expect_auth(doc, "", "Sign-in information is incorrect")
 
 
 def test_locked_out_user(client):
     build_company("LOCK", user_status="locked out")
     _, doc = call(client, "LOCK", auth=login_xml(company="LOCK"))
-    expect_auth(doc, "", "Sign-in information is incorrect. The user 'ws_connect' is locked out.",
-                "Ask an administrator to unlock the user.")
+    expect_auth(
+        doc,
+        "",
+        "Sign-in information is incorrect. The user 'ws_connect' is locked out.",
+        "Ask an administrator to unlock the user.",
+    )
 
 
 def test_invalid_entity(client, company):

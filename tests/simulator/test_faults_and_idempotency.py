@@ -1,4 +1,5 @@
 """Fault injection of each kind, and uniqueid duplicate detection."""
+
 from __future__ import annotations
 
 import time
@@ -30,6 +31,7 @@ def test_slow_response_delays_then_answers(gw, company):
 def test_http_5xx_for_next_n_requests(client, gw, company, status):
     set_fault(company, "http5xx", count=2, status=status)
     from tests.simulator.conftest import envelope, post
+
     for _ in range(2):
         response = post(client, envelope(SESSION_FN))
         assert response.status_code == status
@@ -105,6 +107,7 @@ def test_rate_faults_are_repeatable(client, company):
         statuses = [post(client, envelope(SESSION_FN)).status_code for _ in range(20)]
         clear_faults(company)
         return statuses
+
     first, second = run(), run()
     assert first == second
     assert 0 < first.count(503) < 20
@@ -121,8 +124,10 @@ def test_fault_arguments_are_checked(company):
         set_fault(company, "slow", count=1, rate=0.5)
 
 
-UPDATE = ('<function controlid="{cid}"><update><EMPLOYEE><EMPLOYEEID>E00001</EMPLOYEEID><STATUS>inactive</STATUS>'
-          "</EMPLOYEE></update></function>")
+UPDATE = (
+    '<function controlid="{cid}"><update><EMPLOYEE><EMPLOYEEID>E00001</EMPLOYEEID><STATUS>inactive</STATUS>'
+    "</EMPLOYEE></update></function>"
+)
 
 
 def test_uniqueid_refuses_a_repeated_completed_controlid(gw, company):
@@ -132,8 +137,10 @@ def test_uniqueid_refuses_a_repeated_completed_controlid(gw, company):
     error = doc.xpath("//result/errormessage/error")[0]
     assert text(doc, "//result/status") == "failure"
     assert (text(error, "errorno"), text(error, "description"), text(error, "description2")) == (
-        "XL03000011", "Duplicate request", "A function with control ID 'emp-1-off' has already been executed for "
-        "this company.")
+        "XL03000011",
+        "Duplicate request",
+        "A function with control ID 'emp-1-off' has already been executed for this company.",
+    )
     # Without uniqueid the same controlid runs again.
     _, doc = gw(UPDATE.format(cid="emp-1-off"))
     assert text(doc, "//result/status") == "success"

@@ -1,4 +1,5 @@
 """readByQuery + readMore and query offset paging, filters, laziness on a million-record company."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,10 @@ pytestmark = pytest.mark.django_db
 
 def rbq(query: str, pagesize: int = 1000, fields: str = "RECORDNO", obj: str = "APBILL") -> str:
     query = query.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return (f'<function controlid="q"><readByQuery><object>{obj}</object><fields>{fields}</fields>'
-            f"<query>{query}</query><pagesize>{pagesize}</pagesize></readByQuery></function>")
+    return (
+        f'<function controlid="q"><readByQuery><object>{obj}</object><fields>{fields}</fields>'
+        f"<query>{query}</query><pagesize>{pagesize}</pagesize></readByQuery></function>"
+    )
 
 
 def read_more(result_id: str) -> str:
@@ -43,16 +46,21 @@ def test_read_by_query_and_read_more_totals(gw, total):
     assert all(p["totalcount"] == str(total) for p in pages)
     expected_pages = max(1, -(-total // 1000))
     assert len(pages) == expected_pages
-    assert [int(p["count"]) for p in pages] == ([0] if total == 0 else
-                                               [min(1000, total - 1000 * i) for i in range(expected_pages)])
-    assert [int(p["numremaining"]) for p in pages] == [max(0, total - 1000 * (i + 1)) for i in range(len(pages))]
+    assert [int(p["count"]) for p in pages] == (
+        [0] if total == 0 else [min(1000, total - 1000 * i) for i in range(expected_pages)]
+    )
+    assert [int(p["numremaining"]) for p in pages] == [
+        max(0, total - 1000 * (i + 1)) for i in range(len(pages))
+    ]
     assert all(p["listtype"] == "apbill" for p in pages)
     assert ResultCursor.objects.count() == 0
 
 
 def test_default_pagesize_is_100_and_limit_is_1000(gw):
-    _, doc = gw('<function controlid="q"><readByQuery><object>APBILL</object><fields>RECORDNO</fields><query/>'
-                "</readByQuery></function>")
+    _, doc = gw(
+        '<function controlid="q"><readByQuery><object>APBILL</object><fields>RECORDNO</fields><query/>'
+        "</readByQuery></function>"
+    )
     assert doc.xpath("//result/data")[0].get("count") == "100"
     _, doc = gw(rbq("", 1001))
     assert text(doc, "//result/errormessage/error/errorno") == "DL02000001"
@@ -62,7 +70,10 @@ def test_read_more_with_unknown_result_id(gw):
     _, doc = gw(read_more("0000000000Xnope"))
     error = doc.xpath("//result/errormessage/error")[0]
     assert (text(error, "errorno"), text(error, "description"), text(error, "description2")) == (
-        "DL02000001", "There was an error processing the request.", "Invalid or expired resultId")
+        "DL02000001",
+        "There was an error processing the request.",
+        "Invalid or expired resultId",
+    )
 
 
 def test_read_more_by_object(gw):
@@ -85,9 +96,11 @@ def test_paging_stays_consistent_while_records_change(gw, company):
 
 
 def query_fn(offset: int, pagesize: int, filter_xml: str = "", order: str = "", obj: str = "APBILL") -> str:
-    return (f'<function controlid="q"><query><object>{obj}</object><select><field>RECORDNO</field>'
-            f"<field>WHENMODIFIED</field></select>{filter_xml}{order}<pagesize>{pagesize}</pagesize>"
-            f"<offset>{offset}</offset></query></function>")
+    return (
+        f'<function controlid="q"><query><object>{obj}</object><select><field>RECORDNO</field>'
+        f"<field>WHENMODIFIED</field></select>{filter_xml}{order}<pagesize>{pagesize}</pagesize>"
+        f"<offset>{offset}</offset></query></function>"
+    )
 
 
 def test_query_offset_paging(gw):
@@ -120,6 +133,7 @@ def test_generated_whenmodified_is_monotonic_with_ties(gw):
     _, doc = gw(query_fn(0, 300))
     stamps = [r.findtext("WHENMODIFIED") for r in doc.xpath("//result/data/APBILL")]
     from simulator.records import parse_ts
+
     seconds = [parse_ts(s) for s in stamps]
     assert seconds == sorted(seconds)
     assert len(set(seconds)) < len(seconds)  # several records share a second
@@ -166,26 +180,43 @@ def test_whenmodified_bounds_and_keyset(gw, company):
     assert numbers == same_second
     first = same_second[0]
     # Keyset continuation: strictly after (stamp, first).
-    numbers, _ = read_all(gw, f"WHENMODIFIED > '{stamp}' OR (WHENMODIFIED = '{stamp}' AND RECORDNO > {first})")
+    numbers, _ = read_all(
+        gw, f"WHENMODIFIED > '{stamp}' OR (WHENMODIFIED = '{stamp}' AND RECORDNO > {first})"
+    )
     assert numbers == list(range(first + 1, 2501))
 
 
 QUERY_FILTERS = [
     ("<equalto><field>RECORDNO</field><value>9</value></equalto>", [9]),
-    ("<notequalto><field>RECORDNO</field><value>9</value></notequalto>", [n for n in range(1, 2501) if n != 9]),
+    (
+        "<notequalto><field>RECORDNO</field><value>9</value></notequalto>",
+        [n for n in range(1, 2501) if n != 9],
+    ),
     ("<lessthan><field>RECORDNO</field><value>3</value></lessthan>", [1, 2]),
     ("<greaterthan><field>RECORDNO</field><value>2498</value></greaterthan>", [2499, 2500]),
     ("<between><field>RECORDNO</field><value>10</value><value>12</value></between>", [10, 11, 12]),
     ("<in><field>RECORDID</field><value>BILL-0000004</value><value>BILL-0000002</value></in>", [2, 4]),
-    ("<and><notin><field>RECORDNO</field><value>1</value></notin><lessthanorequalto><field>RECORDNO</field>"
-     "<value>3</value></lessthanorequalto></and>", [2, 3]),
-    ("<or><equalto><field>RECORDNO</field><value>1</value></equalto><and><greaterthanorequalto>"
-     "<field>RECORDNO</field><value>2499</value></greaterthanorequalto><isnotnull><field>RECORDID</field>"
-     "</isnotnull></and></or>", [1, 2499, 2500]),
-    ("<and><like><field>RECORDID</field><value>bill-000000_</value></like><lessthan><field>RECORDNO</field>"
-     "<value>4</value></lessthan></and>", [1, 2, 3]),
-    ("<and><notlike><field>RECORDID</field><value>BILL-000000%</value></notlike><lessthan><field>RECORDNO</field>"
-     "<value>12</value></lessthan></and>", [10, 11]),
+    (
+        "<and><notin><field>RECORDNO</field><value>1</value></notin><lessthanorequalto><field>RECORDNO</field>"
+        "<value>3</value></lessthanorequalto></and>",
+        [2, 3],
+    ),
+    (
+        "<or><equalto><field>RECORDNO</field><value>1</value></equalto><and><greaterthanorequalto>"
+        "<field>RECORDNO</field><value>2499</value></greaterthanorequalto><isnotnull><field>RECORDID</field>"
+        "</isnotnull></and></or>",
+        [1, 2499, 2500],
+    ),
+    (
+        "<and><like><field>RECORDID</field><value>bill-000000_</value></like><lessthan><field>RECORDNO</field>"
+        "<value>4</value></lessthan></and>",
+        [1, 2, 3],
+    ),
+    (
+        "<and><notlike><field>RECORDID</field><value>BILL-000000%</value></notlike><lessthan><field>RECORDNO</field>"
+        "<value>12</value></lessthan></and>",
+        [10, 11],
+    ),
     ("<isnull><field>RECORDID</field></isnull>", []),
 ]
 
@@ -209,17 +240,24 @@ def test_query_orderby_descending_and_by_text(gw):
     order = "<orderby><order><field>RECORDNO</field><descending/></order></orderby>"
     _, doc = gw(query_fn(0, 3, "", order))
     assert [r.findtext("RECORDNO") for r in doc.xpath("//result/data/APBILL")] == ["2500", "2499", "2498"]
-    order = ("<orderby><order><field>VENDORNAME</field><ascending/></order><order><field>RECORDNO</field>"
-             "<descending/></order></orderby>")
-    _, doc = gw(query_fn(0, 5, "<filter><lessthan><field>RECORDNO</field><value>50</value></lessthan></filter>",
-                         order).replace("<field>WHENMODIFIED</field>", "<field>VENDORNAME</field>"))
+    order = (
+        "<orderby><order><field>VENDORNAME</field><ascending/></order><order><field>RECORDNO</field>"
+        "<descending/></order></orderby>"
+    )
+    _, doc = gw(
+        query_fn(
+            0, 5, "<filter><lessthan><field>RECORDNO</field><value>50</value></lessthan></filter>", order
+        ).replace("<field>WHENMODIFIED</field>", "<field>VENDORNAME</field>")
+    )
     names = [r.findtext("VENDORNAME") for r in doc.xpath("//result/data/APBILL")]
     assert names == sorted(names)
 
 
 def test_query_count_aggregate(gw):
-    _, doc = gw('<function controlid="c"><query><object>APBILL</object><select><count>RECORDNO</count></select>'
-                "</query></function>")
+    _, doc = gw(
+        '<function controlid="c"><query><object>APBILL</object><select><count>RECORDNO</count></select>'
+        "</query></function>"
+    )
     assert text(doc, "//result/data/APBILL/COUNT.RECORDNO") == "2500"
 
 
@@ -244,23 +282,33 @@ def test_modifications_and_deletes_move_whenmodified_and_show_incrementally(gw, 
     assert get_record(company, "APBILL", 8) is None
     numbers, pages = read_all(gw, f"WHENMODIFIED > '{last_generated}'")
     assert numbers == [7, 2501]
-    _, doc = gw(query_fn(0, 10, f"<filter><greaterthan><field>WHENMODIFIED</field><value>{last_generated}</value>"
-                                "</greaterthan></filter>",
-                         "<orderby><order><field>WHENMODIFIED</field><ascending/></order><order><field>RECORDNO"
-                         "</field><ascending/></order></orderby>"))
+    _, doc = gw(
+        query_fn(
+            0,
+            10,
+            f"<filter><greaterthan><field>WHENMODIFIED</field><value>{last_generated}</value>"
+            "</greaterthan></filter>",
+            "<orderby><order><field>WHENMODIFIED</field><ascending/></order><order><field>RECORDNO"
+            "</field><ascending/></order></orderby>",
+        )
+    )
     assert [r.findtext("RECORDNO") for r in doc.xpath("//result/data/APBILL")] == ["7", "2501"]
     # Full reads: the deleted record is gone, the created one is at the end, the total adjusts.
     numbers, _ = read_all(gw, "")
     assert len(numbers) == 2500 and 8 not in numbers and numbers[-1] == 2501
     # Ordered by WHENMODIFIED the changed record moves to the end, before the later created one.
-    _, doc = gw(query_fn(2497, 5, "", "<orderby><order><field>WHENMODIFIED</field><ascending/></order></orderby>"))
+    _, doc = gw(
+        query_fn(2497, 5, "", "<orderby><order><field>WHENMODIFIED</field><ascending/></order></orderby>")
+    )
     assert [r.findtext("RECORDNO") for r in doc.xpath("//result/data/APBILL")] == ["2500", "7", "2501"]
 
 
 def test_read_returns_override_and_escapes_text(gw, company):
     create_record(company, "APBILL", {"VENDORNAME": "Smith & Sons <Hardware>"})
-    _, doc = gw('<function controlid="r"><read><object>APBILL</object><keys>2501</keys><fields>VENDORNAME</fields>'
-                "</read></function>")
+    _, doc = gw(
+        '<function controlid="r"><read><object>APBILL</object><keys>2501</keys><fields>VENDORNAME</fields>'
+        "</read></function>"
+    )
     assert text(doc, "//APBILL/VENDORNAME") == "Smith & Sons <Hardware>"
 
 
@@ -270,7 +318,11 @@ def test_million_records_are_lazy(client, django_assert_max_num_queries):
     with django_assert_max_num_queries(14):
         doc = tree(post(client, envelope(rbq("", 1000), auth=auth)))
     data = doc.xpath("//result/data")[0]
-    assert (data.get("count"), data.get("totalcount"), data.get("numremaining")) == ("1000", "1000000", "999000")
+    assert (data.get("count"), data.get("totalcount"), data.get("numremaining")) == (
+        "1000",
+        "1000000",
+        "999000",
+    )
     with django_assert_max_num_queries(14):
         doc = tree(post(client, envelope(read_more(data.get("resultId")), auth=auth)))
     assert doc.xpath("//result/data/apbill/RECORDNO")[0].text == "1001"
@@ -280,7 +332,8 @@ def test_million_records_are_lazy(client, django_assert_max_num_queries):
     assert (data.get("count"), data.get("numremaining")) == ("1000", "0")
     assert data[-1].findtext("RECORDNO") == "1000000"
     with django_assert_max_num_queries(14):
-        doc = tree(post(client, envelope(rbq("RECORDNO > 999500 AND WHENMODIFIED >= '01/01/2020'", 1000),
-                                         auth=auth)))
+        doc = tree(
+            post(client, envelope(rbq("RECORDNO > 999500 AND WHENMODIFIED >= '01/01/2020'", 1000), auth=auth))
+        )
     assert doc.xpath("//result/data")[0].get("totalcount") == "500"
     assert RecordOverride.objects.filter(company=demo.company).count() == 0

@@ -1,4 +1,5 @@
 """The admin screens: every page renders, every form changes state, a new user gets a password mail."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,9 +12,20 @@ pytestmark = pytest.mark.django_db
 BASE = "/simulator/companies/TEST-CO"
 
 
-@pytest.mark.parametrize("path", ["/simulator/", "/simulator/mailbox/", f"{BASE}/", f"{BASE}/admin/subscriptions/",
-                                  f"{BASE}/setup/security/", f"{BASE}/setup/company-info/", f"{BASE}/admin/roles/",
-                                  f"{BASE}/admin/users/", f"{BASE}/faults/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/simulator/",
+        "/simulator/mailbox/",
+        f"{BASE}/",
+        f"{BASE}/admin/subscriptions/",
+        f"{BASE}/setup/security/",
+        f"{BASE}/setup/company-info/",
+        f"{BASE}/admin/roles/",
+        f"{BASE}/admin/users/",
+        f"{BASE}/faults/",
+    ],
+)
 def test_pages_render(client, company, path):
     response = client.get(path)
     assert response.status_code == 200
@@ -30,7 +42,9 @@ def test_role_and_user_pages_render(client, company):
 
 def test_breadcrumbs(client, company):
     html = client.get(f"{BASE}/setup/security/").content.decode()
-    assert "Company &gt; Setup &gt; Company &gt; Security" in html.replace("</span>", "").replace("<span>", "")
+    assert "Company &gt; Setup &gt; Company &gt; Security" in html.replace("</span>", "").replace(
+        "<span>", ""
+    )
 
 
 def test_create_company(client, db):
@@ -50,8 +64,10 @@ def test_subscription_toggle(client, company):
 
 
 def test_ip_filter_form(client, company):
-    response = client.post(f"{BASE}/setup/security/", {"action": "ip", "ip_filter_enabled": "on",
-                                                       "allowed_ips": "127.0.0.1\n10.0.0.0/8"})
+    response = client.post(
+        f"{BASE}/setup/security/",
+        {"action": "ip", "ip_filter_enabled": "on", "allowed_ips": "127.0.0.1\n10.0.0.0/8"},
+    )
     assert response.status_code == 302
     company.refresh_from_db()
     assert company.ip_filter_enabled and company.allowed_ips == ["127.0.0.1", "10.0.0.0/8"]
@@ -60,8 +76,10 @@ def test_ip_filter_form(client, company):
 
 
 def test_sender_authorizations(client, company):
-    client.post(f"{BASE}/setup/security/", {"action": "add_sender", "sender_id": "OtherSender",
-                                            "needs_login_for_api": "on"})
+    client.post(
+        f"{BASE}/setup/security/",
+        {"action": "add_sender", "sender_id": "OtherSender", "needs_login_for_api": "on"},
+    )
     auth = SenderAuthorization.objects.get(company=company, sender_id="OtherSender")
     assert auth.needs_login_for_api
     client.post(f"{BASE}/setup/security/", {"action": "toggle_login", "authorization": auth.pk})
@@ -72,29 +90,52 @@ def test_sender_authorizations(client, company):
 
 
 def test_company_info(client, company):
-    client.post(f"{BASE}/setup/company-info/", {"permission_model": "user", "session_lifetime_seconds": 7200,
-                                                "concurrency_limit": 4, "login_failure_style": "http401",
-                                                "timezone_name": "Europe/Dublin"})
+    client.post(
+        f"{BASE}/setup/company-info/",
+        {
+            "permission_model": "user",
+            "session_lifetime_seconds": 7200,
+            "concurrency_limit": 4,
+            "login_failure_style": "http401",
+            "timezone_name": "Europe/Dublin",
+        },
+    )
     company.refresh_from_db()
-    assert (company.permission_model, company.session_lifetime_seconds, company.concurrency_limit,
-            company.login_failure_style, company.timezone_name) == ("user", 7200, 4, "http401", "Europe/Dublin")
+    assert (
+        company.permission_model,
+        company.session_lifetime_seconds,
+        company.concurrency_limit,
+        company.login_failure_style,
+        company.timezone_name,
+    ) == ("user", 7200, 4, "http401", "Europe/Dublin")
 
 
 def test_create_and_edit_role(client, company):
     client.post(f"{BASE}/admin/roles/", {"name": "Readers", "perm-5-View": "1", "perm-5-List": "1"})
     role = Role.objects.get(company=company, name="Readers")
     assert [(p.application, p.policy, p.rights) for p in role.permissions.all()] == [
-        ("Accounts Payable", "Bills", "List|View")]
+        ("Accounts Payable", "Bills", "List|View")
+    ]
     client.post(f"{BASE}/admin/roles/{role.pk}/", {"name": "Readers", "perm-0-View": "1"})
     assert [(p.policy, p.rights) for p in role.permissions.all()] == [("Departments", "View")]
 
 
 def test_create_user_mails_a_password_that_works(client, company):
     role = Role.objects.get(company=company)
-    response = client.post(f"{BASE}/admin/users/", {
-        "login_id": "new_ws", "first_name": "Nia", "last_name": "Ws", "email": "nia@example.com",
-        "user_type": "business user", "admin_privileges": "Full", "status": "active",
-        "is_web_services_user": "on", "roles": [role.pk]})
+    response = client.post(
+        f"{BASE}/admin/users/",
+        {
+            "login_id": "new_ws",
+            "first_name": "Nia",
+            "last_name": "Ws",
+            "email": "nia@example.com",
+            "user_type": "business user",
+            "admin_privileges": "Full",
+            "status": "active",
+            "is_web_services_user": "on",
+            "roles": [role.pk],
+        },
+    )
     assert response.status_code == 302
     user = SimUser.objects.get(login_id="new_ws")
     assert list(user.roles.all()) == [role]
@@ -104,25 +145,45 @@ def test_create_user_mails_a_password_that_works(client, company):
     assert password not in user.password_hash
     assert client.get("/simulator/mailbox/").content.decode().count("nia@example.com") >= 1
     from tests.simulator.conftest import envelope, login_xml, post, text, tree
-    doc = tree(post(client, envelope('<function controlid="f"><getAPISession/></function>',
-                                     auth=login_xml(user="new_ws", password=password))))
+
+    doc = tree(
+        post(
+            client,
+            envelope(
+                '<function controlid="f"><getAPISession/></function>',
+                auth=login_xml(user="new_ws", password=password),
+            ),
+        )
+    )
     assert text(doc, "//authentication/status") == "success"
 
 
 def test_user_based_create_user_with_permissions(client, company):
     company.permission_model = "user"
     company.save()
-    client.post(f"{BASE}/admin/users/", {
-        "login_id": "ub", "first_name": "U", "last_name": "B", "email": "ub@example.com",
-        "user_type": "business user", "admin_privileges": "Off", "status": "active", "perm-2-View": "1"})
+    client.post(
+        f"{BASE}/admin/users/",
+        {
+            "login_id": "ub",
+            "first_name": "U",
+            "last_name": "B",
+            "email": "ub@example.com",
+            "user_type": "business user",
+            "admin_privileges": "Off",
+            "status": "active",
+            "perm-2-View": "1",
+        },
+    )
     user = SimUser.objects.get(login_id="ub")
     assert [(p.policy, p.rights) for p in user.permissions.all()] == [("Employees", "View")]
 
 
 def test_edit_user_and_reset_password(client, company):
-    user, _ = create_user(company, "edit_me", email="edit@example.com", password="first-pass-1")
-    client.post(f"{BASE}/admin/users/{user.pk}/", {"user_type": "business user", "admin_privileges": "Limited",
-                                                   "status": "locked out"})
+    user, _ = create_user(company, "edit_me", email="edit@example.com", password="first-pass-1")  # noqa: S106 - fake credential in a test
+    client.post(
+        f"{BASE}/admin/users/{user.pk}/",
+        {"user_type": "business user", "admin_privileges": "Limited", "status": "locked out"},
+    )
     user.refresh_from_db()
     assert (user.status, user.admin_privileges, user.is_web_services_user) == ("locked out", "Limited", False)
     old_hash = user.password_hash
@@ -133,8 +194,18 @@ def test_edit_user_and_reset_password(client, company):
 
 
 def test_faults_page_arms_and_clears(client, company):
-    client.post(f"{BASE}/faults/", {"action": "arm", "kind": "http5xx", "mode": "count", "count": 3,
-                                    "delay_ms": 0, "status": 502, "seed": 0})
+    client.post(
+        f"{BASE}/faults/",
+        {
+            "action": "arm",
+            "kind": "http5xx",
+            "mode": "count",
+            "count": 3,
+            "delay_ms": 0,
+            "status": 502,
+            "seed": 0,
+        },
+    )
     company.refresh_from_db()
     assert company.faults[0]["kind"] == "http5xx" and company.faults[0]["count"] == 3
     assert company.faults[0]["status"] == 502
@@ -160,8 +231,12 @@ def test_forms_are_csrf_protected(company):
     assert strict.post(f"{BASE}/admin/subscriptions/", {}).status_code == 403
     # The gateway is not a form: no CSRF token needed.
     from tests.simulator.conftest import envelope
-    response = strict.post("/simulator/ia/xml/xmlgw.phtml", data=envelope(
-        '<function controlid="f"><getAPISession/></function>').encode(), content_type="application/xml")
+
+    response = strict.post(
+        "/simulator/ia/xml/xmlgw.phtml",
+        data=envelope('<function controlid="f"><getAPISession/></function>').encode(),
+        content_type="application/xml",
+    )
     assert response.status_code == 200
 
 
