@@ -19,6 +19,7 @@ FAULT_KINDS = {
     "drop": "Dropped connection (the body stops part-way)",
     "malformed": "Malformed XML (a truncated document, HTTP 200)",
     "expire_session": "Expire the company's sessions early (applies to requests that use a session)",
+    "offline": "Every function fails with XL03000012 The Service is Temporarily Off-line (HTTP 200)",
 }
 # Faults that replace the answer entirely, in the order they win when several trigger at once.
 TERMINAL_KINDS = ("http429", "http524", "http5xx")

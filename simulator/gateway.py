@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -153,6 +154,7 @@ class Context:
     user: SimUser
     entity: Entity | None
     session: SimSession | None
+    offline: bool = False
     _perms: dict[tuple[str, str], set[str]] | None = None
 
     @property
@@ -338,7 +340,9 @@ def _with_company(
         if kind in hits:
             return _fault_response(control, hits[kind]), slept
     try:
-        body = "".join(_run_operation(request, control, op, company, session) for op in operations)
+        body = "".join(
+            _run_operation(request, control, op, company, session, "offline" in hits) for op in operations
+        )
     except Http401:
         return control_failure(
             control,
@@ -385,13 +389,16 @@ def _socket_of(request: HttpRequest) -> Any:
     if sock is not None:
         return sock
     stream: Any = request.META.get("wsgi.input")
-    for _ in range(5):
-        if stream is None:
-            return None
-        if hasattr(stream, "shutdown"):
+    for _ in range(6):
+        if stream is None or hasattr(stream, "shutdown"):
             return stream
+        # Django's LimitedStream keeps only the bound read method of the buffered socket file.
+        reader = getattr(stream, "_read", None)
         stream = (
-            getattr(stream, "stream", None) or getattr(stream, "raw", None) or getattr(stream, "_sock", None)
+            getattr(stream, "stream", None)
+            or getattr(stream, "raw", None)
+            or getattr(stream, "_sock", None)
+            or getattr(reader, "__self__", None)
         )
     return None
 
@@ -403,8 +410,6 @@ def _dropped_response(request: HttpRequest, text: str) -> StreamingHttpResponse:
     def body() -> Any:
         yield data[: len(data) // 3]
         if sock is not None:
-            import socket
-
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -512,7 +517,12 @@ def _entity_for(company: SimCompany, user: SimUser, locationid: str | None) -> t
 
 
 def _run_operation(
-    request: HttpRequest, control: Control, op: Operation, company: SimCompany, session: SimSession | None
+    request: HttpRequest,
+    control: Control,
+    op: Operation,
+    company: SimCompany,
+    session: SimSession | None,
+    offline: bool = False,
 ) -> str:
     now = timezone.now()
     if op.auth_kind == "login" and op.companyid.lower() != company.company_id.lower():
@@ -591,7 +601,7 @@ def _run_operation(
         f"{el('sessiontimestamp', _stamp(now, tz))}{el('sessiontimeout', _stamp(timeout, tz))}"
         "</authentication>"
     )
-    ctx = Context(request, control, company, user, entity, session)
+    ctx = Context(request, control, company, user, entity, session, offline)
     return f"<operation>{auth}{_run_functions(ctx, op)}</operation>"
 
 
@@ -609,6 +619,15 @@ def _run_one(ctx: Context, controlid: str, element: Any) -> tuple[bool, str, lis
     """(ok, body, errors) of one function; its database changes are undone when it fails."""
     try:
         with transaction.atomic():
+            if ctx.offline:
+                raise FunctionError(
+                    (
+                        "XL03000012",
+                        "Service unavailable",
+                        "The Service is Temporarily Off-line",
+                        "Please Try Again Later",
+                    )
+                )
             if (
                 ctx.control.unique
                 and ExecutedControlId.objects.filter(company=ctx.company, controlid=controlid).exists()
@@ -789,6 +808,8 @@ def fn_read_by_query(ctx: Context, element: Any) -> str:
     result_id = ""
     if remaining:
         result_id = _new_result_id()
+        # Forget abandoned cursors while creating a new one.
+        ResultCursor.objects.filter(company=ctx.company, expires_at__lt=timezone.now()).delete()
         ResultCursor.objects.create(
             result_id=result_id,
             company=ctx.company,

@@ -159,3 +159,41 @@ def test_rolled_back_transaction_forgets_controlids(gw, company):
     bad = UPDATE.format(cid="t2").replace("inactive", "bogus")
     gw(UPDATE.format(cid="t1") + bad, uniqueid=True, transaction=True)
     assert ExecutedControlId.objects.count() == 0
+
+
+def test_offline_fault_fails_every_function(gw, company):
+    set_fault(company, "offline", count=1)
+    response, doc = gw(SESSION_FN + SESSION_FN.replace("f1", "f2"))
+    assert response.status_code == 200
+    assert text(doc, "//authentication/status") == "success"
+    for result in doc.xpath("//result"):
+        error = result.xpath("errormessage/error")[0]
+        assert text(result, "status") == "failure"
+        assert [text(error, t) for t in ("errorno", "description", "description2", "correction")] == [
+            "XL03000012",
+            "Service unavailable",
+            "The Service is Temporarily Off-line",
+            "Please Try Again Later",
+        ]
+    _, doc = gw(SESSION_FN)
+    assert text(doc, "//result/status") == "success"
+
+
+def test_dropped_connection_over_real_http(live_server, transactional_db):
+    """Over a socket the client sees the body end early (not a hang, not a complete document)."""
+    import httpx
+
+    from simulator.demo import build_company
+    from tests.simulator.conftest import GATEWAY, envelope
+
+    demo = build_company("TEST-CO", sizes={"APBILL": 100})
+    set_fault(demo.company, "drop", count=1)
+    url = live_server.url + GATEWAY
+    body = envelope(
+        '<function controlid="q"><readByQuery><object>APBILL</object><fields>*</fields><query/>'
+        "<pagesize>100</pagesize></readByQuery></function>"
+    )
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(url, content=body.encode(), timeout=10)
+    response = httpx.post(url, content=body.encode(), timeout=10)
+    assert response.status_code == 200 and b"</response>" in response.content
