@@ -15,7 +15,8 @@ PROBE = (
     "import json, django; from django.conf import settings as s; django.setup();"
     "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'db': str(s.DATABASES['default']['NAME']),"
     "'broker': s.CELERY_BROKER_URL, 'endpoint': s.INTACCT_ENDPOINT_URL, 'debug': s.DEBUG,"
-    "'simulator': s.SIMULATOR_ENABLED, 'queue_dir': getattr(s, 'CELERY_BROKER_TRANSPORT_OPTIONS', {}).get('data_folder_in')}))"
+    "'simulator': s.SIMULATOR_ENABLED,"
+    "'queue_dir': getattr(s, 'CELERY_BROKER_TRANSPORT_OPTIONS', {}).get('data_folder_in')}))"
 )
 FERNET_KEY = "p8ZsZ0d6m8q3F4mVbJbqk3G6v7i2nLhZbq1xZ3jY6s4="
 PRODUCTION_ENV = {
