@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
@@ -18,15 +20,15 @@ PROBE = (
     "'simulator': s.SIMULATOR_ENABLED,"
     "'queue_dir': getattr(s, 'CELERY_BROKER_TRANSPORT_OPTIONS', {}).get('data_folder_in')}))"
 )
-FERNET_KEY = "p8ZsZ0d6m8q3F4mVbJbqk3G6v7i2nLhZbq1xZ3jY6s4="
 PRODUCTION_ENV = {
     "APP_ENV": "production",
-    "SECRET_KEY": "x" * 60 + "-production-secret-key-for-tests-only",
-    "FIELD_ENCRYPTION_KEYS": FERNET_KEY,
+    # Keys are made for each run; no key, however throwaway, is committed.
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "ALLOWED_HOSTS": "connect.example.com",
     "INTACCT_ENDPOINT_URL": "https://api.intacct.com/ia/xml/xmlgw.phtml",
     "INTACCT_SENDER_ID": "ExampleSender",
-    "INTACCT_SENDER_PASSWORD": "not-a-real-sender-password",
+    "INTACCT_SENDER_PASSWORD": secrets.token_urlsafe(16),
     "DATABASE_URL": "sqlite:////tmp/intacct-connect-prod-check.sqlite3",
 }
 
