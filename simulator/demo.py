@@ -100,9 +100,7 @@ def build_company(
         for entity_id in entities:
             add_entity(company, entity_id, f"Entity {entity_id}")
         if authorize_sender_id:
-            authorize_sender(
-                company, sender_id or settings.INTACCT_SENDER_ID, needs_login_for_api=needs_login_for_api
-            )
+            authorize_sender(company, sender_id or settings.INTACCT_SENDER_ID, needs_login_for_api=needs_login_for_api)
         role = None
         if permission_model == "role":
             role = create_role(company, "Intacct Connect", permissions, "Read access for Intacct Connect")

@@ -272,9 +272,7 @@ def like_regex(pattern: str, caseinsensitive: bool) -> re.Pattern[str]:
     return re.compile(f"^{out}$", re.DOTALL | (re.IGNORECASE if caseinsensitive else 0))
 
 
-def compile_predicate(
-    node: Node | None, obj: ObjectDef, caseinsensitive: bool = False
-) -> Callable[[Record], bool]:
+def compile_predicate(node: Node | None, obj: ObjectDef, caseinsensitive: bool = False) -> Callable[[Record], bool]:
     """A fast callable deciding whether a record matches. Null (empty) values match no comparison."""
     if node is None:
         return lambda record: True

@@ -66,9 +66,7 @@ class SenderAuthorizationForm(forms.Form):
 class CompanyInfoForm(forms.Form):
     permission_model = forms.ChoiceField(label="Permission type", choices=PERMISSION_MODELS)
     session_lifetime_seconds = forms.IntegerField(label="Session duration (seconds)", min_value=60)
-    concurrency_limit = forms.IntegerField(
-        label="Concurrent API requests allowed", min_value=1, max_value=100
-    )
+    concurrency_limit = forms.IntegerField(label="Concurrent API requests allowed", min_value=1, max_value=100)
     login_failure_style = forms.ChoiceField(label="Wrong login answered as", choices=LOGIN_FAILURE_STYLES)
     timezone_name = forms.CharField(label="Time zone", max_length=64)
 

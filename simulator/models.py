@@ -136,12 +136,8 @@ class SimUser(models.Model):
 class Permission(models.Model):
     """One policy's rights, held by a role (role-based companies) or a user (user-based companies)."""
 
-    role = models.ForeignKey(
-        Role, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions"
-    )
-    user = models.ForeignKey(
-        SimUser, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions"
-    )
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions")
+    user = models.ForeignKey(SimUser, null=True, blank=True, on_delete=models.CASCADE, related_name="permissions")
     application = models.CharField(max_length=100)
     policy = models.CharField(max_length=100)
     rights = models.CharField(max_length=200, help_text="Pipe-delimited, e.g. List|View")
@@ -199,9 +195,7 @@ class ResultCursor(models.Model):
 class Mail(models.Model):
     """The simulator's mailbox: what Intacct would have e-mailed (e.g. a new user's password)."""
 
-    company = models.ForeignKey(
-        SimCompany, null=True, blank=True, on_delete=models.CASCADE, related_name="mails"
-    )
+    company = models.ForeignKey(SimCompany, null=True, blank=True, on_delete=models.CASCADE, related_name="mails")
     to = models.CharField(max_length=200)
     subject = models.CharField(max_length=200)
     body = models.TextField()

@@ -665,9 +665,7 @@ def gen_expensereportbatch(g: Gen, i: int) -> dict[str, str]:
     }
 
 
-def _types(
-    ints: str = "", decs: str = "", dates: str = "", stamps: str = "", bools: str = ""
-) -> dict[str, str]:
+def _types(ints: str = "", decs: str = "", dates: str = "", stamps: str = "", bools: str = "") -> dict[str, str]:
     result = {"RECORDNO": "int", "WHENMODIFIED": "ts", "WHENCREATED": "ts"}
     for kind, names in (("int", ints), ("dec", decs), ("date", dates), ("ts", stamps), ("bool", bools)):
         result.update({name: kind for name in names.split()})
@@ -827,9 +825,7 @@ def gen_for(company: SimCompany, obj: ObjectDef) -> Gen:
     gen = _GEN_CACHE.get(key)
     if gen is None:
         company_seed = text_seed(f"{company.company_id}:{company.data_seed}")
-        gen = Gen(
-            obj.name, mix(company_seed ^ text_seed(obj.name)), sizes[obj.name], sizes, company_seed, obj.ties
-        )
+        gen = Gen(obj.name, mix(company_seed ^ text_seed(obj.name)), sizes[obj.name], sizes, company_seed, obj.ties)
         if len(_GEN_CACHE) > 1000:
             _GEN_CACHE.clear()
         _GEN_CACHE[key] = gen
@@ -929,9 +925,7 @@ _SIMUSER_FIELDS = {
 }
 
 
-def modify_record(
-    company: SimCompany, obj_name: str, recordno: int, changes: dict[str, str]
-) -> dict[str, str]:
+def modify_record(company: SimCompany, obj_name: str, recordno: int, changes: dict[str, str]) -> dict[str, str]:
     """Change fields of a record; WHENMODIFIED becomes now. Returns the new record. KeyError if missing."""
     obj = OBJECTS[obj_name.upper()]
     with transaction.atomic():

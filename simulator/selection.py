@@ -110,9 +110,7 @@ class Selection:
         stored, deleted = stored_records(company, obj)
         excluded = sorted(r for r in set(stored) | deleted if r <= self.gen.size)
         self.extras = {
-            r: rec
-            for r, rec in stored.items()
-            if (max_recordno is None or r <= max_recordno) and self.predicate(rec)
+            r: rec for r, rec in stored.items() if (max_recordno is None or r <= max_recordno) and self.predicate(rec)
         }
         self.extra_keys = sorted(self.extras)
         self.max_recordno = max(self.gen.size, max(stored, default=0), max(deleted, default=0))
@@ -131,9 +129,7 @@ class Selection:
         """Generated members; a condition the intervals cannot decide is evaluated here, once."""
         if self._seq is None:
             candidates = IntervalSeq(self.may, self.excluded)
-            self._seq = ListSeq(
-                [r for r in candidates.iter_from_recordno(1) if self.predicate(self.generated(r))]
-            )
+            self._seq = ListSeq([r for r in candidates.iter_from_recordno(1) if self.predicate(self.generated(r))])
         return self._seq
 
     def total(self) -> int:

@@ -115,21 +115,15 @@ def authorize_sender(
 # --- Companies, roles, users -----------------------------------------------------------------
 def create_company(company_id: str, **fields: object) -> SimCompany:
     """Create a company (any SimCompany field may be given) with one top-level-only entity list."""
-    return SimCompany.objects.create(
-        company_id=company_id, name=str(fields.pop("name", company_id)), **fields
-    )
+    return SimCompany.objects.create(company_id=company_id, name=str(fields.pop("name", company_id)), **fields)
 
 
 def add_entity(company: SimCompany, entity_id: str, name: str = "") -> Entity:
-    entity, _ = Entity.objects.get_or_create(
-        company=company, entity_id=entity_id, defaults={"name": name or entity_id}
-    )
+    entity, _ = Entity.objects.get_or_create(company=company, entity_id=entity_id, defaults={"name": name or entity_id})
     return entity
 
 
-def set_permissions(
-    *, role: Role | None = None, user: SimUser | None = None, permissions: Iterable[PermSpec]
-) -> None:
+def set_permissions(*, role: Role | None = None, user: SimUser | None = None, permissions: Iterable[PermSpec]) -> None:
     """Replace the permissions of a role or of a user."""
     owner = {"role": role} if role is not None else {"user": user}
     with transaction.atomic():
@@ -143,9 +137,7 @@ def set_permissions(
         )
 
 
-def create_role(
-    company: SimCompany, name: str, permissions: Iterable[PermSpec] = (), description: str = ""
-) -> Role:
+def create_role(company: SimCompany, name: str, permissions: Iterable[PermSpec] = (), description: str = "") -> Role:
     role = Role.objects.create(company=company, name=name, description=description)
     set_permissions(role=role, permissions=permissions)
     return role
@@ -154,9 +146,7 @@ def create_role(
 def _next_user_recordno(company: SimCompany) -> int:
     top = company_sizes(company)["USERINFO"]
     users = SimUser.objects.filter(company=company).aggregate(m=Max("recordno"))["m"] or 0
-    stored = RecordOverride.objects.filter(company=company, object="USERINFO").aggregate(m=Max("recordno"))[
-        "m"
-    ]
+    stored = RecordOverride.objects.filter(company=company, object="USERINFO").aggregate(m=Max("recordno"))["m"]
     return max(top, users, stored or 0) + 1
 
 

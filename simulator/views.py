@@ -160,9 +160,7 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         else:
             auth.needs_login_for_api = not auth.needs_login_for_api
             auth.save(update_fields=["needs_login_for_api"])
-            messages.success(
-                request, f"Needs login for API is now {'on' if auth.needs_login_for_api else 'off'}."
-            )
+            messages.success(request, f"Needs login for API is now {'on' if auth.needs_login_for_api else 'off'}.")
         return redirect("simulator:security", company_id=company.company_id)
     return _page(
         request,
@@ -296,9 +294,7 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
     user = get_object_or_404(SimUser, company=company, pk=user_id)
     if request.method == "POST" and request.POST.get("action") == "reset_password":
         reset_password(user)
-        messages.success(
-            request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox)."
-        )
+        messages.success(request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox).")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     fields = ["user_type", "admin_privileges", "status", "is_web_services_user"]
     form = UserEditForm(

@@ -33,10 +33,7 @@ def login_xml(
     location: str | None = None,
 ) -> str:
     loc = f"<locationid>{location}</locationid>" if location is not None else ""
-    return (
-        f"<login><userid>{user}</userid><companyid>{company}</companyid>"
-        f"<password>{password}</password>{loc}</login>"
-    )
+    return f"<login><userid>{user}</userid><companyid>{company}</companyid><password>{password}</password>{loc}</login>"
 
 
 def envelope(

@@ -46,9 +46,7 @@ def call(client, company_id, *, functions=SESSION_FN, **kwargs):
     ],
 )
 def test_malformed_or_invalid_request_is_a_control_failure(client, company, body):
-    response = client.post(
-        "/simulator/ia/xml/xmlgw.phtml", data=body.encode(), content_type="application/xml"
-    )
+    response = client.post("/simulator/ia/xml/xmlgw.phtml", data=body.encode(), content_type="application/xml")
     doc = tree(response)
     assert response.status_code == 200
     assert text(doc, "/response/control/status") == "failure"
@@ -61,9 +59,7 @@ def test_get_is_not_allowed(client):
 
 
 # 2. Sender credentials (checked before the company even exists)
-@pytest.mark.parametrize(
-    "sender, password", [("NoSuchSender", None), (None, "wrong"), ("intacctconnectdemo", None)]
-)
+@pytest.mark.parametrize("sender, password", [("NoSuchSender", None), (None, "wrong"), ("intacctconnectdemo", None)])
 def test_bad_sender_is_a_control_failure_even_for_unknown_company(client, company, sender, password):
     response, doc = call(client, "NO-SUCH-CO", sender=sender, sender_password=password)
     assert response.status_code == 200
@@ -213,8 +209,7 @@ def test_needs_login_for_api(client, settings):
     expect_auth(
         doc,
         "Invalid Web Services Authorization",
-        f"The sender ID '{settings.INTACCT_SENDER_ID}' requires a user login for API requests to company "
-        "ID 'NEEDS'.",
+        f"The sender ID '{settings.INTACCT_SENDER_ID}' requires a user login for API requests to company ID 'NEEDS'.",
         'Turn off "Needs login for API" for the sender ID in Company > Setup > Company > Security > '
         "Web Services authorizations.",
     )

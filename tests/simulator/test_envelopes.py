@@ -37,21 +37,16 @@ def test_get_api_session_success_envelope(gw):
 
 
 def test_session_endpoint_is_the_url_the_caller_used(client, company):
-    response = post(
-        client, envelope('<function controlid="f"><getAPISession/></function>'), HTTP_HOST="127.0.0.1:8765"
-    )
+    response = post(client, envelope('<function controlid="f"><getAPISession/></function>'), HTTP_HOST="127.0.0.1:8765")
     assert text(tree(response), "//api/endpoint") == "http://127.0.0.1:8765/simulator/ia/xml/xmlgw.phtml"
 
 
 def test_session_with_entity_and_then_used_for_reads(gw):
-    _, doc = gw(
-        '<function controlid="f"><getAPISession><locationid>E100</locationid></getAPISession></function>'
-    )
+    _, doc = gw('<function controlid="f"><getAPISession><locationid>E100</locationid></getAPISession></function>')
     session_id = text(doc, "//api/sessionid")
     assert text(doc, "//api/locationid") == "E100"
     _, doc = gw(
-        '<function controlid="r"><read><object>DEPARTMENT</object><keys>1</keys><fields>*</fields></read>'
-        "</function>",
+        '<function controlid="r"><read><object>DEPARTMENT</object><keys>1</keys><fields>*</fields></read></function>',
         auth=f"<sessionid>{session_id}</sessionid>",
     )
     assert text(doc, "//authentication/status") == "success"
@@ -95,9 +90,7 @@ def test_auth_failure_envelope(gw):
     assert [c.tag for c in auth] == ["status", "userid", "companyid", "locationid"]
     assert text(auth, "status") == "failure"
     assert text(doc, "/response/operation/errormessage/error/errorno") == "XL03000006"
-    assert (
-        text(doc, "/response/operation/errormessage/error/description2") == "Sign-in information is incorrect"
-    )
+    assert text(doc, "/response/operation/errormessage/error/description2") == "Sign-in information is incorrect"
     assert doc.xpath("/response/operation/result") == []
 
 
@@ -154,8 +147,7 @@ def test_query_data_attributes_and_uppercase_records(gw):
 
 def test_read_empty_result_is_not_an_error(gw):
     _, doc = gw(
-        '<function controlid="r"><read><object>USERINFO</object><keys>999999</keys><fields>*</fields>'
-        "</read></function>"
+        '<function controlid="r"><read><object>USERINFO</object><keys>999999</keys><fields>*</fields></read></function>'
     )
     assert text(doc, "//result/status") == "success"
     data = doc.xpath("//result/data")[0]
@@ -242,8 +234,7 @@ def test_get_list_filter(gw):
 
 def test_get_user_permissions(gw):
     _, doc = gw(
-        '<function controlid="p"><getUserPermissions><userId>ws_connect</userId></getUserPermissions>'
-        "</function>"
+        '<function controlid="p"><getUserPermissions><userId>ws_connect</userId></getUserPermissions></function>'
     )
     policies = {p.findtext("policyName"): p.findtext("rights") for p in doc.xpath("//policy")}
     assert policies["Bills"] == "List|View" and policies["Employees"] == "List|View|Edit"

@@ -49,9 +49,7 @@ def test_read_by_query_and_read_more_totals(gw, total):
     assert [int(p["count"]) for p in pages] == (
         [0] if total == 0 else [min(1000, total - 1000 * i) for i in range(expected_pages)]
     )
-    assert [int(p["numremaining"]) for p in pages] == [
-        max(0, total - 1000 * (i + 1)) for i in range(len(pages))
-    ]
+    assert [int(p["numremaining"]) for p in pages] == [max(0, total - 1000 * (i + 1)) for i in range(len(pages))]
     assert all(p["listtype"] == "apbill" for p in pages)
     assert ResultCursor.objects.count() == 0
 
@@ -180,9 +178,7 @@ def test_whenmodified_bounds_and_keyset(gw, company):
     assert numbers == same_second
     first = same_second[0]
     # Keyset continuation: strictly after (stamp, first).
-    numbers, _ = read_all(
-        gw, f"WHENMODIFIED > '{stamp}' OR (WHENMODIFIED = '{stamp}' AND RECORDNO > {first})"
-    )
+    numbers, _ = read_all(gw, f"WHENMODIFIED > '{stamp}' OR (WHENMODIFIED = '{stamp}' AND RECORDNO > {first})")
     assert numbers == list(range(first + 1, 2501))
 
 
@@ -245,9 +241,9 @@ def test_query_orderby_descending_and_by_text(gw):
         "<descending/></order></orderby>"
     )
     _, doc = gw(
-        query_fn(
-            0, 5, "<filter><lessthan><field>RECORDNO</field><value>50</value></lessthan></filter>", order
-        ).replace("<field>WHENMODIFIED</field>", "<field>VENDORNAME</field>")
+        query_fn(0, 5, "<filter><lessthan><field>RECORDNO</field><value>50</value></lessthan></filter>", order).replace(
+            "<field>WHENMODIFIED</field>", "<field>VENDORNAME</field>"
+        )
     )
     names = [r.findtext("VENDORNAME") for r in doc.xpath("//result/data/APBILL")]
     assert names == sorted(names)
@@ -286,8 +282,7 @@ def test_modifications_and_deletes_move_whenmodified_and_show_incrementally(gw, 
         query_fn(
             0,
             10,
-            f"<filter><greaterthan><field>WHENMODIFIED</field><value>{last_generated}</value>"
-            "</greaterthan></filter>",
+            f"<filter><greaterthan><field>WHENMODIFIED</field><value>{last_generated}</value></greaterthan></filter>",
             "<orderby><order><field>WHENMODIFIED</field><ascending/></order><order><field>RECORDNO"
             "</field><ascending/></order></orderby>",
         )
@@ -297,9 +292,7 @@ def test_modifications_and_deletes_move_whenmodified_and_show_incrementally(gw, 
     numbers, _ = read_all(gw, "")
     assert len(numbers) == 2500 and 8 not in numbers and numbers[-1] == 2501
     # Ordered by WHENMODIFIED the changed record moves to the end, before the later created one.
-    _, doc = gw(
-        query_fn(2497, 5, "", "<orderby><order><field>WHENMODIFIED</field><ascending/></order></orderby>")
-    )
+    _, doc = gw(query_fn(2497, 5, "", "<orderby><order><field>WHENMODIFIED</field><ascending/></order></orderby>"))
     assert [r.findtext("RECORDNO") for r in doc.xpath("//result/data/APBILL")] == ["2500", "7", "2501"]
 
 
@@ -332,8 +325,6 @@ def test_million_records_are_lazy(client, django_assert_max_num_queries):
     assert (data.get("count"), data.get("numremaining")) == ("1000", "0")
     assert data[-1].findtext("RECORDNO") == "1000000"
     with django_assert_max_num_queries(14):
-        doc = tree(
-            post(client, envelope(rbq("RECORDNO > 999500 AND WHENMODIFIED >= '01/01/2020'", 1000), auth=auth))
-        )
+        doc = tree(post(client, envelope(rbq("RECORDNO > 999500 AND WHENMODIFIED >= '01/01/2020'", 1000), auth=auth)))
     assert doc.xpath("//result/data")[0].get("totalcount") == "500"
     assert RecordOverride.objects.filter(company=demo.company).count() == 0

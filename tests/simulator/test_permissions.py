@@ -86,8 +86,7 @@ def test_expense_summaries_grants_eexpenses_and_get_list(client):
     doc = call(
         client,
         "EXP",
-        rbq("EEXPENSES") + '<function controlid="g"><get_list object="expensereportbatch"/>'
-        "</function>" + rbq("APBILL"),
+        rbq("EEXPENSES") + '<function controlid="g"><get_list object="expensereportbatch"/></function>' + rbq("APBILL"),
     )
     assert [text(r, "status") for r in doc.xpath("//result")] == ["success", "success", "failure"]
     build_company("EXP2", permissions=[])
@@ -167,7 +166,4 @@ def test_update_validates_values(client):
     assert text(bad, "errormessage/error/description") == "Could not update record."
     assert text(bad, "errormessage/error/description2") == "Invalid value 'fired' for field TERMINATIONTYPE."
     assert text(good, "status") == "success" and text(good, "data/employee/EMPLOYEEID") == "E00002"
-    assert (
-        text(missing, "errormessage/error/description2")
-        == "No USERINFO record with LOGINID 'ghost' was found."
-    )
+    assert text(missing, "errormessage/error/description2") == "No USERINFO record with LOGINID 'ghost' was found."

@@ -42,9 +42,7 @@ def test_role_and_user_pages_render(client, company):
 
 def test_breadcrumbs(client, company):
     html = client.get(f"{BASE}/setup/security/").content.decode()
-    assert "Company &gt; Setup &gt; Company &gt; Security" in html.replace("</span>", "").replace(
-        "<span>", ""
-    )
+    assert "Company &gt; Setup &gt; Company &gt; Security" in html.replace("</span>", "").replace("<span>", "")
 
 
 def test_create_company(client, db):

@@ -29,12 +29,9 @@ class Command(BaseCommand):
                 build_company(name, **kwargs)
                 created += 1
         self.stdout.write(f"Sender ID: {settings.INTACCT_SENDER_ID} (password from INTACCT_SENDER_PASSWORD)")
+        self.stdout.write(f"User ID: {DEMO_LOGIN}   Password: {DEMO_PASSWORD}   (every company except NEW-CO)")
         self.stdout.write(
-            f"User ID: {DEMO_LOGIN}   Password: {DEMO_PASSWORD}   (every company except NEW-CO)"
-        )
-        self.stdout.write(
-            f"{created} compan{'y' if created == 1 else 'ies'} created, "
-            f"{len(names) - created} already present.\n"
+            f"{created} compan{'y' if created == 1 else 'ies'} created, {len(names) - created} already present.\n"
         )
         width = max(len(n) for n in names)
         self.stdout.write(f"{'Company ID'.ljust(width)}  What is special")
