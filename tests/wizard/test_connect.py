@@ -1,11 +1,9 @@
 """Step 6 (Connect) and the connection page's actions."""
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import uuid
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -144,28 +142,31 @@ def test_password_field_is_never_re_rendered(organisation, admin_client):
 
 def test_the_broker_message_holds_the_run_id_only(organisation, admin_client, settings,
                                                    django_capture_on_commit_callbacks):
+    from kombu import Connection
+
     from connector import tasks
 
     queue = f"scan-{uuid.uuid4().hex[:8]}"  # a queue no worker reads, so the message stays to be read
-    folder = Path(settings.VAR_DIR) / "broker" / "queue"
     real_apply_async = tasks.connection_validate.apply_async
 
     def delay_to_scan_queue(*args):
         return real_apply_async(args=args, queue=queue)
 
-    with mock.patch.object(tasks.connection_validate, "delay", side_effect=delay_to_scan_queue):
-        with django_capture_on_commit_callbacks(execute=True):
-            post_connect(admin_client)
-    files = [path for path in folder.iterdir() if queue in path.name]
-    try:
-        assert len(files) == 1
-        raw = files[0].read_bytes()
-        envelope = json.loads(raw)
-        body = base64.b64decode(envelope["body"]) if envelope.get("properties", {}).get("body_encoding") \
-            == "base64" else envelope["body"].encode()
-        assert SECRET.encode() not in raw and SECRET.encode() not in body
-        args, kwargs, _ = json.loads(body)
+    # Read the message back from whichever broker is configured (filesystem by default, Redis in CI);
+    # the queue is declared first so the broker keeps what is published to it.
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    with Connection(settings.CELERY_BROKER_URL, transport_options=options) as broker:
+        inbox = broker.SimpleQueue(queue)
+        with mock.patch.object(tasks.connection_validate, "delay", side_effect=delay_to_scan_queue):
+            with django_capture_on_commit_callbacks(execute=True):
+                post_connect(admin_client)
+        message = inbox.get(timeout=10)
+        raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        headers = json.dumps(message.headers).encode()
+        assert SECRET.encode() not in raw and SECRET.encode() not in headers
+        args, kwargs, _ = message.decode()
         assert args == [ValidationRun.objects.get().id] and kwargs == {}
-    finally:
-        for path in files:
-            path.unlink()
+        message.ack()
+        with pytest.raises(inbox.Empty):  # exactly one message was sent
+            inbox.get(timeout=0.5)
+        inbox.close()
