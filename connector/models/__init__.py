@@ -1,0 +1,14 @@
+"""The connector's models, one module per area; import them from here (`from connector.models import X`)."""
+from connector.models.core import (
+    SUPPORT_GROUP,
+    AuditEvent,
+    Connection,
+    Membership,
+    Organisation,
+    StepCompletion,
+    ValidationCheck,
+    ValidationRun,
+)
+
+__all__ = ["SUPPORT_GROUP", "AuditEvent", "Connection", "Membership", "Organisation", "StepCompletion",
+           "ValidationCheck", "ValidationRun"]
