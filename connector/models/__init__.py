@@ -3,6 +3,7 @@ from connector.models.core import (
     SUPPORT_GROUP,
     AuditEvent,
     Connection,
+    ConnectionStatusChange,
     Membership,
     Organisation,
     StepCompletion,
@@ -10,5 +11,5 @@ from connector.models.core import (
     ValidationRun,
 )
 
-__all__ = ["SUPPORT_GROUP", "AuditEvent", "Connection", "Membership", "Organisation", "StepCompletion",
-           "ValidationCheck", "ValidationRun"]
+__all__ = ["SUPPORT_GROUP", "AuditEvent", "Connection", "ConnectionStatusChange", "Membership", "Organisation",
+           "StepCompletion", "ValidationCheck", "ValidationRun"]

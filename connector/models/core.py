@@ -68,6 +68,10 @@ class Connection(models.Model):
     password_set_at = models.DateTimeField(null=True, blank=True)
     last_validation = models.ForeignKey("ValidationRun", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
+    # The check that put the connection in needs_attention or broken (blank otherwise).
+    status_check = models.CharField(max_length=60, blank=True)
+    # Set when the admins were told the connection stopped working; cleared when they are told it works again.
+    failure_notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -109,6 +113,18 @@ class ValidationRun(models.Model):
 
     FINISHED = (Status.PASSED, Status.FAILED, Status.INCONCLUSIVE)
 
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Requested"
+        SCHEDULED = "scheduled", "Scheduled re-validation"
+        RETRY = "retry", "Retry after an inconclusive run"
+
+    class Cause(models.TextChoices):
+        NONE = "", "None"
+        PASSWORD_RESET = "password_reset", "Password reset in Intacct"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated in Intacct"
+        USER_LOCKED_OUT = "user_locked_out", "User locked out in Intacct"
+        PERMISSION_REMOVED = "permission_removed", "Permission removed in Intacct"
+
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="validation_runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -119,6 +135,15 @@ class ValidationRun(models.Model):
     summary = models.CharField(max_length=500, blank=True)
     # The wizard step the admin should revisit (first failing check), if any.
     failed_step = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The key of the first failing check, if any.
+    failed_check = models.CharField(max_length=60, blank=True)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    # 1 for a fresh run; retries after an inconclusive run count up (bounded by settings).
+    attempt = models.PositiveSmallIntegerField(default=1)
+    # When an inconclusive run's retry is due (null: no retry scheduled).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    # What broke a connection that used to work, where Intacct's answers tell it apart.
+    cause = models.CharField(max_length=30, choices=Cause.choices, blank=True, default=Cause.NONE)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -155,6 +180,27 @@ class ValidationCheck(models.Model):
     class Meta:
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="unique_check_per_run")]
+
+
+class ConnectionStatusChange(models.Model):
+    """One move of a connection's status, kept so its history can be shown and charted."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=20, choices=Connection.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Connection.Status.choices)
+    # The failing check behind a needs_attention/broken status, and the run that found it.
+    check_key = models.CharField(max_length=60, blank=True)
+    validation_run = models.ForeignKey(ValidationRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["connection", "changed_at"], name="status_change_conn_time")]
+
+    def __str__(self) -> str:
+        return f"{self.changed_at:%Y-%m-%d %H:%M} {self.from_status} -> {self.to_status}"
 
 
 class AuditEvent(models.Model):
