@@ -10,6 +10,8 @@ from connector.models.core import (
     ValidationCheck,
     ValidationRun,
 )
+from connector.models.ops import ConnectionSummary, Heartbeat, IntacctErrorTally, MetricCounter, StatusDay
 
 __all__ = ["SUPPORT_GROUP", "AuditEvent", "Connection", "ConnectionStatusChange", "Membership", "Organisation",
            "StepCompletion", "ValidationCheck", "ValidationRun"]
+__all__ += ["ConnectionSummary", "Heartbeat", "IntacctErrorTally", "MetricCounter", "StatusDay"]
