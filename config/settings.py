@@ -228,6 +228,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=180
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Periodic tasks: each feature adds its entries in its own block at the end of this file.
+CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_TIMEZONE = "UTC"
 
 # --- Logging --------------------------------------------------------------------------------
@@ -252,3 +254,18 @@ SUGGESTED_ROLE_NAME = env.str("SUGGESTED_ROLE_NAME", default=f"{PRODUCT_NAME} AP
 VALIDATION_POLL_INTERVAL_MS = env.int("VALIDATION_POLL_INTERVAL_MS", default=700)
 if PRODUCTION:
     SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
+
+# --- Validation and monitoring (issue 5) ----------------------------------------------------
+# Connected (and failing) connections are re-validated once per interval (default daily). Beat wakes every
+# tick; each connection that is due is enqueued with a stable per-connection delay inside the tick, so
+# they never all run at once.
+VALIDATION_MONITOR_INTERVAL_SECONDS = env.int("VALIDATION_MONITOR_INTERVAL_SECONDS", default=24 * 3600)
+VALIDATION_MONITOR_TICK_SECONDS = env.int("VALIDATION_MONITOR_TICK_SECONDS", default=3600)
+# An inconclusive run (Intacct unreachable, rate limited) is retried after these delays, then given up.
+VALIDATION_RETRY_DELAYS_SECONDS = env.list("VALIDATION_RETRY_DELAYS_SECONDS", cast=int, default=[60, 300, 1800])
+# A session shorter than this is worth a note for support (long syncs log in again more often).
+VALIDATION_SHORT_SESSION_SECONDS = env.int("VALIDATION_SHORT_SESSION_SECONDS", default=15 * 60)
+CELERY_BEAT_SCHEDULE["revalidate-connections"] = {
+    "task": "connector.connections_revalidate",
+    "schedule": float(VALIDATION_MONITOR_TICK_SECONDS),
+}
