@@ -15,3 +15,14 @@ from connector.models.ops import ConnectionSummary, Heartbeat, IntacctErrorTally
 __all__ = ["SUPPORT_GROUP", "AuditEvent", "Connection", "ConnectionStatusChange", "Membership", "Organisation",
            "StepCompletion", "ValidationCheck", "ValidationRun"]
 __all__ += ["ConnectionSummary", "Heartbeat", "IntacctErrorTally", "MetricCounter", "StatusDay"]
+from connector.models.sync import (  # noqa: E402 - one import block per area
+    ApiToken,
+    CompanySlot,
+    Record,
+    SyncCursor,
+    SyncObjectRun,
+    SyncRun,
+    SyncSettings,
+)
+
+__all__ += ["ApiToken", "CompanySlot", "Record", "SyncCursor", "SyncObjectRun", "SyncRun", "SyncSettings"]
