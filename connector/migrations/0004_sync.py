@@ -88,7 +88,7 @@ class Migration(migrations.Migration):
                 ('message', models.TextField(blank=True)),
                 ('errorno', models.CharField(blank=True, max_length=60)),
                 ('error_raw', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='objects', to='connector.syncrun')),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='object_runs', to='connector.syncrun')),
             ],
             options={
                 'ordering': ['position', 'id'],

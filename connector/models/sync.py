@@ -81,7 +81,7 @@ class SyncObjectRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="objects")
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="object_runs")
     position = models.PositiveSmallIntegerField(default=0)
     object_name = models.CharField(max_length=60)
     mode = models.CharField(max_length=12, blank=True)  # full, incremental, reconcile
