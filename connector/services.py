@@ -16,6 +16,7 @@ from connector.models import (
     SUPPORT_GROUP,
     AuditEvent,
     Connection,
+    ConnectionStatusChange,
     Membership,
     Organisation,
     StepCompletion,
@@ -99,16 +100,49 @@ def connection_get(*, organisation: Organisation) -> Connection:
     return connection
 
 
-def _set_status(connection: Connection, status: str) -> None:
-    if connection.status != status:
-        connection.status = status
-        connection.status_changed_at = timezone.now()
-        connection.save(update_fields=["status", "status_changed_at"])
+# The connection's state machine: every status change goes through connection_transition.
+_S = Connection.Status
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    _S.NOT_STARTED: frozenset({_S.IN_SETUP, _S.DISCONNECTED}),
+    _S.IN_SETUP: frozenset({_S.CONNECTED, _S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
+    _S.CONNECTED: frozenset({_S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
+    _S.NEEDS_ATTENTION: frozenset({_S.CONNECTED, _S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
+    _S.BROKEN: frozenset({_S.CONNECTED, _S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
+    _S.DISCONNECTED: frozenset({_S.IN_SETUP}),
+}
+# Statuses a validation result can move a connection to; the failing check is recorded with them.
+FAILING_STATUSES = frozenset({_S.NEEDS_ATTENTION, _S.BROKEN})
+
+
+def connection_transition(*, connection: Connection, to: str, check_key: str = "",
+                          run: ValidationRun | None = None, reason: str = "") -> bool:
+    """Move the connection to a new status (or a new failing check), recording the change; False if no change.
+
+    Raises ValueError for a move the state machine does not allow.
+    """
+    check_key = check_key if to in FAILING_STATUSES else ""
+    if connection.status == to and connection.status_check == check_key:
+        return False
+    if to != connection.status and to not in STATUS_TRANSITIONS[connection.status]:
+        raise ValueError(f"connection status cannot go from {connection.status} to {to}")
+    if to == connection.status and to not in STATUS_TRANSITIONS[connection.status]:
+        raise ValueError(f"connection status {to} has no failing check to change")
+    now = timezone.now()
+    ConnectionStatusChange.objects.create(connection=connection, from_status=connection.status, to_status=to,
+                                          check_key=check_key, validation_run=run, reason=reason[:500],
+                                          changed_at=now)
+    fields = ["status_check"]
+    if connection.status != to:
+        connection.status_changed_at = now
+        fields.append("status_changed_at")
+    connection.status, connection.status_check = to, check_key
+    connection.save(update_fields=["status", *fields])
+    return True
 
 
 def _start_setup(connection: Connection) -> None:
     if connection.status == Connection.Status.NOT_STARTED:
-        _set_status(connection, Connection.Status.IN_SETUP)
+        connection_transition(connection=connection, to=Connection.Status.IN_SETUP)
 
 
 @transaction.atomic
@@ -174,7 +208,7 @@ def connection_set_credentials(*, connection: Connection, company_id: str, user_
     StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
                                          defaults={"done_by": _actor(by)})
     if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
-        _set_status(connection, Connection.Status.IN_SETUP)
+        connection_transition(connection=connection, to=Connection.Status.IN_SETUP)
     audit_record(organisation=connection.organisation, connection=connection, action="credentials.set",
                  user=by, ip=ip, details={"company_id": company_id, "user_id": user_id,
                                           "entity_id": entity_id, "password": "set (not recorded)"})
@@ -212,7 +246,7 @@ def connection_disconnect(*, connection: Connection, by: Actor, ip: str | None =
     connection.password_set_at = None
     connection.save(update_fields=["password_token", "password_set_at"])
     StepCompletion.objects.filter(connection=connection, step=objects.STEP_CONNECT).delete()
-    _set_status(connection, Connection.Status.DISCONNECTED)
+    connection_transition(connection=connection, to=Connection.Status.DISCONNECTED)
     audit_record(organisation=connection.organisation, connection=connection,
                  action="connection.disconnected", user=by, ip=ip, details={"password": "deleted"})
 
@@ -238,26 +272,38 @@ def encryption_keys_rotate() -> int:
 
 # --- Validation -----------------------------------------------------------------------------
 
-def validation_request(*, connection: Connection, by: Actor, ip: str | None = None) -> ValidationRun:
-    """Create a queued validation run and enqueue its task once the transaction commits."""
+def validation_request(*, connection: Connection, by: Actor = None, ip: str | None = None,
+                       trigger: str = ValidationRun.Trigger.MANUAL, attempt: int = 1,
+                       countdown: float = 0) -> ValidationRun:
+    """Create a queued validation run and enqueue its task (after `countdown` s) once the transaction commits."""
     with transaction.atomic():
-        run = ValidationRun.objects.create(connection=connection, requested_by=_actor(by))
+        run = ValidationRun.objects.create(connection=connection, requested_by=_actor(by), trigger=trigger,
+                                           attempt=attempt)
         audit_record(organisation=connection.organisation, connection=connection, action="validation.started",
-                     user=by, ip=ip, details={"validation_run": run.id})
+                     user=by, ip=ip, details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
         run_id = run.id
-        transaction.on_commit(lambda: tasks.connection_validate.delay(run_id))
+        if countdown > 0:
+            transaction.on_commit(lambda: tasks.connection_validate.apply_async((run_id,), countdown=countdown))
+        else:
+            transaction.on_commit(lambda: tasks.connection_validate.delay(run_id))
     return run
 
 
 @transaction.atomic
 def connection_record_validation(*, connection: Connection, run: ValidationRun,
-                                 new_status: str | None) -> None:
-    """Point the connection at a finished run and move its status accordingly."""
+                                 new_status: str | None) -> str:
+    """Point the connection at a finished run and move its status accordingly; returns the previous status."""
     Connection.objects.filter(id=connection.id).update(last_validation=run)
     connection.last_validation = run
-    connection.refresh_from_db(fields=["status", "status_changed_at"])
+    connection = Connection.objects.select_for_update().get(id=connection.id)
+    previous = connection.status
     # A disconnected connection stays disconnected whatever a late run found.
     if new_status and connection.status != Connection.Status.DISCONNECTED:
-        _set_status(connection, new_status)
+        if connection.status == Connection.Status.NOT_STARTED:
+            connection_transition(connection=connection, to=Connection.Status.IN_SETUP)
+        connection_transition(connection=connection, to=new_status, check_key=run.failed_check, run=run,
+                              reason=run.summary)
     audit_record(organisation=connection.organisation, connection=connection, action="validation.finished",
-                 details={"validation_run": run.id, "result": run.status, "failed_step": run.failed_step})
+                 details={"validation_run": run.id, "result": run.status, "failed_step": run.failed_step,
+                          "failed_check": run.failed_check, "cause": run.cause})
+    return previous

@@ -19,3 +19,21 @@ def ping() -> dict:
 def connection_validate(run_id: int) -> None:
     """Run the checks of one queued validation run (arguments are ids only, never secrets)."""
     validation.run_validation(run_id=run_id)
+
+
+@shared_task(name="connector.connections_revalidate", ignore_result=True)
+def connections_revalidate(spread_seconds: int | None = None) -> int:
+    """Beat: enqueue a re-validation of every connection that is due, spread over the tick."""
+    from connector import monitoring
+
+    return monitoring.connections_revalidate(spread_seconds=spread_seconds)
+
+
+@shared_task(name="connector.connection_validate_later", ignore_result=True)
+def connection_validate_later(connection_id: int, trigger: str, attempt: int = 1,
+                              after_run_id: int | None = None) -> None:
+    """Run a scheduled or retry validation of one connection (ids only, never secrets)."""
+    from connector import monitoring
+
+    monitoring.connection_validate_later(connection_id=connection_id, trigger=trigger, attempt=attempt,
+                                         after_run_id=after_run_id)

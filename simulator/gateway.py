@@ -696,8 +696,8 @@ def _permission_denied(operation: str, object_name: str) -> FunctionError:
 
 
 def _require_read(ctx: Context, obj: ObjectDef, operation: str, object_name: str | None = None) -> None:
-    if obj.name == "USERINFO":
-        return  # any active user may read users
+    if obj.name in ("USERINFO", "USERROLES"):
+        return  # any active user may read users and which roles they hold
     if "View" not in ctx.perms.get((obj.application, obj.policy), set()):
         raise _permission_denied(operation, object_name or obj.name)
 

@@ -792,6 +792,18 @@ OBJECTS: dict[str, ObjectDef] = {
             gen_expensereportbatch,
             generic=False,
         ),
+        # Which roles each user holds: never generated, only the real users' roles (see stored_records).
+        ObjectDef(
+            "USERROLES",
+            ("RECORDNO", "USERID", "ROLENAME", "WHENMODIFIED"),
+            _types(),
+            "USERID",
+            "Company",
+            "Users",
+            0,
+            1,
+            lambda g, i: {},
+        ),
     ]
 }
 # GL account numbers are 1000 + 10 x RECORDNO.
@@ -888,6 +900,16 @@ def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[
         for user in SimUser.objects.filter(company=company):
             if user.recordno not in deleted:
                 records[user.recordno] = simuser_record(user, tz)
+    if obj.name == "USERROLES" and company.permission_model == "role":
+        users = SimUser.objects.filter(company=company).prefetch_related("roles").order_by("recordno")
+        pairs = [(user, role) for user in users for role in sorted(user.roles.all(), key=lambda r: r.pk)]
+        for recordno, (user, role) in enumerate(pairs, start=1):
+            records[recordno] = {
+                "RECORDNO": str(recordno),
+                "USERID": user.login_id,
+                "ROLENAME": role.name,
+                "WHENMODIFIED": fmt_ts(local_secs(user.updated_at, tz)),
+            }
     return records, deleted
 
 

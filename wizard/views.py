@@ -1,6 +1,8 @@
 """Plain function views: access helper first, then a plain form, then one service call."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -11,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from connector import objects, services
+from connector import objects, services, validation
 from connector.models import Connection, Organisation, ValidationRun
 from wizard import forms
 from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
@@ -185,8 +187,31 @@ def _latest_run(connection: Connection) -> ValidationRun | None:
             .prefetch_related(Prefetch("checks")).order_by("-created_at", "-id").first())
 
 
+@dataclass(frozen=True)
+class PendingCheck:
+    """A check of a running validation that has not finished yet (shown greyed out in the checklist)."""
+
+    key: str
+    label: str
+    status: str = "pending"
+    message: str = ""
+    wizard_step: None = None
+    errorno: str = ""
+
+    def get_status_display(self) -> str:
+        return "Waiting"
+
+
 def _checks(run: ValidationRun | None) -> list:
-    return list(run.checks.all()) if run else []
+    """The run's finished checks, then (while it runs) the ones still to come, so the list fills in live."""
+    if run is None:
+        return []
+    done = list(run.checks.all())
+    if run.is_finished:
+        return done
+    seen = {check.key for check in done}
+    return done + [PendingCheck(key=check.key, label=check.label) for check in validation.CHECKS
+                   if check.key not in seen]
 
 
 @login_required
@@ -218,6 +243,8 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
         "masked_company_id": _mask(conn.company_id), "masked_user_id": _mask(conn.user_id),
+        "status_check_label": validation.CHECK_LABELS.get(conn.status_check, conn.status_check),
+        "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
     })
 

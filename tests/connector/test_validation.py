@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,10 +15,11 @@ LOGIN_KEYS = [stage.key for stage in validation.LOGIN_STAGES]
 
 
 class FakeClient:
-    def __init__(self, *, login_error=None, denied=(), permissions=None, admin="Full"):
+    def __init__(self, *, login_error=None, denied=(), permissions=None, admin="Full", roles=("Connect API",)):
         self.login_error, self.denied = login_error, {d.lower() for d in denied}
         self.permissions = permissions or []
         self.admin = admin
+        self.roles = list(roles)
         self.calls: list[tuple] = []
 
     def __enter__(self):
@@ -37,7 +39,10 @@ class FakeClient:
             text = f"You do not have permission for API operation QUERY on objects of type {name}"
             raise errors.PermissionDenied(errors=[ErrorDetail("PL04000005", "", text)])
 
-    def query_page(self, name, fields, page_size):
+    def query_page(self, name, fields, filter=None, page_size=100):
+        if name == "USERROLES":
+            self.calls.append(("roles",))
+            return SimpleNamespace(records=[{"USERID": "ws_connect", "ROLENAME": r} for r in self.roles])
         assert page_size == 1
         self._probe(name)
 
@@ -49,7 +54,7 @@ class FakeClient:
         return self.permissions
 
     def read_by_name(self, obj, names, fields):
-        return [{"LOGINID": names[0], "ADMIN": self.admin}]
+        return [{"LOGINID": names[0], "ADMIN": self.admin, "LOGINDISABLED": "true"}]
 
 
 @pytest.fixture
@@ -117,7 +122,7 @@ def test_healthy_company_passes_every_check_and_connects(monkeypatch, connection
     (error(errors.UserLockedOut, "", "Sign-in information is incorrect. The user 'U' is locked out."),
      "login", 5, "broken", "locked out"),
     (error(errors.InvalidEntity, "", "Invalid location ID 'E9' for this company or user."),
-     "login", 6, "broken", "entity ID"),
+     "entity", 6, "broken", "entity ID"),
 ])
 def test_each_login_failure_names_its_check_and_step(monkeypatch, connection, exc, failing, step,
                                                      connection_status, words):

@@ -1,0 +1,226 @@
+"""Keeping watch on connections: scheduled re-validation, retries of inconclusive runs, telling people.
+
+Beat calls `connections_revalidate` every tick (settings.VALIDATION_MONITOR_TICK_SECONDS). Each connection
+that is due (its last run is about one interval old) is enqueued with a stable per-connection delay inside
+the tick, so a thousand connections never validate in the same second. A change from connected to failing
+e-mails the organisation's admins once; the recovery e-mails them once more. A failure on our side (our
+own Sender ID) alerts support, never the admin's to-do list.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import mail_admins, send_mail
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.urls import reverse
+from django.utils import timezone
+
+from connector import tasks
+from connector.intacct import errors
+from connector.models import AuditEvent, Connection, Membership, ValidationCheck, ValidationRun
+
+log = logging.getLogger(__name__)
+
+# Connections worth watching: working ones (to notice a break) and failing ones (to notice a recovery).
+MONITORED_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
+FAILING_STATUSES = (Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
+ACTIVE_RUN_STATUSES = (ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING)
+SUPPORT_ALERT_QUIET = timedelta(hours=1)
+
+Cause = ValidationRun.Cause
+CAUSE_WORDS = {
+    Cause.PASSWORD_RESET: ("The Web Services user's password no longer works. It worked before, and Web Services "
+                           "users' passwords never expire, so an Intacct administrator most likely reset it. "
+                           "Enter the new password on the connection page (Change password)."),
+    Cause.USER_DEACTIVATED: ("The Web Services user was made inactive in Intacct. An Intacct administrator can "
+                             "set it back to Active in Company > Admin > Web Services users."),
+    Cause.USER_LOCKED_OUT: ("The Web Services user is locked out of Intacct. An Intacct administrator can unlock "
+                            "it in Company > Admin > Web Services users."),
+    Cause.PERMISSION_REMOVED: ("A permission the connection needs was removed in Intacct (or the role holding it "
+                               "was taken off the user)."),
+}
+
+
+# --- Scheduled re-validation ------------------------------------------------------------------
+
+def stable_offset(*, connection_id: int, window: int) -> int:
+    """A delay in [0, window) seconds that is always the same for one connection."""
+    if window <= 0:
+        return 0
+    return zlib.crc32(f"connection:{connection_id}".encode()) % window
+
+
+def connections_due(*, now=None) -> QuerySet[Connection]:
+    """Watched connections whose last validation started about one interval ago (or never)."""
+    now = now or timezone.now()
+    slack = max(0, settings.VALIDATION_MONITOR_INTERVAL_SECONDS - settings.VALIDATION_MONITOR_TICK_SECONDS)
+    cutoff = now - timedelta(seconds=slack)
+    latest = (ValidationRun.objects.filter(connection=OuterRef("pk")).order_by("-created_at")
+              .values("created_at")[:1])
+    return (Connection.objects.filter(status__in=MONITORED_STATUSES)
+            .exclude(password_token="").exclude(company_id="").exclude(user_id="")
+            .annotate(latest_run_at=Subquery(latest))
+            .filter(Q(latest_run_at__isnull=True) | Q(latest_run_at__lte=cutoff)))
+
+
+def connections_revalidate(*, spread_seconds: int | None = None) -> int:
+    """Enqueue a re-validation of every due connection, each at its own offset; returns how many."""
+    window = settings.VALIDATION_MONITOR_TICK_SECONDS if spread_seconds is None else spread_seconds
+    count = 0
+    for connection_id in connections_due().values_list("id", flat=True):
+        tasks.connection_validate_later.apply_async(
+            (connection_id, ValidationRun.Trigger.SCHEDULED, 1, None),
+            countdown=stable_offset(connection_id=connection_id, window=window))
+        count += 1
+    log.info("scheduled re-validation of %s connection(s)", count)
+    return count
+
+
+def connection_validate_later(*, connection_id: int, trigger: str, attempt: int = 1,
+                              after_run_id: int | None = None) -> ValidationRun | None:
+    """Create and run a scheduled or retry validation now, unless it has become pointless."""
+    from connector import validation
+
+    connection = Connection.objects.filter(id=connection_id).first()
+    if connection is None or not connection.has_credentials:
+        return None
+    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
+        return None
+    runs = ValidationRun.objects.filter(connection=connection)
+    if runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
+        return None  # someone is validating it right now
+    if trigger == ValidationRun.Trigger.SCHEDULED and not connections_due().filter(id=connection_id).exists():
+        return None  # validated since the schedule picked it
+    if after_run_id is not None and runs.filter(id__gt=after_run_id).exists():
+        return None  # a newer run replaced the inconclusive one
+    run = ValidationRun.objects.create(connection=connection, trigger=trigger, attempt=attempt)
+    AuditEvent.objects.create(organisation_id=connection.organisation_id, connection=connection,
+                              action="validation.started",
+                              details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
+    return validation.run_validation(run_id=run.id)
+
+
+# --- Inconclusive runs ---------------------------------------------------------------------------
+
+def retry_delay(*, attempt: int) -> int | None:
+    """Seconds before retrying an inconclusive run, or None when the retries are used up."""
+    delays = settings.VALIDATION_RETRY_DELAYS_SECONDS
+    return int(delays[attempt - 1]) if 0 < attempt <= len(delays) else None
+
+
+def retry_schedule(*, run: ValidationRun, delay: int) -> None:
+    """Enqueue the next attempt of an inconclusive run after `delay` seconds (ids only)."""
+    tasks.connection_validate_later.apply_async(
+        (run.connection_id, ValidationRun.Trigger.RETRY, run.attempt + 1, run.id), countdown=delay)
+
+
+# --- What broke a working connection --------------------------------------------------------------
+
+def cause_of(*, connection: Connection, failures: list) -> str:
+    """Tell apart a password reset, a deactivated or locked user and a removed permission (if it worked before)."""
+    if not ValidationRun.objects.filter(connection=connection, status=ValidationRun.Status.PASSED).exists():
+        return Cause.NONE
+    check, outcome = failures[0]
+    error = outcome.error
+    if check.key == "login":
+        if isinstance(error, errors.UserInactive):
+            return Cause.USER_DEACTIVATED
+        if isinstance(error, errors.UserLockedOut):
+            return Cause.USER_LOCKED_OUT
+        if isinstance(error, errors.LoginFailed):
+            return Cause.PASSWORD_RESET
+    if any(isinstance(o.error, errors.PermissionDenied) for _, o in failures) or any(
+            c.key == "deprovisioning" for c, _ in failures):
+        return Cause.PERMISSION_REMOVED
+    return Cause.NONE
+
+
+# --- Telling people -----------------------------------------------------------------------------
+
+def _admin_emails(connection: Connection) -> list[str]:
+    users = get_user_model().objects.filter(
+        memberships__organisation_id=connection.organisation_id, memberships__role=Membership.ORG_ADMIN,
+        is_active=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def _connection_url(connection: Connection) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("connection", args=[connection.organisation.slug])
+
+
+def _failure_mail(connection: Connection, run: ValidationRun) -> tuple[str, str]:
+    name = connection.organisation.name
+    reason = CAUSE_WORDS.get(run.cause, "")
+    lines = ["Hello,", "",
+             f"The Sage Intacct connection of {name} stopped working during a check at "
+             f"{run.finished_at:%d %b %Y %H:%M} UTC.", ""]
+    if reason:
+        lines += [reason, ""]
+    lines += [f"What we found: {run.summary}", ""]
+    if run.failed_step:
+        lines += [f"The setup step to revisit: step {run.failed_step}.", ""]
+    lines += [f"See the details and fix it here: {_connection_url(connection)}", "",
+              "We will check again automatically and tell you once it works again.", "",
+              f"-- {settings.PRODUCT_NAME}"]
+    return f"[{settings.PRODUCT_NAME}] The Intacct connection of {name} stopped working", "\n".join(lines)
+
+
+def _recovery_mail(connection: Connection, run: ValidationRun) -> tuple[str, str]:
+    name = connection.organisation.name
+    body = "\n".join([
+        "Hello,", "",
+        f"The Sage Intacct connection of {name} works again (checked {run.finished_at:%d %b %Y %H:%M} UTC). "
+        "Nothing more to do.", "",
+        f"Connection page: {_connection_url(connection)}", "",
+        f"-- {settings.PRODUCT_NAME}"])
+    return f"[{settings.PRODUCT_NAME}] The Intacct connection of {name} works again", body
+
+
+def validation_notify(*, run: ValidationRun, previous_status: str) -> None:
+    """After a run: e-mail the admins once when a working connection fails and once when it recovers."""
+    connection = Connection.objects.select_related("organisation").get(id=run.connection_id)
+    now = timezone.now()
+    if (run.status == ValidationRun.Status.FAILED and previous_status == Connection.Status.CONNECTED
+            and connection.status in FAILING_STATUSES):
+        # The conditional update makes "once" hold even if two runs finish together.
+        claimed = Connection.objects.filter(id=connection.id, failure_notified_at__isnull=True).update(
+            failure_notified_at=now)
+        if claimed:
+            _mail_admins_of(connection, run, *_failure_mail(connection, run), action="alert.failure_mailed")
+    elif run.status == ValidationRun.Status.PASSED and connection.status == Connection.Status.CONNECTED:
+        claimed = Connection.objects.filter(id=connection.id, failure_notified_at__isnull=False).update(
+            failure_notified_at=None)
+        if claimed:
+            _mail_admins_of(connection, run, *_recovery_mail(connection, run), action="alert.recovery_mailed")
+    if run.checks.filter(our_side=True, status=ValidationCheck.Status.FAILED).exists():
+        support_alert(run=run)
+
+
+def _mail_admins_of(connection: Connection, run: ValidationRun, subject: str, body: str, *, action: str) -> None:
+    recipients = _admin_emails(connection)
+    if recipients:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+    AuditEvent.objects.create(organisation_id=connection.organisation_id, connection=connection, action=action,
+                              details={"validation_run": run.id, "recipients": len(recipients),
+                                       "cause": run.cause, "failed_check": run.failed_check})
+
+
+def support_alert(*, run: ValidationRun) -> bool:
+    """Tell the operator's support team that our own Sender ID was refused (at most once an hour)."""
+    since = timezone.now() - SUPPORT_ALERT_QUIET
+    recent = AuditEvent.objects.filter(action="support.alert", created_at__gte=since).exists()
+    AuditEvent.objects.create(organisation_id=run.connection.organisation_id, connection_id=run.connection_id,
+                              action="support.alert", details={"validation_run": run.id, "check": "sender",
+                                                               "mailed": not recent})
+    log.warning("support alert: Intacct refused our own Sender ID (validation run %s)", run.id)
+    if recent:
+        return False
+    mail_admins("Intacct refused our Sender ID",
+                f"Validation run {run.id} found that Intacct does not accept our own Sender ID and password "
+                "(INTACCT_SENDER_ID / INTACCT_SENDER_PASSWORD). Every connection is affected until it is "
+                "fixed. Customers are told it is on our side.")
+    return True
