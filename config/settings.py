@@ -269,3 +269,31 @@ CELERY_BEAT_SCHEDULE["revalidate-connections"] = {
     "task": "connector.connections_revalidate",
     "schedule": float(VALIDATION_MONITOR_TICK_SECONDS),
 }
+
+# --- Sync (issue 6) -------------------------------------------------------------------------
+# Incremental syncs per connection this often (beat checks every minute); delete reconciliation reads
+# every RECORDNO (one API call per 2,000 records), so it runs rarely.
+SYNC_INTERVAL_MINUTES = env.float("SYNC_INTERVAL_MINUTES", default=60)
+SYNC_RECONCILE_INTERVAL_HOURS = env.float("SYNC_RECONCILE_INTERVAL_HOURS", default=168)
+# Intacct's weekly maintenance (UTC; weekday 0 = Monday): no scheduled syncs start inside it.
+SYNC_MAINTENANCE_WINDOW = {
+    "weekday": env.int("SYNC_MAINTENANCE_WEEKDAY", default=5),
+    "start": env.str("SYNC_MAINTENANCE_START", default="02:30"),
+    "end": env.str("SYNC_MAINTENANCE_END", default="05:30"),
+}
+# Requests in flight per Intacct company across all workers (per connection in SyncSettings).
+SYNC_CONCURRENCY_LIMIT = env.int("SYNC_CONCURRENCY_LIMIT", default=2)
+# A request slot held by a dead process is free again after this (longer than a request may take).
+SYNC_SLOT_LEASE_SECONDS = env.int("SYNC_SLOT_LEASE_SECONDS", default=int(INTACCT_TIMEOUT_SECONDS) + 15)
+SYNC_SLOT_WAIT_SECONDS = env.int("SYNC_SLOT_WAIT_SECONDS", default=600)
+# A sync's lease on its connection, renewed by a heartbeat; a killed worker's sync is taken over after it.
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+# The incremental keyset re-reads this much before its saved WHENMODIFIED (company-local, to the second).
+SYNC_OVERLAP_SECONDS = env.int("SYNC_OVERLAP_SECONDS", default=120)
+# API calls a month included in the company's tier (Performance Tier 1: 100,000), per connection too.
+SYNC_MONTHLY_CALL_ALLOWANCE = env.int("SYNC_MONTHLY_CALL_ALLOWANCE", default=100_000)
+SYNC_TASK_SOFT_TIME_LIMIT = env.int("SYNC_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
+SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
+SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
+CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}

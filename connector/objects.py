@@ -33,12 +33,23 @@ class ObjectDefinition:
     read_right: str | None = "View"
     write_right: str | None = None  # only ever needed for deprovisioning
     legacy_get_list: bool = False   # only readable with the 2.1 get_list function
+    # Sync: True = `query` with a (WHENMODIFIED, RECORDNO) keyset filter; False = read it whole each time.
+    incremental: bool = True
 
     def permission_step(self, permission_model: str) -> int:
         """The wizard step where this object's permission is granted, for the company's model."""
         if self.policy is None or permission_model == USER_BASED:
             return STEP_USER
         return STEP_PERMISSIONS
+
+    @property
+    def recordno_field(self) -> str:
+        """RECORDNO as this object's API spells it (the legacy functions use lower case)."""
+        return "recordno" if self.legacy_get_list else "RECORDNO"
+
+    @property
+    def modified_field(self) -> str:
+        return "whenmodified" if self.legacy_get_list else "WHENMODIFIED"
 
 
 OBJECTS: tuple[ObjectDefinition, ...] = (
@@ -99,8 +110,9 @@ OBJECTS: tuple[ObjectDefinition, ...] = (
     ),
     ObjectDefinition(
         name="expensereportbatch", label="Expense summaries", key_field="recordno",
-        fields=("recordno", "title", "state", "whencreated", "whenmodified"),
+        fields=("recordno", "title", "batchdate", "status", "total", "whenmodified"),
         application="Time & Expenses", policy="Expense Summaries", legacy_get_list=True,
+        incremental=False,
     ),
 )
 

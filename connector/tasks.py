@@ -5,6 +5,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from connector import validation
 
@@ -19,6 +20,31 @@ def ping() -> dict:
 def connection_validate(run_id: int) -> None:
     """Run the checks of one queued validation run (arguments are ids only, never secrets)."""
     validation.run_validation(run_id=run_id)
+
+
+@shared_task(name="connector.sync_run", ignore_result=True, acks_late=True,
+             soft_time_limit=settings.SYNC_TASK_SOFT_TIME_LIMIT, time_limit=settings.SYNC_TASK_TIME_LIMIT)
+def sync_run(run_id: int) -> None:
+    """Run one queued sync (ids only). Idempotent: a finished run is left alone, a duplicate is refused."""
+    from connector import sync
+
+    sync.run_sync(run_id=run_id)
+
+
+@shared_task(name="connector.sync_schedule_incremental", ignore_result=True)
+def sync_schedule_incremental() -> int:
+    """Beat: queue incremental syncs for connections due one (skipping Intacct's maintenance window)."""
+    from connector import sync
+
+    return sync.schedule_due(kind="incremental")
+
+
+@shared_task(name="connector.sync_schedule_reconcile", ignore_result=True)
+def sync_schedule_reconcile() -> int:
+    """Beat: queue delete reconciliation (keys only, the costly kind) for connections due one."""
+    from connector import sync
+
+    return sync.schedule_due(kind="reconcile")
 
 
 @shared_task(name="connector.connections_revalidate", ignore_result=True)

@@ -1,0 +1,116 @@
+"""No more than a company's concurrency limit of Intacct requests in flight, across every worker.
+
+A DB-backed counting semaphore: one row per slot (company, n); a request takes a slot with a conditional
+UPDATE that succeeds only if the slot is free or its lease lapsed, and frees it with another. It works
+the same on SQLite and PostgreSQL and needs no broker. A worker killed while holding a slot loses it when
+the lease lapses (a little longer than the client's request timeout), or at once when the holder was a
+process on this host that no longer exists.
+"""
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connector.models import CompanySlot
+
+_HOST = socket.gethostname()
+_random = random.Random()  # noqa: S311 - back-off jitter, not security
+
+
+class SlotTimeout(Exception):
+    """No slot came free in time (the company is saturated by other syncs)."""
+
+
+def company_key(company_id: str) -> str:
+    """Intacct company IDs are case-insensitive and often pasted with spaces."""
+    return company_id.strip().upper()
+
+
+def _ensure_slots(key: str, limit: int) -> None:
+    existing = set(CompanySlot.objects.filter(company_key=key).values_list("slot", flat=True))
+    for number in range(limit):
+        if number not in existing:
+            try:
+                with transaction.atomic():
+                    CompanySlot.objects.create(company_key=key, slot=number)
+            except IntegrityError:
+                pass  # another process created it first
+
+
+def _holder() -> str:
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def _free_dead_local_holders(key: str) -> None:
+    """Free slots held by processes of this host that no longer exist (a SIGKILLed worker)."""
+    for slot_id, holder in CompanySlot.objects.filter(company_key=key).exclude(holder="").values_list("id", "holder"):
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        if host != _HOST or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            CompanySlot.objects.filter(id=slot_id, holder=holder).update(holder="", lease_until=None)
+        except PermissionError:
+            continue
+
+
+def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, str]:
+    """Take one of the company's ``limit`` slots, waiting (with jittered back-off) until one is free."""
+    lease = timedelta(seconds=settings.SYNC_SLOT_LEASE_SECONDS)
+    wait = settings.SYNC_SLOT_WAIT_SECONDS if wait is None else wait
+    holder = _holder()
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    last_sweep = time.monotonic()
+    _ensure_slots(key, limit)
+    while True:
+        now = timezone.now()
+        free = (CompanySlot.objects.filter(company_key=key, slot__lt=limit)
+                .filter(Q(holder="") | Q(lease_until__lt=now)).values_list("id", flat=True))
+        for slot_id in free:
+            taken = CompanySlot.objects.filter(id=slot_id).filter(Q(holder="") | Q(lease_until__lt=now)).update(
+                holder=holder, lease_until=now + lease)
+            if taken == 1:
+                return slot_id, holder
+        if time.monotonic() > deadline:
+            raise SlotTimeout(f"no request slot of {limit} came free within {wait:.0f}s")
+        if time.monotonic() - last_sweep > 1.0:
+            _free_dead_local_holders(key)
+            last_sweep = time.monotonic()
+        time.sleep(_random.uniform(0, delay))
+        delay = min(0.1, delay * 2)
+
+
+def release(slot_id: int, holder: str) -> None:
+    """Give a slot back (only if we still hold it)."""
+    CompanySlot.objects.filter(id=slot_id, holder=holder).update(holder="", lease_until=None)
+
+
+@contextmanager
+def company_slot(key: str, limit: int) -> Iterator[None]:
+    """Hold one of the company's request slots for the duration of the block."""
+    slot_id, holder = acquire(key, limit)
+    try:
+        yield
+    finally:
+        release(slot_id, holder)
+
+
+def request_slot_for(company_id: str, limit: int) -> Callable[[], AbstractContextManager[object]]:
+    """The client's ``request_slot`` hook for one company."""
+    key = company_key(company_id)
+    return lambda: company_slot(key, max(1, limit))

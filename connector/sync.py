@@ -1,0 +1,734 @@
+"""Keep a copy of a connection's Intacct objects: full reads, incremental keyset reads, delete reconciliation.
+
+Every object in connector.objects is synced the same way, driven by its row:
+
+- **Full read** (first sync, or a full re-read): keyset on RECORDNO, 2,000 records a page, each page
+  upserted and its position committed in one transaction, so a crash resumes from the last saved page.
+  After the first page, an object with more than two pages left is split: one descending page finds
+  the top, and the middle is read as two RECORDNO ranges by two threads (only when the company's
+  concurrency limit allows two requests at once). Pages are written by the calling thread only.
+- **Incremental**: keyset on (WHENMODIFIED, RECORDNO) from the saved position minus an overlap window
+  (Intacct's timestamps are company-local, to the second); a sync with nothing changed is one query.
+- **Reconcile**: RECORDNO-only keyset pages; records we hold that Intacct no longer has are marked deleted.
+- Objects readable only with the legacy get_list are small: read whole each time.
+
+Intacct bills every call; each run records its requests, retries and bytes.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db import connection as db_connection
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from connector import crypto, gateway, limits, objects, services
+from connector.intacct import Credentials, F, IntacctClient, errors
+from connector.intacct.client import QUERY_MAX_PAGE
+from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = QUERY_MAX_PAGE
+LEGACY_PAGE_SIZE = 1000
+SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
+TRANSIENT_ERRORS = (errors.RateLimited, errors.GatewayUnavailable, errors.RequestTimeout, errors.ConnectionDropped,
+                    errors.InvalidResponse, limits.SlotTimeout)
+SIGN_IN_ERRORS = (errors.SenderCredentialsInvalid, errors.CompanyNotFound, errors.AuthenticationError,
+                  errors.SenderNotAuthorized, errors.WebServicesNotSubscribed, errors.IPAddressRejected,
+                  errors.LoginFailed, errors.UserInactive, errors.UserLockedOut, errors.InvalidEntity)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def overlap_seconds() -> int:
+    return int(_setting("SYNC_OVERLAP_SECONDS", 120))
+
+
+def lease_seconds() -> int:
+    return int(_setting("SYNC_LEASE_SECONDS", 120))
+
+
+def sync_settings_for(connection: Connection) -> SyncSettings:
+    sync_settings, _ = SyncSettings.objects.get_or_create(
+        connection=connection, defaults={"concurrency_limit": int(_setting("SYNC_CONCURRENCY_LIMIT", 2))})
+    return sync_settings
+
+
+# --- time stamps ----------------------------------------------------------------------------
+
+def iso_from_intacct(value: object) -> str:
+    """'MM/DD/YYYY HH:MM:SS' (company-local) as a sortable 'YYYY-MM-DD HH:MM:SS'; '' when absent."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    text = value.strip()
+    for pattern in ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(text, pattern).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    return ""
+
+
+def intacct_from_iso(value: str) -> str:
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%m/%d/%Y %H:%M:%S")
+
+
+def shift_iso(value: str, seconds: float) -> str:
+    moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def in_maintenance_window(moment: datetime | None = None) -> bool:
+    """True during Intacct's weekly maintenance (default Saturdays 02:30-05:30 UTC; SYNC_MAINTENANCE_WINDOW)."""
+    window = _setting("SYNC_MAINTENANCE_WINDOW", {"weekday": 5, "start": "02:30", "end": "05:30"})
+    if not window:
+        return False
+    moment = (moment or timezone.now()).astimezone(UTC)
+    if moment.weekday() != int(window["weekday"]):
+        return False
+    clock = moment.strftime("%H:%M")
+    return window["start"] <= clock < window["end"]
+
+
+def month_api_calls(connection: Connection, moment: datetime | None = None) -> int:
+    """Intacct API calls the syncs of this connection made this calendar month (UTC)."""
+    moment = moment or timezone.now()
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return connection.sync_runs.filter(created_at__gte=start).aggregate(n=Sum("requests"))["n"] or 0
+
+
+def monthly_allowance(connection: Connection) -> int:
+    sync_settings = SyncSettings.objects.filter(connection=connection).first()
+    if sync_settings and sync_settings.monthly_call_allowance:
+        return sync_settings.monthly_call_allowance
+    return int(_setting("SYNC_MONTHLY_CALL_ALLOWANCE", 100_000))
+
+
+# --- requesting a sync ----------------------------------------------------------------------
+
+def can_sync(connection: Connection) -> bool:
+    return connection.has_credentials and connection.status in SYNCABLE_STATUSES
+
+
+def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL, by=None,
+                 ip: str | None = None) -> tuple[SyncRun, bool]:
+    """Queue a sync; if one of this connection is queued or running, join it. Returns (run, queued_now)."""
+    from connector import tasks
+
+    active = _active_run(connection)
+    if active is not None:
+        return active, False
+    with transaction.atomic():
+        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=by if by and by.pk else None)
+        if by is not None:
+            services.audit_record(organisation=connection.organisation, connection=connection, action="sync_requested",
+                                  user=by, ip=ip, details={"run": run.pk, "kind": kind})
+        transaction.on_commit(lambda: tasks.sync_run.delay(run.pk))
+    return run, True
+
+
+def _active_run(connection: Connection) -> SyncRun | None:
+    """A run to join: one running under a live lease, or queued recently enough to still be picked up."""
+    now = timezone.now()
+    sync_settings = SyncSettings.objects.filter(connection=connection).select_related("active_run").first()
+    if sync_settings and sync_settings.active_run and sync_settings.lease_until and sync_settings.lease_until > now:
+        if not sync_settings.active_run.is_finished:
+            return sync_settings.active_run
+    stale_queue = now - timedelta(seconds=int(_setting("SYNC_QUEUED_STALE_SECONDS", 600)))
+    return connection.sync_runs.filter(status=SyncRun.Status.QUEUED, created_at__gte=stale_queue).first()
+
+
+# --- running a sync -------------------------------------------------------------------------
+
+def _claim(run: SyncRun) -> bool:
+    """Take the connection's one sync lease with a conditional UPDATE; True if this run now holds it."""
+    sync_settings_for(run.connection)
+    now = timezone.now()
+    taken = SyncSettings.objects.filter(connection_id=run.connection_id).filter(
+        Q(active_run__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    ).update(active_run=run, lease_until=now + timedelta(seconds=lease_seconds()))
+    return taken == 1
+
+
+def _release(run: SyncRun) -> None:
+    SyncSettings.objects.filter(connection_id=run.connection_id, active_run=run).update(
+        active_run=None, lease_until=None)
+
+
+class _Heartbeat(threading.Thread):
+    """Extends the run's lease while it runs; a killed worker stops beating and its lease lapses."""
+
+    def __init__(self, run: SyncRun) -> None:
+        super().__init__(daemon=True, name=f"sync-heartbeat-{run.pk}")
+        self.run_id, self.connection_id = run.pk, run.connection_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(0.5, lease_seconds() / 3)
+        try:
+            while not self.stopped.wait(interval):
+                SyncSettings.objects.filter(connection_id=self.connection_id, active_run_id=self.run_id).update(
+                    lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
+        finally:
+            db_connection.close()
+
+
+def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
+    """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
+    config = replace(gateway.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
+    credentials = Credentials(company_id=connection.company_id, user_id=connection.user_id,
+                              password=crypto.decrypt(connection.password_token),
+                              entity_id=connection.entity_id or None)
+    return IntacctClient(config, credentials)
+
+
+def run_sync(*, run_id: int) -> SyncRun | None:
+    """Run one queued sync (idempotent: a finished run is left alone; a second concurrent one is refused)."""
+    run = SyncRun.objects.select_related("connection", "connection__organisation").filter(pk=run_id).first()
+    if run is None or run.is_finished:
+        return run
+    if not _claim(run):
+        holder = (SyncSettings.objects.filter(connection_id=run.connection_id)
+                  .values_list("active_run", flat=True).first())
+        if holder == run.pk:
+            return run  # this very run is alive elsewhere (a redelivered message); leave it be
+        _finish(run, SyncRun.Status.FAILED,
+                f"Not run: sync #{holder} of this connection was already running, and only one runs at a time.")
+        return run
+    # A run left "running" by a killed worker: say so; this run resumes from its last saved page.
+    run.connection.sync_runs.filter(status=SyncRun.Status.RUNNING).exclude(pk=run.pk).update(
+        status=SyncRun.Status.FAILED, finished_at=timezone.now(),
+        summary="The worker stopped during this sync; the next sync resumed from the last saved page.")
+    heartbeat = _Heartbeat(run)
+    heartbeat.start()
+    try:
+        return SyncEngine(run).execute()
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+        _release(run)
+
+
+def _finish(run: SyncRun, status: str, summary: str) -> None:
+    run.status = status
+    run.summary = summary[:1000]
+    run.finished_at = timezone.now()
+    if run.started_at:
+        run.duration_ms = int((run.finished_at - run.started_at).total_seconds() * 1000)
+    run.save()
+
+
+@dataclass
+class _Counts:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def add(self, other: _Counts) -> None:
+        self.read += other.read
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+
+
+class _StopRun(Exception):
+    """The whole run must stop (sign-in refused, time limit): no other object can succeed."""
+
+    def __init__(self, message: str, *, status: str = SyncRun.Status.FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Range:
+    """A RECORDNO range of a full read: (after, upto]; ``upto`` None = no upper bound."""
+
+    after: int
+    upto: int | None
+    done: bool = False
+
+    def filter(self, field_name: str) -> F.Filter:
+        low = F.GreaterThan(field_name, self.after)
+        return low if self.upto is None else F.And(low, F.LessThanOrEqual(field_name, self.upto))
+
+
+@dataclass
+class _FullProgress:
+    ranges: list[_Range]
+    started_at: str            # ISO, when this full read began (records not seen since are gone)
+    started_monotonic_base: float  # seconds spent before this run (resumed reads)
+    max_modified: str = ""
+    split: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"ranges": [[r.after, r.upto, r.done] for r in self.ranges], "started_at": self.started_at,
+                "elapsed": self.started_monotonic_base, "max_modified": self.max_modified, "split": self.split}
+
+    @classmethod
+    def from_json(cls, data: dict) -> _FullProgress:
+        return cls(ranges=[_Range(a, u, d) for a, u, d in data["ranges"]], started_at=data["started_at"],
+                   started_monotonic_base=float(data.get("elapsed", 0.0)), max_modified=data.get("max_modified", ""),
+                   split=bool(data.get("split")))
+
+
+class SyncEngine:
+    """One run: each object in table order, each with its own outcome."""
+
+    def __init__(self, run: SyncRun) -> None:
+        self.run = run
+        self.connection = run.connection
+        self.limit = max(1, sync_settings_for(self.connection).concurrency_limit)
+        self.overlap = overlap_seconds()
+        self.client: IntacctClient | None = None
+
+    def execute(self) -> SyncRun:
+        run = self.run
+        run.status = SyncRun.Status.RUNNING
+        run.started_at = timezone.now()
+        run.save(update_fields=["status", "started_at"])
+        if not can_sync(self.connection):
+            _finish(run, SyncRun.Status.FAILED, "Not run: the connection is not connected (validate it first).")
+            return run
+        object_runs = [SyncObjectRun.objects.update_or_create(
+            run=run, object_name=definition.name, defaults={"position": position})[0]
+            for position, definition in enumerate(objects.OBJECTS)]
+        failed: list[SyncObjectRun] = []
+        stop: _StopRun | None = None
+        with client_for_sync(self.connection, self.limit) as client:
+            self.client = client
+            try:
+                for definition, object_run in zip(objects.OBJECTS, object_runs, strict=True):
+                    if stop is not None:
+                        self._object_failed(object_run, f"Not read: {stop}", None)
+                        failed.append(object_run)
+                        continue
+                    try:
+                        if not self._sync_object(definition, object_run):
+                            failed.append(object_run)
+                    except _StopRun as exc:
+                        stop = exc
+                        self._object_failed(object_run, str(exc), exc.__cause__)
+                        failed.append(object_run)
+            finally:
+                self._add_stats()
+        return self._conclude(object_runs, failed, stop)
+
+    def _add_stats(self) -> None:
+        assert self.client is not None
+        stats = self.client.stats.snapshot()
+        totals = SyncObjectRun.objects.filter(run=self.run).aggregate(
+            read=Sum("records_read"), created=Sum("records_created"), updated=Sum("records_updated"),
+            deleted=Sum("records_deleted"))
+        self.run.requests = stats["requests"]
+        self.run.retries = stats["retries"]
+        self.run.bytes_received = stats["bytes_received"]
+        self.run.records_read = totals["read"] or 0
+        self.run.records_created = totals["created"] or 0
+        self.run.records_updated = totals["updated"] or 0
+        self.run.records_deleted = totals["deleted"] or 0
+
+    def _conclude(self, object_runs: list[SyncObjectRun], failed: list[SyncObjectRun],
+                  stop: _StopRun | None) -> SyncRun:
+        if not failed:
+            status, summary = SyncRun.Status.SUCCEEDED, (
+                f"Synced {len(object_runs)} objects: {self.run.records_created} new, {self.run.records_updated} "
+                f"changed, {self.run.records_deleted} deleted; {self.run.requests} API calls.")
+        elif stop is not None and stop.status == SyncRun.Status.FAILED or len(failed) == len(object_runs):
+            status, summary = SyncRun.Status.FAILED, str(stop) if stop else failed[0].message
+        else:
+            labels = ", ".join(objects.OBJECTS_BY_NAME[o.object_name].label.lower() for o in failed)
+            status = SyncRun.Status.PARTIAL
+            summary = f"Synced all but {labels}: {failed[0].message}"
+        _finish(self.run, status, summary)
+        return self.run
+
+    # --- one object -------------------------------------------------------------------------
+
+    def _sync_object(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun) -> bool:
+        cursor, _ = SyncCursor.objects.get_or_create(connection=self.connection, object_name=definition.name)
+        if self.run.kind == SyncRun.Kind.FULL and not cursor.full_progress:
+            cursor.full_done = False  # a full re-read from the start
+        mode = "full" if not cursor.full_done else "incremental"
+        if not definition.incremental:
+            mode = "full"
+        object_run.mode = mode if self.run.kind != SyncRun.Kind.RECONCILE or mode == "full" else "reconcile"
+        object_run.status = SyncObjectRun.Status.RUNNING
+        object_run.started_at = timezone.now()
+        object_run.save(update_fields=["mode", "status", "started_at"])
+        before = self.client.stats.snapshot()["requests"]
+        try:
+            if not definition.incremental:
+                self._read_whole(definition, object_run, cursor)
+            elif mode == "full":
+                self._full(definition, object_run, cursor)
+            else:
+                self._incremental(definition, object_run, cursor)
+                if self.run.kind == SyncRun.Kind.RECONCILE:
+                    self._reconcile(definition, object_run, cursor)
+        except SoftTimeLimitExceeded:
+            self._count_requests(object_run, before)
+            raise _StopRun("Stopped at the time limit; the next sync continues from the last saved page.") from None
+        except SIGN_IN_ERRORS as exc:
+            self._count_requests(object_run, before)
+            raise _StopRun(f"Intacct refused the sign-in ({_raw_words(exc)}). Re-validate the connection to see "
+                           "what to fix.") from exc
+        except errors.PermissionDenied as exc:
+            step = definition.permission_step(self.connection.effective_permission_model)
+            self._count_requests(object_run, before)
+            self._object_failed(object_run, permission_words(self.connection, definition, step), exc)
+            return False
+        except errors.UnknownObject as exc:
+            self._count_requests(object_run, before)
+            self._object_failed(object_run, f"This company has no {definition.label.lower()} ({definition.name}): "
+                                f"check that {definition.application} is subscribed in Company > Admin > "
+                                "Subscriptions.", exc)
+            return False
+        except TRANSIENT_ERRORS as exc:
+            self._count_requests(object_run, before)
+            self._object_failed(object_run, "Intacct could not be reached just now; the next sync continues from "
+                                "the last saved page.", exc)
+            return False
+        except errors.IntacctError as exc:
+            self._count_requests(object_run, before)
+            self._object_failed(object_run, f"Reading {definition.label.lower()} failed: {_raw_words(exc)}", exc)
+            return False
+        self._count_requests(object_run, before)
+        object_run.status = SyncObjectRun.Status.SUCCEEDED
+        object_run.finished_at = timezone.now()
+        object_run.save(update_fields=["status", "finished_at", "requests"])
+        return True
+
+    def _count_requests(self, object_run: SyncObjectRun, before: int) -> None:
+        object_run.requests = self.client.stats.snapshot()["requests"] - before
+        SyncObjectRun.objects.filter(pk=object_run.pk).update(requests=object_run.requests)
+
+    def _object_failed(self, object_run: SyncObjectRun, message: str, exc: BaseException | None) -> None:
+        object_run.status = SyncObjectRun.Status.FAILED
+        object_run.finished_at = timezone.now()
+        object_run.message = message
+        if isinstance(exc, errors.IntacctError):
+            object_run.errorno = exc.errorno or type(exc).__name__
+            object_run.error_raw = _raw_words(exc)
+        elif exc is not None:
+            object_run.error_raw = str(exc)
+        object_run.save()
+
+    # --- storing pages ----------------------------------------------------------------------
+
+    def _store(self, definition: objects.ObjectDefinition, records: Sequence[dict], object_run: SyncObjectRun,
+               cursor: SyncCursor, cursor_fields: Iterable[str]) -> _Counts:
+        """Upsert one page and save the cursor and the object's counters, in one transaction."""
+        counts = _Counts(read=len(records))
+        now = timezone.now()
+        rn_field, wm_field = definition.recordno_field, definition.modified_field
+        key_field = definition.key_field
+        rows: dict[int, tuple[str, dict]] = {}
+        for record in records:
+            rows[int(record[rn_field])] = (iso_from_intacct(record.get(wm_field)), record)
+        with transaction.atomic():
+            existing = {rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
+                connection=self.connection, object_name=definition.name, recordno__in=list(rows)
+            ).values_list("recordno", "whenmodified", "deleted_at")}
+            to_write: list[Record] = []
+            unchanged: list[int] = []
+            for recordno, (modified, record) in rows.items():
+                before = existing.get(recordno)
+                if before is None:
+                    counts.created += 1
+                elif before[0] != modified or before[1] is not None:
+                    counts.updated += 1
+                else:
+                    unchanged.append(recordno)
+                    continue
+                to_write.append(Record(connection=self.connection, object_name=definition.name, recordno=recordno,
+                                       key_value=str(record.get(key_field) or "")[:200], whenmodified=modified,
+                                       data=record, first_seen=now, last_seen=now, deleted_at=None))
+            if to_write:
+                Record.objects.bulk_create(
+                    to_write, batch_size=500, update_conflicts=True,
+                    unique_fields=["connection", "object_name", "recordno"],
+                    update_fields=["key_value", "whenmodified", "data", "last_seen", "deleted_at"])
+            if unchanged:
+                Record.objects.filter(connection=self.connection, object_name=definition.name,
+                                      recordno__in=unchanged).update(last_seen=now)
+            cursor.save(update_fields=list(cursor_fields))
+            self._add_counts(object_run, counts)
+        return counts
+
+    def _add_counts(self, object_run: SyncObjectRun, counts: _Counts) -> None:
+        object_run.records_read += counts.read
+        object_run.records_created += counts.created
+        object_run.records_updated += counts.updated
+        object_run.records_deleted += counts.deleted
+        SyncObjectRun.objects.filter(pk=object_run.pk).update(
+            records_read=object_run.records_read, records_created=object_run.records_created,
+            records_updated=object_run.records_updated, records_deleted=object_run.records_deleted,
+            expected_total=object_run.expected_total)
+
+    def _mark_unseen_deleted(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun,
+                             since: datetime) -> None:
+        """After a complete read, what was not seen since it began is gone from Intacct."""
+        now = timezone.now()
+        gone = Record.objects.filter(connection=self.connection, object_name=definition.name, deleted_at__isnull=True,
+                                     last_seen__lt=since).update(deleted_at=now)
+        if gone:
+            self._add_counts(object_run, _Counts(deleted=gone))
+
+    # --- full read --------------------------------------------------------------------------
+
+    def _query(self, definition: objects.ObjectDefinition, flt: F.Filter, order: str = "asc",
+               fields: Sequence[str] | None = None):
+        return self.client.query_page(definition.name, list(fields or definition.fields), flt,
+                                      order_by=[(definition.recordno_field, order)], page_size=PAGE_SIZE)
+
+    def _full(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun, cursor: SyncCursor) -> None:
+        if cursor.full_progress:
+            progress = _FullProgress.from_json(cursor.full_progress)
+        else:
+            progress = _FullProgress(ranges=[_Range(0, None)], started_at=timezone.now().isoformat(),
+                                     started_monotonic_base=0.0)
+        began = time.monotonic()
+        rn_field = definition.recordno_field
+
+        def commit(page_records: list[dict], range_index: int, page) -> None:
+            rng = progress.ranges[range_index]
+            if page_records:
+                rng.after = max(int(r[rn_field]) for r in page_records)
+                top = max((iso_from_intacct(r.get(definition.modified_field)) for r in page_records), default="")
+                progress.max_modified = max(progress.max_modified, top)
+            rng.done = not page_records or not page.num_remaining
+            cursor.full_progress = progress.to_json()
+            self._store(definition, page_records, object_run, cursor, ["full_progress"])
+
+        # The first page of an unsplit read gives the total and decides whether to split.
+        first = progress.ranges[0]
+        if not progress.split and not first.done and first.upto is None:
+            page = self._query(definition, first.filter(rn_field))
+            object_run.expected_total = page.total_count or len(page.records)
+            commit(page.records, 0, page)
+            remaining = page.num_remaining or 0
+            if not first.done and self.limit >= 2 and remaining > 2 * PAGE_SIZE:
+                top_page = self._query(definition, first.filter(rn_field), order="desc")
+                records = top_page.records
+                lowest = min(int(r[rn_field]) for r in records)
+                middle_after = first.after
+                cursor.full_progress = progress.to_json()
+                self._store(definition, records, object_run, cursor, ["full_progress"])
+                if top_page.num_remaining:
+                    mid = (middle_after + lowest - 1) // 2
+                    progress.ranges = [_Range(middle_after, mid), _Range(mid, lowest - 1)]
+                else:
+                    progress.ranges = [_Range(middle_after, lowest - 1, done=True)]
+                progress.split = True
+                top = max((iso_from_intacct(r.get(definition.modified_field)) for r in records), default="")
+                progress.max_modified = max(progress.max_modified, top)
+                cursor.full_progress = progress.to_json()
+                cursor.save(update_fields=["full_progress"])
+
+        open_ranges = [i for i, r in enumerate(progress.ranges) if not r.done]
+        if len(open_ranges) >= 2 and self.limit >= 2:
+            for range_index, page in self._fetch_ranges_in_parallel(definition, progress, open_ranges):
+                commit(page.records, range_index, page)
+        else:
+            for range_index in open_ranges:
+                rng = progress.ranges[range_index]
+                while not rng.done:
+                    page = self._query(definition, rng.filter(rn_field))
+                    commit(page.records, range_index, page)
+
+        # Complete: the incremental keyset starts early enough to catch anything changed while reading.
+        elapsed = progress.started_monotonic_base + (time.monotonic() - began)
+        started_at = datetime.fromisoformat(progress.started_at)
+        self._mark_unseen_deleted(definition, object_run, started_at)
+        cursor.full_done = True
+        cursor.full_progress = {}
+        cursor.last_full_at = timezone.now()
+        if progress.max_modified:
+            cursor.modified_after = shift_iso(progress.max_modified, -(elapsed + self.overlap))
+            cursor.recordno_after = 0
+        cursor.save()
+
+    def _fetch_ranges_in_parallel(self, definition: objects.ObjectDefinition, progress: _FullProgress,
+                                  range_indexes: list[int]) -> Iterator[tuple[int, object]]:
+        """Two threads each page through their RECORDNO range; pages come back to this thread to be stored."""
+        pages: queue.Queue = queue.Queue(maxsize=len(range_indexes))
+        stop = threading.Event()
+        rn_field = definition.recordno_field
+
+        def fetch(range_index: int) -> None:
+            rng = progress.ranges[range_index]
+            after = rng.after
+            try:
+                while not stop.is_set():
+                    page = self._query(definition, _Range(after, rng.upto).filter(rn_field))
+                    pages.put((range_index, page))
+                    if not page.records or not page.num_remaining:
+                        break
+                    after = max(int(r[rn_field]) for r in page.records)
+            except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, which raises it
+                pages.put((range_index, exc))
+            finally:
+                pages.put((range_index, None))
+                db_connection.close()
+
+        threads = [threading.Thread(target=fetch, args=(i,), daemon=True, name=f"sync-range-{i}")
+                   for i in range_indexes]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                range_index, item = pages.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield range_index, item
+        finally:
+            stop.set()
+            while any(t.is_alive() for t in threads):
+                try:
+                    pages.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            for thread in threads:
+                thread.join()
+
+    # --- incremental ------------------------------------------------------------------------
+
+    def _incremental(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun,
+                     cursor: SyncCursor) -> None:
+        wm_field, rn_field = definition.modified_field, definition.recordno_field
+        order = [(wm_field, "asc"), (rn_field, "asc")]
+        if cursor.modified_after:
+            flt: F.Filter = F.GreaterThanOrEqual(wm_field, intacct_from_iso(shift_iso(cursor.modified_after,
+                                                                                     -self.overlap)))
+        else:
+            flt = F.GreaterThan(rn_field, 0)
+        position = (cursor.modified_after, cursor.recordno_after)
+        first = True
+        while True:
+            page = self.client.query_page(definition.name, list(definition.fields), flt, order_by=order,
+                                          page_size=PAGE_SIZE)
+            if first:
+                object_run.expected_total = page.total_count
+                first = False
+            if page.records:
+                last = page.records[-1]
+                last_wm, last_rn = iso_from_intacct(last.get(wm_field)), int(last[rn_field])
+                position = max(position, (last_wm, last_rn))
+                cursor.modified_after, cursor.recordno_after = position
+                cursor.last_incremental_at = timezone.now()
+            self._store(definition, page.records, object_run, cursor,
+                        ["modified_after", "recordno_after", "last_incremental_at"])
+            if not page.records or not page.num_remaining:
+                break
+            # Keyset, not offset: a record changed meanwhile moves behind us and is read on a later page.
+            last_intacct = intacct_from_iso(last_wm)
+            flt = F.Or(F.GreaterThan(wm_field, last_intacct),
+                       F.And(F.EqualTo(wm_field, last_intacct), F.GreaterThan(rn_field, last_rn)))
+
+    # --- deletes ----------------------------------------------------------------------------
+
+    def _reconcile(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun,
+                   cursor: SyncCursor) -> None:
+        """Read only RECORDNOs, range by range, and mark what Intacct no longer has as deleted."""
+        rn_field = definition.recordno_field
+        after = 0
+        now = timezone.now()
+        while True:
+            page = self._query(definition, F.GreaterThan(rn_field, after), fields=[rn_field])
+            keys = [int(r[rn_field]) for r in page.records]
+            more = bool(keys) and bool(page.num_remaining)
+            ours = Record.objects.filter(connection=self.connection, object_name=definition.name,
+                                         deleted_at__isnull=True, recordno__gt=after)
+            if more:
+                ours = ours.filter(recordno__lte=keys[-1])
+            gone = ours.exclude(recordno__in=keys).update(deleted_at=now)
+            if gone:
+                self._add_counts(object_run, _Counts(deleted=gone))
+            if not more:
+                break
+            after = keys[-1]
+        cursor.last_reconcile_at = now
+        cursor.save(update_fields=["last_reconcile_at"])
+
+    # --- legacy objects ---------------------------------------------------------------------
+
+    def _read_whole(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun,
+                    cursor: SyncCursor) -> None:
+        started = timezone.now()
+        batch: list[dict] = []
+        records = self.client.get_list(definition.name, fields=list(definition.fields), page_size=LEGACY_PAGE_SIZE,
+                                       sorts=[(definition.recordno_field, "asc")])
+        for record in records:
+            batch.append(record)
+            if len(batch) >= LEGACY_PAGE_SIZE:
+                self._store(definition, batch, object_run, cursor, ["last_full_at"])
+                batch = []
+        cursor.full_done = True
+        cursor.last_full_at = timezone.now()
+        self._store(definition, batch, object_run, cursor, ["full_done", "last_full_at"])
+        self._mark_unseen_deleted(definition, object_run, started)
+
+
+def permission_words(connection: Connection, definition: objects.ObjectDefinition, step: int) -> str:
+    """The same plain words validation uses for a missing read permission."""
+    from connector import validation
+
+    return validation._permission_message(connection, definition, step)  # noqa: SLF001 - one wording
+
+
+def _raw_words(exc: errors.IntacctError) -> str:
+    parts = [getattr(exc, name, "") or "" for name in ("description", "description2", "correction")]
+    return " ".join(part for part in parts if part).strip() or str(exc) or type(exc).__name__
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+def connections_due(*, kind: str, older_than: timedelta) -> list[Connection]:
+    """Syncable connections whose last sync of this kind (any kind, for incremental) began before the cut."""
+    cut = timezone.now() - older_than
+    due = []
+    for connection in Connection.objects.filter(status__in=SYNCABLE_STATUSES).exclude(password_token=""):
+        runs = connection.sync_runs.all()
+        if kind == SyncRun.Kind.RECONCILE:
+            runs = runs.filter(kind=SyncRun.Kind.RECONCILE)
+        last = runs.order_by("-created_at").values_list("created_at", flat=True).first()
+        if last is None or last < cut:
+            due.append(connection)
+    return due
+
+
+def schedule_due(*, kind: str) -> int:
+    """Queue syncs for connections that are due (beat); nothing during Intacct's maintenance window."""
+    if in_maintenance_window():
+        log.info("Intacct maintenance window: no %s syncs queued", kind)
+        return 0
+    if kind == SyncRun.Kind.RECONCILE:
+        older_than = timedelta(hours=float(_setting("SYNC_RECONCILE_INTERVAL_HOURS", 168)))
+    else:
+        older_than = timedelta(minutes=float(_setting("SYNC_INTERVAL_MINUTES", 60)))
+    queued = 0
+    for connection in connections_due(kind=kind, older_than=older_than):
+        _, created = sync_request(connection=connection, kind=kind)
+        queued += int(created)
+    close_old_connections()
+    return queued

@@ -1,0 +1,82 @@
+"""Sync tests: a simulated company with small realistic sizes, and a connected organisation pointing at it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from connector import crypto, services
+from connector.models import Connection, Organisation, Record, ValidationCheck, ValidationRun
+from connector.objects import OBJECTS
+from simulator.demo import DEMO_PASSWORD, build_company
+from simulator.models import SimCompany
+from simulator.records import OBJECTS as SIM_OBJECTS
+from simulator.records import gen_for, stored_records
+from tests.wizard.conftest import (  # noqa: F401 - the three people of every access test
+    admin_client,
+    fast_password_hashing,
+    organisation,
+    other_organisation,
+    outsider_client,
+    support_client,
+)
+
+SMALL_SIZES = {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 8, "CCTRANSACTION": 150,
+               "GLACCOUNT": 30, "APBILL": 700, "APADJUSTMENT": 25, "EEXPENSES": 60, "EXPENSEREPORTBATCH": 7}
+
+
+@dataclass
+class Synced:
+    company: SimCompany
+    organisation: Organisation
+    connection: Connection
+
+
+def connect(organisation: Organisation, company_id: str, *, deprovisioning: bool = False) -> Connection:
+    """Point the organisation's connection at the simulated company, connected as after a passed validation."""
+    connection = services.connection_get(organisation=organisation)
+    Connection.objects.filter(pk=connection.pk).update(
+        company_id=company_id, user_id="ws_connect", password_token=crypto.encrypt(DEMO_PASSWORD),
+        status=Connection.Status.CONNECTED, permission_model="role", wants_deprovisioning=deprovisioning)
+    connection.refresh_from_db()
+    run = ValidationRun.objects.create(connection=connection, status=ValidationRun.Status.PASSED,
+                                       finished_at=timezone.now())
+    ValidationCheck.objects.create(run=run, position=0, key="deprovisioning", label="Write permission",
+                                   status=ValidationCheck.Status.PASSED if deprovisioning
+                                   else ValidationCheck.Status.SKIPPED)
+    connection.last_validation = run
+    connection.save(update_fields=["last_validation"])
+    return connection
+
+
+@pytest.fixture
+def synced(transactional_db, intacct_endpoint, organisation) -> Synced:
+    demo = build_company("SYNC-CO", sizes=SMALL_SIZES)
+    return Synced(demo.company, organisation, connect(organisation, "SYNC-CO"))
+
+
+def simulator_truth(company: SimCompany, name: str) -> dict[int, dict]:
+    """Every current record of an object in the simulator, by RECORDNO."""
+    obj = SIM_OBJECTS[name.upper()]
+    company.refresh_from_db()
+    gen = gen_for(company, obj)
+    stored, deleted = stored_records(company, obj)
+    truth = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
+    truth.update(stored)
+    return truth
+
+
+def assert_mirror_exact(connection: Connection, company: SimCompany) -> None:
+    """Our Record table holds exactly the simulator's records (live ones; gone ones marked deleted)."""
+    for definition in OBJECTS:
+        truth = simulator_truth(company, definition.name)
+        ours = {r.recordno: r.data for r in Record.objects.filter(connection=connection, object_name=definition.name,
+                                                                   deleted_at__isnull=True)}
+        assert set(ours) == set(truth), (definition.name, sorted(set(ours) ^ set(truth))[:10])
+        for recordno, record in truth.items():
+            lowered = {k.lower(): v for k, v in record.items()}
+            for name in definition.fields:
+                expected = str(lowered.get(name.lower(), "") or "")
+                got = str(ours[recordno].get(name) or "")
+                assert got == expected, (definition.name, recordno, name, got, expected)
