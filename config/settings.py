@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -233,13 +234,19 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_TIMEZONE = "UTC"
 
 # --- Logging --------------------------------------------------------------------------------
+# One JSON object per line in production (config.logging), readable lines in development.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'plain'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connector.intacct.redaction.RedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"redact": {"()": "connector.intacct.redaction.RedactingFilter"},
+                "request_id": {"()": "config.logging.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+                   "json": {"()": "config.logging.JsonFormatter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact", "request_id"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
@@ -269,6 +276,29 @@ CELERY_BEAT_SCHEDULE["revalidate-connections"] = {
     "task": "connector.connections_revalidate",
     "schedule": float(VALIDATION_MONITOR_TICK_SECONDS),
 }
+
+# --- Support and operations (issue 7) -------------------------------------------------------
+# A connection whose last successful sync is older than this counts as "stale" on the dashboard.
+STALE_SYNC_HOURS = env.int("STALE_SYNC_HOURS", default=48)
+DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", default=50)
+# Run history (validation and sync runs, status changes) and the audit log are pruned after these ages.
+RUN_HISTORY_RETENTION_DAYS = env.int("RUN_HISTORY_RETENTION_DAYS", default=400)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=730)
+# Workers and beat write a heartbeat this often; /healthz fails when the newest is older than the limit.
+HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
+HEARTBEAT_STALE_SECONDS = env.int("HEARTBEAT_STALE_SECONDS", default=120)
+# When set, /metrics wants "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Load balancers and Prometheus call these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# Django's own logging would otherwise be replaced in the worker (config.logging keeps it).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE["heartbeat"] = {"task": "connector.heartbeat",
+                                     "schedule": float(HEARTBEAT_INTERVAL_SECONDS)}
+CELERY_BEAT_SCHEDULE["dashboard-summaries-refresh"] = {"task": "connector.summaries_refresh",
+                                                       "schedule": 600.0}
+CELERY_BEAT_SCHEDULE["status-days-refresh"] = {"task": "connector.status_days_refresh", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["history-prune"] = {"task": "connector.history_prune", "schedule": 24 * 3600.0}
 
 # --- Sync (issue 6) -------------------------------------------------------------------------
 # Incremental syncs per connection this often (beat checks every minute); delete reconciliation reads

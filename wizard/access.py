@@ -2,7 +2,8 @@
 
 - an organisation's admins (and the operator's superusers) may read and write;
 - support staff may read every organisation, never write (403);
-- anyone else gets 404, so an outsider cannot even learn that an organisation exists.
+- anyone else gets 404, so an outsider cannot even learn that an organisation exists;
+- the support dashboard (support_access) is for support staff and superusers only: 404 for the rest.
 Anonymous users never get here: views are wrapped in login_required.
 """
 from __future__ import annotations
@@ -22,6 +23,12 @@ def is_support_staff(user) -> bool:
 
 def can_see_all_organisations(user) -> bool:
     return user.is_authenticated and (user.is_superuser or is_support_staff(user))
+
+
+def support_access(request: HttpRequest) -> None:
+    """The support dashboard: support staff and superusers only; everyone else (org admins too) gets 404."""
+    if not can_see_all_organisations(request.user):
+        raise Http404("No such page.")
 
 
 def is_org_admin(user, organisation: Organisation) -> bool:

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from wizard import views
+from wizard import dashboard, ops, status_api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,4 +19,16 @@ urlpatterns = [
          name="connection_disconnect"),
     path("organisations/<slug:slug>/validations/<int:run_id>/", views.validation_status,
          name="validation_status"),
+    # Support dashboard and operations (issue 7)
+    path("support/", dashboard.dashboard, name="dashboard"),
+    path("support/connections.csv", dashboard.dashboard_export, name="dashboard_export"),
+    path("support/connections/<int:connection_id>/", dashboard.dashboard_connection, name="dashboard_connection"),
+    path("support/connections/<int:connection_id>/revalidate/", dashboard.dashboard_revalidate,
+         name="dashboard_revalidate"),
+    path("support/connections/<int:connection_id>/sync/", dashboard.dashboard_sync, name="dashboard_sync"),
+    path("support/connections/<int:connection_id>/step-link/", dashboard.dashboard_step_link,
+         name="dashboard_step_link"),
+    path("api/v1/connection/", status_api.connection_status, name="api_connection_status"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics, name="metrics"),
 ]

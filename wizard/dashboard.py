@@ -1,0 +1,362 @@
+"""The support dashboard: every connection across organisations, one connection in depth, and three actions.
+
+Support staff and superusers only (wizard.access.support_access); everyone else gets 404. Each page
+runs a fixed number of queries whatever the number of connections or the length of their history: the
+list reads the denormalised ConnectionSummary and StatusDay rows, the detail page reads bounded slices.
+Secrets are never selected (password_token is deferred) and never rendered.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from connector import operations, services, sync
+from connector.models import (
+    AuditEvent,
+    Connection,
+    ConnectionStatusChange,
+    Membership,
+    StatusDay,
+    StepCompletion,
+    SyncObjectRun,
+    SyncRun,
+    ValidationCheck,
+    ValidationRun,
+)
+from connector.validation import CHECKS
+from wizard.access import client_ip, support_access
+from wizard.steps import STEPS
+
+CHECK_LABELS = {check.key: check.label for check in CHECKS}
+SETUP = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
+# Connections expected to sync; only these can be "stale".
+SYNCING = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
+SORTS = {
+    "organisation": "organisation__name",
+    "status": "status",
+    "since": "status_changed_at",
+    "validated": "last_validation__finished_at",
+    "synced": "summary__last_successful_sync_at",
+    "records": "summary__records_held",
+    "errors": "summary__errors_24h",
+}
+HISTORY_ROWS = 20
+AUDIT_ROWS = 50
+CHART_COLOURS = {
+    Connection.Status.CONNECTED: "#126b2f",
+    Connection.Status.NEEDS_ATTENTION: "#b06d00",
+    Connection.Status.BROKEN: "#a4161a",
+    Connection.Status.IN_SETUP: "#0b57d0",
+    Connection.Status.NOT_STARTED: "#8a94a3",
+    Connection.Status.DISCONNECTED: "#4a5360",
+}
+
+
+class FilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", max_length=100)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Connection.Status.choices])
+    check = forms.ChoiceField(required=False, label="Failing check",
+                              choices=[("", "Any check"), *((c.key, c.label) for c in CHECKS)])
+    stale = forms.BooleanField(required=False, label="Stale sync only")
+    organisation = forms.SlugField(required=False, max_length=60)
+    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS]
+                             + [(f"-{key}", f"-{key}") for key in SORTS])
+
+
+class StepLinkForm(forms.Form):
+    step = forms.TypedChoiceField(coerce=int, choices=[(s.number, f"{s.number}. {s.title}") for s in STEPS])
+
+
+def _base_queryset() -> QuerySet[Connection]:
+    return (Connection.objects.select_related("organisation", "summary", "last_validation")
+            .defer("password_token"))
+
+
+def connections_filtered(data: dict, *, now) -> tuple[QuerySet[Connection], FilterForm]:
+    """The list's connections for the query-string filters (invalid filters are ignored)."""
+    form = FilterForm(data)
+    queryset = _base_queryset()
+    if not form.is_valid():
+        return queryset.order_by("organisation__name", "id"), form
+    data = form.cleaned_data
+    if data["q"]:
+        term = data["q"].strip()
+        queryset = queryset.filter(Q(organisation__name__icontains=term) | Q(organisation__slug__iexact=term)
+                                   | Q(company_id__iexact=term))
+    if data["status"]:
+        queryset = queryset.filter(status=data["status"])
+    if data["check"]:
+        queryset = queryset.filter(last_validation__failed_check=data["check"])
+    if data["stale"]:
+        cutoff = now - timedelta(hours=settings.STALE_SYNC_HOURS)
+        queryset = queryset.filter(status__in=SYNCING).filter(
+            Q(summary__last_successful_sync_at__lt=cutoff) | Q(summary__last_successful_sync_at__isnull=True))
+    if data["organisation"]:
+        queryset = queryset.filter(organisation__slug=data["organisation"])
+    sort = data["sort"] or "organisation"
+    field = SORTS[sort.lstrip("-")]
+    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
+    return queryset.order_by(order, "id"), form
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    height: float
+    colour: str
+    title: str
+
+
+def status_chart(*, live_counts: dict[str, int], today, days: int = operations.CHART_DAYS) -> dict:
+    """Stacked bars of connections per status per day (stored StatusDay rows, today from live counts)."""
+    first = today - timedelta(days=days - 1)
+    per_day: dict = {first + timedelta(days=n): {} for n in range(days)}
+    for row in StatusDay.objects.filter(day__gte=first, day__lt=today):
+        per_day[row.day][row.status] = row.count
+    per_day[today] = dict(live_counts)
+    width, height, gap = 600, 160, 2
+    bar_width = width / days - gap
+    tallest = max((sum(counts.values()) for counts in per_day.values()), default=0) or 1
+    bars: list[Bar] = []
+    for index, (day, counts) in enumerate(sorted(per_day.items())):
+        top = height
+        for status in Connection.Status.values:
+            count = counts.get(status, 0)
+            if not count:
+                continue
+            bar_height = height * count / tallest
+            top -= bar_height
+            bars.append(Bar(x=round(index * (bar_width + gap), 2), y=round(top, 2), height=round(bar_height, 2),
+                            colour=CHART_COLOURS[status],
+                            title=f"{day:%-d %b}: {count} {Connection.Status(status).label.lower()}"))
+    legend = [(CHART_COLOURS[value], label) for value, label in Connection.Status.choices]
+    return {"bars": bars, "bar_width": round(bar_width, 2), "width": width, "height": height, "legend": legend,
+            "tallest": tallest, "first": first, "last": today}
+
+
+def endpoint_label() -> tuple[str, str]:
+    """("Simulator" or "Production", host) for the configured Intacct endpoint (no path, no secret)."""
+    url = settings.INTACCT_ENDPOINT_URL
+    host = urlsplit(url).hostname or ""
+    if settings.SIMULATOR_GATEWAY_PATH in url and not host.endswith(".intacct.com"):
+        return "Simulator", host
+    return "Production", host
+
+
+def mask(value: str) -> str:
+    if not value:
+        return ""
+    if len(value) <= 3:
+        return value[0] + "•" * (len(value) - 1)
+    return value[:2] + "•" * (len(value) - 3) + value[-1]
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Every connection: filters, search, sort, paging, summary counts and 30 days of status."""
+    support_access(request)
+    now = timezone.now()
+    queryset, form = connections_filtered(request.GET, now=now)
+    page = Paginator(queryset, settings.DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = dict(Connection.objects.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    summary = {
+        "connected": counts.get(Connection.Status.CONNECTED, 0),
+        "needs_attention": counts.get(Connection.Status.NEEDS_ATTENTION, 0),
+        "broken": counts.get(Connection.Status.BROKEN, 0),
+        "in_setup": sum(counts.get(status, 0) for status in SETUP),
+        "disconnected": counts.get(Connection.Status.DISCONNECTED, 0),
+        "total": sum(counts.values()),
+    }
+    stale_before = now - timedelta(hours=settings.STALE_SYNC_HOURS)
+    rows = [_row(connection, stale_before) for connection in page.object_list]
+    query = {key: value for key, value in request.GET.items() if key != "page" and value}
+    return render(request, "dashboard/list.html", {
+        "form": form, "page": page, "rows": rows, "summary": summary,
+        "chart": status_chart(live_counts=counts, today=timezone.localdate(now)),
+        "query_string": urlencode(query), "sort_links": _sort_links(request.GET),
+        "current_sort": request.GET.get("sort") or "organisation",
+    })
+
+
+def _row(connection: Connection, stale_before) -> dict:
+    summary = getattr(connection, "summary", None)
+    run = connection.last_validation
+    failed_check = getattr(run, "failed_check", "") if run else ""
+    last_sync = summary.last_successful_sync_at if summary else None
+    return {
+        "connection": connection,
+        "organisation": connection.organisation,
+        "masked_company_id": mask(connection.company_id),
+        "run": run,
+        "failed_check": failed_check,
+        "failed_check_label": CHECK_LABELS.get(failed_check, failed_check),
+        "last_sync": last_sync,
+        "stale": connection.status in SYNCING and (last_sync is None or last_sync < stale_before),
+        "records": summary.records_held if summary else 0,
+        "errors": summary.errors_24h if summary else 0,
+    }
+
+
+def _sort_links(params) -> dict[str, str]:
+    current = params.get("sort") or "organisation"
+    links = {}
+    for key in SORTS:
+        query = {k: v for k, v in params.items() if k not in ("sort", "page") and v}
+        query["sort"] = f"-{key}" if current == key else key
+        links[key] = "?" + urlencode(query)
+    return links
+
+
+@login_required
+@require_GET
+def dashboard_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered list as CSV (the same columns as the page; never a secret)."""
+    support_access(request)
+    now = timezone.now()
+    queryset, _ = connections_filtered(request.GET, now=now)
+    stale_before = now - timedelta(hours=settings.STALE_SYNC_HOURS)
+
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+
+    def lines():
+        yield writer.writerow(["organisation", "slug", "company_id", "status", "status_since", "last_validation",
+                               "last_validation_at", "failing_check", "last_successful_sync", "stale_sync",
+                               "records_held", "errors_24h"])
+        for connection in queryset.iterator(chunk_size=2000):
+            row = _row(connection, stale_before)
+            run = row["run"]
+            yield writer.writerow([
+                connection.organisation.name, connection.organisation.slug, row["masked_company_id"],
+                connection.status, connection.status_changed_at.isoformat(), run.status if run else "",
+                run.finished_at.isoformat() if run and run.finished_at else "", row["failed_check"],
+                row["last_sync"].isoformat() if row["last_sync"] else "", "yes" if row["stale"] else "no",
+                row["records"], row["errors"]])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="connections.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def dashboard_connection(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """One connection in depth: checklist with Intacct's raw errors, wizard progress, history, audit log."""
+    support_access(request)
+    connection = get_object_or_404(_base_queryset(), id=connection_id)
+    organisation = connection.organisation
+    run = connection.last_validation
+    checks = list(ValidationCheck.objects.filter(run=run)) if run else []
+    steps_done = {done.step: done for done in StepCompletion.objects.filter(connection=connection)
+                  .select_related("done_by")}
+    validation_runs = list(ValidationRun.objects.filter(connection=connection).select_related("requested_by")
+                           .order_by("-created_at", "-id")[:HISTORY_ROWS])
+    sync_runs = list(SyncRun.objects.filter(connection=connection).order_by("-created_at", "-id")
+                     .prefetch_related(Prefetch("objects", queryset=SyncObjectRun.objects.order_by("position", "id")))
+                     [:HISTORY_ROWS])
+    status_changes = list(ConnectionStatusChange.objects.filter(connection=connection)
+                          .order_by("-changed_at", "-id")[:HISTORY_ROWS])
+    audit_events = list(AuditEvent.objects.filter(organisation=organisation).select_related("actor")
+                        .order_by("-created_at", "-id")[:AUDIT_ROWS])
+    admins = [m.user for m in Membership.objects.filter(organisation=organisation, role=Membership.ORG_ADMIN)
+              .select_related("user")]
+    endpoint_kind, endpoint_host = endpoint_label()
+    return render(request, "dashboard/connection.html", {
+        "connection": connection, "organisation": organisation, "summary": getattr(connection, "summary", None),
+        "run": run, "checks": checks, "check_labels": CHECK_LABELS,
+        "steps": [(step, steps_done.get(step.number)) for step in STEPS],
+        "validation_runs": validation_runs, "sync_runs": sync_runs, "status_changes": status_changes,
+        "audit_events": [(event, _details_shown(event.details)) for event in audit_events], "admins": admins,
+        "masked_company_id": mask(connection.company_id), "masked_user_id": mask(connection.user_id),
+        "endpoint_kind": endpoint_kind, "endpoint_host": endpoint_host,
+        "step_link_form": StepLinkForm(initial={"step": (run.failed_step if run and run.failed_step else 1)}),
+        "stale_hours": settings.STALE_SYNC_HOURS,
+    })
+
+
+MASKED_DETAILS = {"company_id", "user_id", "from", "to"}
+
+
+def _details_shown(details: dict) -> list[tuple[str, str]]:
+    """An audit event's details for the page, identifiers masked like everywhere else on it."""
+    shown = []
+    for key, value in (details or {}).items():
+        text = str(value)
+        shown.append((key, mask(text) if key in MASKED_DETAILS and isinstance(value, str) else text))
+    return shown
+
+
+# --- Actions (each one audited) -------------------------------------------------------------
+
+def _connection_for_action(request: HttpRequest, connection_id: int) -> Connection:
+    support_access(request)
+    return get_object_or_404(Connection.objects.select_related("organisation").defer("password_token"),
+                             id=connection_id)
+
+
+@login_required
+@require_POST
+def dashboard_revalidate(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = _connection_for_action(request, connection_id)
+    if not connection.has_credentials:
+        messages.error(request, "This connection has no credentials to check yet.")
+    else:
+        services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
+        messages.success(request, "Re-validation queued.")
+    return redirect("dashboard_connection", connection.id)
+
+
+@login_required
+@require_POST
+def dashboard_sync(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = _connection_for_action(request, connection_id)
+    if not sync.can_sync(connection):
+        messages.error(request, "Only a connection with credentials that is connected (or failing) can sync.")
+        return redirect("dashboard_connection", connection.id)
+    # sync_request audits a newly queued run itself; joining a running one is audited here.
+    run, queued = sync.sync_request(connection=connection, by=request.user, ip=client_ip(request))
+    if queued:
+        messages.success(request, f"Sync #{run.id} queued.")
+    else:
+        services.audit_record(organisation=connection.organisation, connection=connection,
+                              action="support.sync_joined", user=request.user, ip=client_ip(request),
+                              details={"run": run.id})
+        messages.info(request, f"Sync #{run.id} is already queued or running; it will bring the data up to date.")
+    return redirect("dashboard_connection", connection.id)
+
+
+@login_required
+@require_POST
+def dashboard_step_link(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = _connection_for_action(request, connection_id)
+    form = StepLinkForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a step.")
+        return redirect("dashboard_connection", connection.id)
+    sent = operations.step_link_send(connection=connection, step=form.cleaned_data["step"], by=request.user,
+                                     ip=client_ip(request))
+    if sent:
+        messages.success(request, f"Link to step {form.cleaned_data['step']} sent to {sent} admin(s).")
+    else:
+        messages.error(request, "This organisation has no admin with an e-mail address.")
+    return redirect("dashboard_connection", connection.id)

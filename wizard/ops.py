@@ -1,0 +1,36 @@
+"""/healthz for load balancers and orchestrators, /metrics for Prometheus. Neither needs a login.
+
+/healthz answers 200 when the database, the broker, a worker heartbeat and beat's last tick are all
+fine, else 503, with the detail as JSON (never a URL or a password). /metrics is the Prometheus text
+format; when METRICS_TOKEN is set it wants that bearer token.
+"""
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from connector import operations
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = operations.health_report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
+            return HttpResponse("Unauthorized\n", status=401, content_type="text/plain",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return HttpResponse(operations.metrics_text(), content_type=PROMETHEUS_CONTENT_TYPE)
