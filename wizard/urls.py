@@ -3,6 +3,7 @@ from django.urls import include, path
 from wizard import dashboard, ops, status_api, views
 
 urlpatterns = [
+    path("", include("wizard.records_urls")),  # synced data (issue 6)
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/signup/", views.signup, name="signup"),

@@ -33,9 +33,9 @@ class Synced:
     connection: Connection
 
 
-def connect(organisation: Organisation, company_id: str, *, deprovisioning: bool = False) -> Connection:
+def connect(org: Organisation, company_id: str, *, deprovisioning: bool = False) -> Connection:
     """Point the organisation's connection at the simulated company, connected as after a passed validation."""
-    connection = services.connection_get(organisation=organisation)
+    connection = services.connection_get(organisation=org)
     Connection.objects.filter(pk=connection.pk).update(
         company_id=company_id, user_id="ws_connect", password_token=crypto.encrypt(DEMO_PASSWORD),
         status=Connection.Status.CONNECTED, permission_model="role", wants_deprovisioning=deprovisioning)
@@ -51,7 +51,7 @@ def connect(organisation: Organisation, company_id: str, *, deprovisioning: bool
 
 
 @pytest.fixture
-def synced(transactional_db, intacct_endpoint, organisation) -> Synced:
+def synced(transactional_db, intacct_endpoint, organisation) -> Synced:  # noqa: F811 - the imported fixture
     demo = build_company("SYNC-CO", sizes=SMALL_SIZES)
     return Synced(demo.company, organisation, connect(organisation, "SYNC-CO"))
 
