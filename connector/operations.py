@@ -76,8 +76,9 @@ def metric_observe(*, name: str, seconds: float, labels: dict[str, str] | None =
     """Record one observation in a Prometheus histogram (cumulative buckets, _sum and _count)."""
     labels = labels or {}
     for bound in (*DURATION_BUCKETS, "+Inf"):
-        if bound == "+Inf" or seconds <= bound:
-            metric_increment(name=f"{name}_bucket", labels={**labels, "le": str(bound)})
+        # Every bucket exists from the first observation on, as Prometheus expects of a histogram.
+        hit = bound == "+Inf" or seconds <= bound
+        metric_increment(name=f"{name}_bucket", labels={**labels, "le": str(bound)}, amount=1 if hit else 0)
     metric_increment(name=f"{name}_sum", labels=labels, amount=seconds)
     metric_increment(name=f"{name}_count", labels=labels)
 
@@ -201,8 +202,9 @@ def heartbeat_record(*, name: str, at: datetime | None = None) -> None:
     Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": at or timezone.now()})
 
 
-def worker_heartbeat_name() -> str:
-    return f"{Heartbeat.WORKER_PREFIX}{socket.gethostname()}"
+def worker_heartbeat_name(nodename: str | None = None) -> str:
+    """One row per worker: its Celery node name (several workers may share a host)."""
+    return f"{Heartbeat.WORKER_PREFIX}{nodename or socket.gethostname()}"
 
 
 def _check_database() -> dict:
@@ -442,16 +444,16 @@ def _heartbeat_published(sender=None, **_kwargs) -> None:
             log.warning("could not record beat's heartbeat")
 
 
-def _worker_ready(**_kwargs) -> None:
-    heartbeat_record(name=worker_heartbeat_name())
+def _worker_ready(sender=None, **_kwargs) -> None:
+    heartbeat_record(name=worker_heartbeat_name(getattr(sender, "hostname", None)))
 
 
 # --- Beat tasks -----------------------------------------------------------------------------
 
-@shared_task(name="connector.heartbeat", ignore_result=True)
-def heartbeat() -> None:
+@shared_task(name="connector.heartbeat", ignore_result=True, bind=True)
+def heartbeat(self) -> None:
     """Sent by beat every HEARTBEAT_INTERVAL_SECONDS: the worker that runs it is alive."""
-    heartbeat_record(name=worker_heartbeat_name())
+    heartbeat_record(name=worker_heartbeat_name(self.request.hostname))
 
 
 @shared_task(name="connector.summaries_refresh", ignore_result=True)

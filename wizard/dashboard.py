@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -271,9 +271,11 @@ def dashboard_connection(request: HttpRequest, connection_id: int) -> HttpRespon
                   .select_related("done_by")}
     validation_runs = list(ValidationRun.objects.filter(connection=connection).select_related("requested_by")
                            .order_by("-created_at", "-id")[:HISTORY_ROWS])
-    sync_runs = list(SyncRun.objects.filter(connection=connection).order_by("-created_at", "-id")
-                     .prefetch_related(Prefetch("objects", queryset=SyncObjectRun.objects.order_by("position", "id")))
-                     [:HISTORY_ROWS])
+    sync_runs = list(SyncRun.objects.filter(connection=connection).order_by("-created_at", "-id")[:HISTORY_ROWS])
+    # SyncObjectRun's related_name ("objects") is hidden by the manager on instances: group them here.
+    per_run: dict[int, list[SyncObjectRun]] = {}
+    for object_run in SyncObjectRun.objects.filter(run__in=[r.id for r in sync_runs]).order_by("position", "id"):
+        per_run.setdefault(object_run.run_id, []).append(object_run)
     status_changes = list(ConnectionStatusChange.objects.filter(connection=connection)
                           .order_by("-changed_at", "-id")[:HISTORY_ROWS])
     audit_events = list(AuditEvent.objects.filter(organisation=organisation).select_related("actor")
@@ -285,7 +287,8 @@ def dashboard_connection(request: HttpRequest, connection_id: int) -> HttpRespon
         "connection": connection, "organisation": organisation, "summary": getattr(connection, "summary", None),
         "run": run, "checks": checks, "check_labels": CHECK_LABELS,
         "steps": [(step, steps_done.get(step.number)) for step in STEPS],
-        "validation_runs": validation_runs, "sync_runs": sync_runs, "status_changes": status_changes,
+        "validation_runs": validation_runs,
+        "sync_runs": [(run, per_run.get(run.id, [])) for run in sync_runs], "status_changes": status_changes,
         "audit_events": [(event, _details_shown(event.details)) for event in audit_events], "admins": admins,
         "masked_company_id": mask(connection.company_id), "masked_user_id": mask(connection.user_id),
         "endpoint_kind": endpoint_kind, "endpoint_host": endpoint_host,
