@@ -494,12 +494,19 @@ def _run_one(ctx: Context, check: Check, position: int, run: ValidationRun) -> O
 
 def _record(run: ValidationRun, check: Check, position: int, outcome: Outcome, duration_ms: int) -> None:
     error = outcome.error
+    errorno = str(getattr(error, "errorno", "") or "")
+    description = getattr(error, "description", "") or ""
+    if error is not None and not errorno:
+        # HTTP and transport failures carry no Intacct error: give support the status and the (redacted) text.
+        status = getattr(error, "http_status", None)
+        errorno = f"HTTP {status}" if status else type(error).__name__
+        description = description or str(error)
     ValidationCheck.objects.create(
         run=run, position=position, key=check.key, label=check.label, status=outcome.status,
         duration_ms=duration_ms, message=outcome.message, wizard_step=outcome.wizard_step,
         our_side=outcome.our_side,
-        errorno=str(getattr(error, "errorno", "") or "")[:60],
-        description=getattr(error, "description", "") or "",
+        errorno=errorno[:60],
+        description=description,
         description2=getattr(error, "description2", "") or "",
         correction=getattr(error, "correction", "") or "",
     )
