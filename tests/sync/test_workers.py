@@ -1,0 +1,114 @@
+"""Real Celery workers: the per-company cap across workers, SIGKILL mid-sync and an exact resume, page boundaries."""
+from __future__ import annotations
+
+from connector import services, sync, tasks
+from connector.models import Record, SyncCursor, SyncObjectRun, SyncRun
+from simulator import records as sim_records
+from simulator.demo import build_company
+from simulator.faults import clear_faults, set_fault
+from simulator.inflight import inflight_reset, inflight_stats
+from tests.conftest import start_worker, wait_for
+from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect
+
+BIG = {**SMALL_SIZES, "APBILL": 12_000}
+
+
+def test_company_concurrency_cap_holds_across_workers(celery_worker, organisation):
+    company = build_company("CAP-CO", sizes=BIG).company
+    connections = [connect(organisation, "CAP-CO")]
+    for n in range(2):
+        org = services.organisation_create(name=f"Sister {n}", slug=f"sister-{n}")
+        connections.append(connect(org, "CAP-CO"))
+    extra = [start_worker(queue=celery_worker.queue, env_overrides=celery_worker.env, name=f"cap{n}")
+             for n in range(2)]
+    try:
+        inflight_reset("CAP-CO")
+        runs = [sync.sync_request(connection=c)[0] for c in connections]
+        wait_for(lambda: all(r.is_finished for r in SyncRun.objects.filter(pk__in=[r.pk for r in runs])),
+                 timeout=240, message="three syncs of one company on three workers")
+    finally:
+        for worker in extra:
+            worker.stop()
+    stats = inflight_stats("CAP-CO")
+    assert stats["max_in_flight"] <= 2, stats
+    assert stats["rejected"] == 0, stats  # no 429: the limit was kept, not retried into
+    assert stats["max_in_flight"] == 2  # and it was used: the two-range read overlapped requests
+    for run in SyncRun.objects.filter(pk__in=[r.pk for r in runs]):
+        assert run.status == SyncRun.Status.SUCCEEDED, run.summary
+        assert run.retries == 0
+    for connection in connections:
+        assert_mirror_exact(connection, company)
+    bills = SyncObjectRun.objects.filter(run=runs[0], object_name="APBILL").get()
+    assert bills.requests <= 12_000 // 2000 + 1
+
+
+def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, settings):
+    company = build_company("KILL-CO", sizes=BIG).company
+    connection = connect(organisation, "KILL-CO")
+    queue = celery_worker.queue + "-kill"
+    worker = start_worker(queue=queue, env_overrides={**celery_worker.env, "SYNC_LEASE_SECONDS": "2"}, name="kill")
+    set_fault(company, "slow", rate=1.0, delay_ms=300)
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.INCREMENTAL)
+    tasks.sync_run.apply_async(args=[run.pk], queue=queue)
+    try:
+        wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count() >= 4000,
+                 timeout=120, message="part of APBILL synced")
+    finally:
+        worker.kill()
+    clear_faults(company)
+    saved = Record.objects.filter(connection=connection, object_name="APBILL").count()
+    assert 0 < saved < 12_000
+    assert SyncCursor.objects.get(connection=connection, object_name="APBILL").full_progress
+    # Changes while nobody is syncing, on both sides of the saved position.
+    sim_records.modify_record(company, "APBILL", 2, {"STATE": "Paid"})
+    sim_records.modify_record(company, "APBILL", 11_999, {"STATE": "Paid"})
+    sim_records.delete_record(company, "APBILL", 11_998)
+
+    settings.SYNC_LEASE_SECONDS = 2
+    resumed = SyncRun.objects.create(connection=connection)
+    wait_for(lambda: sync._claim(resumed) and sync._release(resumed) is None, timeout=30,  # noqa: SLF001
+             message="the killed worker's lease to lapse")
+    result = sync.run_sync(run_id=resumed.pk)
+    assert result.status == SyncRun.Status.SUCCEEDED, result.summary
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and "worker stopped" in run.summary
+    bills = SyncObjectRun.objects.get(run=resumed, object_name="APBILL")
+    # Resumed from the last saved page: only what was left was read again (plus at most one page per range).
+    assert bills.records_read <= 12_000 - saved + 2 * 2000
+    # No duplicate (one row per RECORDNO) and none lost.
+    assert Record.objects.filter(connection=connection, object_name="APBILL").count() == 12_000
+    reconcile = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.RECONCILE)
+    assert sync.run_sync(run_id=reconcile.pk).status == SyncRun.Status.SUCCEEDED
+    # Deleted after it was read: the reconciliation (keys only) marks it.
+    assert Record.objects.get(connection=connection, object_name="APBILL", recordno=11_998).deleted_at
+    assert_mirror_exact(connection, company)
+
+
+def test_page_boundary_during_a_change(synced, monkeypatch):
+    company = synced.company
+    company.data_sizes = {**company.data_sizes, "APBILL": 4500}
+    company.save(update_fields=["data_sizes"])
+    first = SyncRun.objects.create(connection=synced.connection)
+    sync.run_sync(run_id=first.pk)
+    SyncCursor.objects.filter(connection=synced.connection, object_name="APBILL").update(
+        modified_after="2000-01-01 00:00:00", recordno_after=0)
+    original = sync.SyncEngine._store
+    changed = []
+
+    def store_then_change(self, definition, records, *args, **kwargs):
+        counts = original(self, definition, records, *args, **kwargs)
+        if definition.name == "APBILL" and not changed:
+            # Between page 1 and page 2: one record already read, one on the next page, one far ahead.
+            for recordno in (10, 2001, 4400):
+                sim_records.modify_record(company, "APBILL", recordno, {"STATE": f"Changed {recordno}"})
+            changed.append(True)
+        return counts
+
+    monkeypatch.setattr(sync.SyncEngine, "_store", store_then_change)
+    again = SyncRun.objects.create(connection=synced.connection)
+    assert sync.run_sync(run_id=again.pk).status == SyncRun.Status.SUCCEEDED
+    bills = SyncObjectRun.objects.get(run=again, object_name="APBILL")
+    assert bills.records_read == 4500 + 1  # record 10 moved behind the keyset and was read again
+    assert_mirror_exact(synced.connection, company)
+    assert Record.objects.get(connection=synced.connection, object_name="APBILL", recordno=10).data["STATE"] \
+        == "Changed 10"
