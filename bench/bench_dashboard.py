@@ -109,7 +109,8 @@ def main() -> None:
         ("list search", reverse("dashboard") + "?q=company+0042", {}),
         (f"list page {middle_page}", reverse("dashboard") + f"?page={middle_page}&sort=-records", {}),
         ("connection detail", reverse("dashboard_connection", args=[failing.id]), {}),
-        ("status API", reverse("api_connection_status"), {"HTTP_AUTHORIZATION": f"Bearer {key}"}),
+        ("status API", reverse("api_connection_status", args=[failing.organisation.slug]),
+         {"HTTP_AUTHORIZATION": f"Bearer {key}"}),
         ("metrics", reverse("metrics"), {}),
         ("healthz", reverse("healthz"), {}),
     ]

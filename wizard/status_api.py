@@ -1,35 +1,22 @@
-"""The platform's JSON status API, authenticated with an organisation's API token (connector ApiToken).
+"""The platform's JSON status API, beside the records API of wizard.records and with its access check.
 
-GET /api/v1/connection/ with "Authorization: Bearer <token>": the token's organisation's connection
-status, its last validation with every check result, and the last sync of each object. Identifiers
-are masked; no password, session id or key is ever in a response.
+GET /api/v1/organisations/<slug>/status/ with "Authorization: Bearer <token>" (an ApiToken of that
+organisation): the connection's status, its last validation with every check result, and the last sync
+of each object. Identifiers are masked; no password, session id or key is ever in a response.
 """
 from __future__ import annotations
 
 from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connector.models import ApiToken, Connection, SyncObjectRun, SyncRun, ValidationCheck
+from connector.models import Connection, SyncObjectRun, SyncRun, ValidationCheck
 from wizard.dashboard import endpoint_label, mask
+from wizard.records import _api_view as api_view
 
 # Per-object figures come from this many recent runs (each run normally covers every object).
 RECENT_SYNC_RUNS = 50
-
-
-def _token_organisation_id(request: HttpRequest) -> int | None:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    key = header.removeprefix("Bearer ").strip()
-    token = (ApiToken.objects.filter(key_hash=ApiToken.hash(key), revoked_at__isnull=True)
-             .values("id", "organisation_id").first())
-    if token is None:
-        return None
-    ApiToken.objects.filter(id=token["id"]).update(last_used_at=timezone.now())
-    return token["organisation_id"]
 
 
 def _iso(moment) -> str | None:
@@ -38,16 +25,11 @@ def _iso(moment) -> str | None:
 
 @never_cache
 @require_GET
-def connection_status(request: HttpRequest) -> JsonResponse:
-    """The token's organisation's connection: status, last validation with checks, last sync per object."""
-    organisation_id = _token_organisation_id(request)
-    if organisation_id is None:
-        return JsonResponse({"error": "A valid API token is required (Authorization: Bearer <token>)."},
-                            status=401, headers={"WWW-Authenticate": "Bearer"})
+@api_view
+def connection_status(request: HttpRequest, connection: Connection) -> JsonResponse:
+    """The organisation's connection: status, last validation with checks, last sync per object."""
     connection = (Connection.objects.select_related("organisation", "summary", "last_validation")
-                  .defer("password_token").filter(organisation_id=organisation_id).first())
-    if connection is None:
-        return JsonResponse({"error": "This organisation has no connection yet."}, status=404)
+                  .defer("password_token").get(id=connection.id))
     summary = getattr(connection, "summary", None)
     run = connection.last_validation
     endpoint_kind, _ = endpoint_label()

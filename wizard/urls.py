@@ -29,7 +29,7 @@ urlpatterns = [
     path("support/connections/<int:connection_id>/sync/", dashboard.dashboard_sync, name="dashboard_sync"),
     path("support/connections/<int:connection_id>/step-link/", dashboard.dashboard_step_link,
          name="dashboard_step_link"),
-    path("api/v1/connection/", status_api.connection_status, name="api_connection_status"),
+    path("api/v1/organisations/<slug:slug>/status/", status_api.connection_status, name="api_connection_status"),
     path("healthz", ops.healthz, name="healthz"),
     path("metrics", ops.metrics, name="metrics"),
 ]

@@ -63,7 +63,8 @@ def populate(*, connections: int, days: int, validation_every_days: int = 7, syn
         last_run[run.connection_id] = run
     for conn in conns:
         conn.last_validation = last_run[conn.id]
-    Connection.objects.bulk_update(conns, ["last_validation"], batch_size=batch)
+        conn.status_check = last_run[conn.id].failed_check
+    Connection.objects.bulk_update(conns, ["last_validation", "status_check"], batch_size=batch)
 
     checks = []
     for run in last_run.values():

@@ -88,7 +88,7 @@ def test_detail_shows_checklist_raw_errors_progress_history_and_audit(failing, s
 
 
 def test_status_api_needs_a_token_and_answers_for_its_organisation(failing, client, other_organisation):
-    url = reverse("api_connection_status")
+    url = reverse("api_connection_status", args=["acme"])
     assert client.get(url).status_code == 401
     assert client.get(url, HTTP_AUTHORIZATION="Bearer ic_wrong").status_code == 401
     token, key = ApiToken.issue(organisation=failing.organisation, name="platform")
@@ -103,7 +103,9 @@ def test_status_api_needs_a_token_and_answers_for_its_organisation(failing, clie
     token.save()
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
     _, other_key = ApiToken.issue(organisation=other_organisation, name="platform")
-    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {other_key}").json()["organisation"]["slug"] == "other"
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {other_key}").status_code == 401
+    other = client.get(reverse("api_connection_status", args=["other"]), HTTP_AUTHORIZATION=f"Bearer {other_key}")
+    assert other.json()["organisation"]["slug"] == "other"
 
 
 def test_csv_export_has_the_list_columns(failing, support_client):
@@ -129,7 +131,8 @@ def test_no_page_export_or_api_contains_a_secret(failing, support_client, superu
             response = who.get(url)
             assert response.status_code == 200
             bodies.append(b"".join(response.streaming_content) if response.streaming else response.content)
-    bodies.append(client.get(reverse("api_connection_status"), HTTP_AUTHORIZATION=f"Bearer {key}").content)
+    bodies.append(client.get(reverse("api_connection_status", args=["acme"]),
+                             HTTP_AUTHORIZATION=f"Bearer {key}").content)
     bodies.append(client.get(reverse("metrics")).content)
     bodies.append(client.get(reverse("healthz")).content)
     for body in bodies:

@@ -40,7 +40,8 @@ def measure(client) -> dict[str, int]:
         Connection.objects.exclude(last_validation=None).first()
     token, key = ApiToken.issue(organisation=connection.organisation, name="platform")
     counts = {url: count_queries(client, url) for url in pages(connection.id)}
-    counts["api"] = count_queries(client, reverse("api_connection_status"), HTTP_AUTHORIZATION=f"Bearer {key}")
+    counts["api"] = count_queries(client, reverse("api_connection_status", args=[connection.organisation.slug]),
+                                   HTTP_AUTHORIZATION=f"Bearer {key}")
     token.delete()
     return counts
 
