@@ -16,6 +16,7 @@ Intacct bills every call; each run records its requests, retries and bytes.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, reset_queries, transaction
 from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -372,15 +373,10 @@ class SyncEngine:
         object_run.started_at = timezone.now()
         object_run.save(update_fields=["mode", "status", "started_at"])
         before = self.client.stats.snapshot()["requests"]
+        self._empty = not Record.objects.filter(connection=self.connection, object_name=definition.name).exists()
         try:
-            if not definition.incremental:
-                self._read_whole(definition, object_run, cursor)
-            elif mode == "full":
-                self._full(definition, object_run, cursor)
-            else:
-                self._incremental(definition, object_run, cursor)
-                if self.run.kind == SyncRun.Kind.RECONCILE:
-                    self._reconcile(definition, object_run, cursor)
+            with limits.holding_slot(self.connection.company_id, self.limit):
+                self._read_object(definition, object_run, cursor, mode)
         except SoftTimeLimitExceeded:
             self._count_requests(object_run, before)
             raise _StopRun("Stopped at the time limit; the next sync continues from the last saved page.") from None
@@ -414,6 +410,17 @@ class SyncEngine:
         object_run.save(update_fields=["status", "finished_at", "requests"])
         return True
 
+    def _read_object(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun, cursor: SyncCursor,
+                     mode: str) -> None:
+        if not definition.incremental:
+            self._read_whole(definition, object_run, cursor)
+        elif mode == "full":
+            self._full(definition, object_run, cursor)
+        else:
+            self._incremental(definition, object_run, cursor)
+            if self.run.kind == SyncRun.Kind.RECONCILE:
+                self._reconcile(definition, object_run, cursor)
+
     def _count_requests(self, object_run: SyncObjectRun, before: int) -> None:
         object_run.requests = self.client.stats.snapshot()["requests"] - before
         SyncObjectRun.objects.filter(pk=object_run.pk).update(requests=object_run.requests)
@@ -442,10 +449,11 @@ class SyncEngine:
         for record in records:
             rows[int(record[rn_field])] = (iso_from_intacct(record.get(wm_field)), record)
         with transaction.atomic():
-            existing = {rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
-                connection=self.connection, object_name=definition.name, recordno__in=list(rows)
-            ).values_list("recordno", "whenmodified", "deleted_at")}
-            to_write: list[Record] = []
+            existing = {} if getattr(self, "_empty", False) else {
+                rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
+                    connection=self.connection, object_name=definition.name, recordno__in=list(rows)
+                ).values_list("recordno", "whenmodified", "deleted_at")}
+            to_write: list[tuple[int, str, str, str]] = []
             unchanged: list[int] = []
             for recordno, (modified, record) in rows.items():
                 before = existing.get(recordno)
@@ -456,19 +464,16 @@ class SyncEngine:
                 else:
                     unchanged.append(recordno)
                     continue
-                to_write.append(Record(connection=self.connection, object_name=definition.name, recordno=recordno,
-                                       key_value=str(record.get(key_field) or "")[:200], whenmodified=modified,
-                                       data=record, first_seen=now, last_seen=now, deleted_at=None))
+                to_write.append((recordno, str(record.get(key_field) or "")[:200], modified,
+                                 json.dumps(record, separators=(",", ":"))))
             if to_write:
-                Record.objects.bulk_create(
-                    to_write, batch_size=500, update_conflicts=True,
-                    unique_fields=["connection", "object_name", "recordno"],
-                    update_fields=["key_value", "whenmodified", "data", "last_seen", "deleted_at"])
+                _upsert(self.connection.pk, definition.name, to_write, now)
             if unchanged:
                 Record.objects.filter(connection=self.connection, object_name=definition.name,
                                       recordno__in=unchanged).update(last_seen=now)
             cursor.save(update_fields=list(cursor_fields))
             self._add_counts(object_run, counts)
+        reset_queries()  # DEBUG keeps every query otherwise: memory would grow with the record count
         return counts
 
     def _add_counts(self, object_run: SyncObjectRun, counts: _Counts) -> None:
@@ -543,8 +548,9 @@ class SyncEngine:
 
         open_ranges = [i for i, r in enumerate(progress.ranges) if not r.done]
         if len(open_ranges) >= 2 and self.limit >= 2:
-            for range_index, page in self._fetch_ranges_in_parallel(definition, progress, open_ranges):
-                commit(page.records, range_index, page)
+            with limits.not_holding_slot(self.connection.company_id):
+                for range_index, page in self._fetch_ranges_in_parallel(definition, progress, open_ranges):
+                    commit(page.records, range_index, page)
         else:
             for range_index in open_ranges:
                 rng = progress.ranges[range_index]
@@ -571,16 +577,21 @@ class SyncEngine:
         stop = threading.Event()
         rn_field = definition.recordno_field
 
-        def fetch(range_index: int) -> None:
+        def fetch_pages(range_index: int) -> None:
             rng = progress.ranges[range_index]
             after = rng.after
+            while not stop.is_set():
+                page = self._query(definition, _Range(after, rng.upto).filter(rn_field))
+                pages.put((range_index, page))
+                if not page.records or not page.num_remaining:
+                    break
+                after = max(int(r[rn_field]) for r in page.records)
+
+        def fetch(range_index: int) -> None:
             try:
-                while not stop.is_set():
-                    page = self._query(definition, _Range(after, rng.upto).filter(rn_field))
-                    pages.put((range_index, page))
-                    if not page.records or not page.num_remaining:
-                        break
-                    after = max(int(r[rn_field]) for r in page.records)
+                # Each reader keeps one of the company's slots while it pages through its range.
+                with limits.holding_slot(self.connection.company_id, self.limit):
+                    fetch_pages(range_index)
             except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, which raises it
                 pages.put((range_index, exc))
             finally:
@@ -687,6 +698,22 @@ class SyncEngine:
         cursor.last_full_at = timezone.now()
         self._store(definition, batch, object_run, cursor, ["full_done", "last_full_at"])
         self._mark_unseen_deleted(definition, object_run, started)
+
+
+def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE with executemany: the same on SQLite and PostgreSQL, without the ORM's
+    per-row model instances (the store would otherwise cost several times the fetch)."""
+    table = Record._meta.db_table
+    stamp = db_connection.ops.adapt_datetimefield_value(now)
+    data = "%s::jsonb" if db_connection.vendor == "postgresql" else "%s"
+    sql = (f"INSERT INTO {table} (connection_id, object_name, recordno, key_value, whenmodified, data, first_seen, "  # noqa: S608 - table and placeholders are ours
+           f"last_seen, deleted_at) VALUES (%s, %s, %s, %s, %s, {data}, %s, %s, NULL) "
+           "ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
+           "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
+           "deleted_at = NULL")
+    with db_connection.cursor() as cursor:
+        cursor.executemany(sql, [(connection_id, object_name, recordno, key, modified, payload, stamp, stamp)
+                                 for recordno, key, modified, payload in rows])
 
 
 def permission_words(connection: Connection, definition: objects.ObjectDefinition, step: int) -> str:

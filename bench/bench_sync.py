@@ -1,0 +1,174 @@
+"""Benchmark: full and incremental syncs from the simulator over loopback HTTP into the Record table.
+
+Prints, per database (SQLite always; PostgreSQL with --postgres or DATABASE_URL): records/s end to end for
+a full sync of 100,000 APBILL plus the other objects at realistic sizes; end-to-end time against the
+client's fetch-only time for the same records (target <= 1.5x); a no-change incremental sync (target < 1 s);
+API calls per object against the bound (ceil(n / 2000) + 1); peak RSS of the syncing process for 10,000
+vs 1,000,000 APBILL (target: flat). Run: `.venv/bin/python bench/bench_sync.py [--postgres] [--skip-1m]`.
+
+The simulator runs under gunicorn in its own process; each sync runs in a fresh child process so its
+peak RSS is its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_client import GATEWAY_PATH, free_port  # noqa: E402
+
+COMPANIES = {"BSYNC-10K": 10_000, "BSYNC-100K": 100_000, "BSYNC-1M": 1_000_000}
+POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def _run(cmd: list[str], env: dict) -> str:
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def setup(var_dir: Path, database_url: str | None, companies: dict[str, int]) -> tuple[subprocess.Popen, dict]:
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
+           "DJANGO_SETTINGS_MODULE": "config.settings", "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH,
+           "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
+    env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    py = sys.executable
+    _run([py, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    make = ["import os", "from simulator.demo import build_company, REALISTIC_SIZES",
+            "from connector import crypto, services", "from connector.models import Connection"]
+    for company_id, n in companies.items():
+        make += [
+            f"build_company({company_id!r}, sizes={{**REALISTIC_SIZES, 'APBILL': {n}}}, login_id='ws_bench', "
+            "password=os.environ['BENCH_USER_PASSWORD'])",
+            f"org = services.organisation_create(name={company_id!r}, slug={company_id.lower()!r})",
+            "c = services.connection_get(organisation=org)",
+            f"Connection.objects.filter(pk=c.pk).update(company_id={company_id!r}, user_id='ws_bench', "
+            "password_token=crypto.encrypt(os.environ['BENCH_USER_PASSWORD']), status='connected')",
+        ]
+    _run([py, "manage.py", "shell", "-c", "\n".join(make)], env)
+    server = subprocess.Popen(
+        [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+         "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
+            break
+        except OSError:
+            time.sleep(0.2)
+    return server, env
+
+
+def child(mode: str, company_id: str) -> None:
+    """In a fresh process: one sync (or a fetch-only read) of one company; prints JSON."""
+    import django
+
+    django.setup()
+    from connector import objects, sync
+    from connector.intacct import F
+    from connector.models import Connection, SyncObjectRun, SyncRun
+
+    connection = Connection.objects.get(company_id=company_id)
+    started = time.perf_counter()
+    if mode == "fetch":
+        records = 0
+        with sync.client_for_sync(connection, 2) as client:
+            for definition in objects.OBJECTS:
+                if not definition.incremental:
+                    records += sum(1 for _ in client.get_list(definition.name, fields=list(definition.fields),
+                                                              page_size=1000))
+                    continue
+                after = 0
+                while True:
+                    page = client.query_page(definition.name, list(definition.fields),
+                                             F.GreaterThan("RECORDNO", after), order_by=[("RECORDNO", "asc")],
+                                             page_size=2000)
+                    records += len(page.records)
+                    if not page.records or not page.num_remaining:
+                        break
+                    after = int(page.records[-1]["RECORDNO"])
+            requests = client.stats.requests
+        result = {"records": records, "requests": requests}
+    else:
+        run = SyncRun.objects.create(connection=connection, kind=mode)
+        run = sync.run_sync(run_id=run.pk)
+        per_object = {o.object_name: [o.records_read, o.requests]
+                      for o in SyncObjectRun.objects.filter(run=run)}
+        result = {"status": run.status, "summary": run.summary, "records": run.records_read,
+                  "requests": run.requests, "objects": per_object}
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def spawn(env: dict, mode: str, company_id: str) -> dict:
+    out = _run([sys.executable, str(Path(__file__)), "--child", mode, "--company", company_id], env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench(database_url: str | None, skip_1m: bool) -> None:
+    label = "PostgreSQL" if database_url else "SQLite"
+    companies = {k: v for k, v in COMPANIES.items() if not (skip_1m and v >= 1_000_000)}
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        server, env = setup(Path(tmp), database_url, companies)
+        try:
+            print(f"\n== {label} ==")
+            fetch = spawn(env, "fetch", "BSYNC-100K")
+            full = spawn(env, "full", "BSYNC-100K")
+            assert full["status"] == "succeeded", full["summary"]
+            print(f"full sync, 100,000 APBILL + other objects: {full['records']:,} records in {full['seconds']:.1f}s"
+                  f" = {full['records'] / full['seconds']:,.0f} records/s end to end; {full['requests']} API calls")
+            print(f"client fetch-only of the same records: {fetch['seconds']:.1f}s ({fetch['requests']} calls); "
+                  f"end to end / fetch-only = {full['seconds'] / fetch['seconds']:.2f}x (target <= 1.5x)")
+            for name, (read, calls) in sorted(full["objects"].items()):
+                bound = math.ceil(read / (1000 if name.islower() else 2000)) + 1
+                print(f"  {name:<20} {read:>8,} records {calls:>4} calls (bound {bound})"
+                      f"{'' if calls <= bound + (1 if name == 'DEPARTMENT' else 0) else '  OVER'}")
+            incremental = spawn(env, "incremental", "BSYNC-100K")
+            print(f"no-change incremental sync, all objects: {incremental['seconds']:.2f}s, "
+                  f"{incremental['requests']} API calls (target < 1 s, one per object + sign-in)")
+            for company_id in companies:
+                if company_id == "BSYNC-100K":
+                    continue
+                other = spawn(env, "full", company_id)
+                print(f"full sync {company_id}: {other['records']:,} records in {other['seconds']:.1f}s "
+                      f"({other['records'] / other['seconds']:,.0f}/s), peak RSS {other['peak_rss_mb']:.0f} MB")
+            print(f"full sync BSYNC-100K peak RSS {full['peak_rss_mb']:.0f} MB")
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child")
+    parser.add_argument("--company")
+    parser.add_argument("--postgres", action="store_true", help=f"also on PostgreSQL ({POSTGRES_URL})")
+    parser.add_argument("--skip-1m", action="store_true", help="leave out the 1,000,000-record company")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.company)
+        return
+    bench(None, args.skip_1m)
+    database_url = os.environ.get("DATABASE_URL") or (POSTGRES_URL if args.postgres else None)
+    if database_url:
+        bench(database_url, args.skip_1m)
+
+
+if __name__ == "__main__":
+    main()
