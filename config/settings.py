@@ -328,3 +328,24 @@ SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
 SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
 CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
+
+# --- Security (issue 8) ---------------------------------------------------------------------
+# Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is
+# Redis (its own database number unless CACHE_URL says otherwise), else files under VAR_DIR.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": env.str("CACHE_URL", default=CELERY_BROKER_URL),
+                          "KEY_PREFIX": "intacct-connect"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache"))}}
+# Login: attempts per IP and failed attempts per username; Connect (step 6): credential submissions per IP
+# and per organisation (each one logs in to Intacct, and Intacct locks a user out after repeated failures).
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+LOGIN_RATE_LIMIT_PER_IP = env.int("LOGIN_RATE_LIMIT_PER_IP", default=30)
+LOGIN_RATE_LIMIT_PER_ACCOUNT = env.int("LOGIN_RATE_LIMIT_PER_ACCOUNT", default=5)
+LOGIN_RATE_LIMIT_WINDOW_SECONDS = env.int("LOGIN_RATE_LIMIT_WINDOW_SECONDS", default=15 * 60)
+CONNECT_RATE_LIMIT_PER_IP = env.int("CONNECT_RATE_LIMIT_PER_IP", default=20)
+CONNECT_RATE_LIMIT_PER_ORGANISATION = env.int("CONNECT_RATE_LIMIT_PER_ORGANISATION", default=10)
+CONNECT_RATE_LIMIT_WINDOW_SECONDS = env.int("CONNECT_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
+CSRF_COOKIE_HTTPONLY = True

@@ -172,3 +172,24 @@ def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1, message
             return value
         time.sleep(interval)
     pytest.fail(f"Timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Rate-limit counters in a cache of this test process's own (never var/cache nor a shared Redis)."""
+    from django.test import override_settings
+
+    location = tmp_path_factory.mktemp("cache")
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                               "LOCATION": str(location)}}):
+        yield location
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache(_private_cache):
+    """No test inherits another's rate-limit counters."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,10 +1,11 @@
 from django.urls import include, path
 
-from wizard import dashboard, ops, status_api, views
+from wizard import dashboard, ops, ratelimit, status_api, views
 
 urlpatterns = [
     path("", include("wizard.records_urls")),  # synced data (issue 6)
     path("", views.home, name="home"),
+    path("accounts/login/", ratelimit.RateLimitedLoginView.as_view(), name="login"),  # before auth.urls
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/signup/", views.signup, name="signup"),
     path("organisations/", views.organisation_list, name="organisation_list"),

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from connector import objects, services, validation
 from connector.models import Connection, Organisation, ValidationRun
-from wizard import forms
+from wizard import forms, ratelimit
 from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
 from wizard.steps import LAST_STEP, STEP_NUMBERS, STEPS, step
 
@@ -160,7 +160,16 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
                "entity_id": connection.entity_id}
     form = forms.ConnectForm(request.POST or None, initial=initial)
     if request.method == "POST":
+        limits = ratelimit.connect_checks(request, access.organisation.slug)
+        wait = ratelimit.retry_after(limits)
+        if wait is not None:
+            form.is_valid()  # field errors shown as usual; the typed values stay in the form
+            form.add_error(None, ratelimit.message(wait))
+            run = _latest_run(connection)
+            return ratelimit.too_many(render(request, "wizard/step_6.html", _step_context(
+                request, access, LAST_STEP, form=form, run=run, checks=_checks(run))), wait)
         if form.is_valid():
+            ratelimit.count(limits)
             data = form.cleaned_data
             services.connection_set_credentials(
                 connection=connection, company_id=data["company_id"], user_id=data["user_id"],

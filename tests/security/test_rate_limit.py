@@ -1,0 +1,156 @@
+"""Login and Connect are rate limited per IP and per account/organisation: 429 on a real page, nothing lost."""
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from connector import services
+from connector.models import AuditEvent, Connection, ValidationRun
+from tests.wizard.conftest import PASSWORD
+
+LOGIN = "/accounts/login/"
+STEP_6 = "/organisations/acme/setup/step-6/"
+
+
+@pytest.fixture
+def limits(settings):
+    settings.RATE_LIMIT_ENABLED = True
+    settings.LOGIN_RATE_LIMIT_PER_IP, settings.LOGIN_RATE_LIMIT_PER_ACCOUNT = 6, 3
+    settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS = 900
+    settings.CONNECT_RATE_LIMIT_PER_IP, settings.CONNECT_RATE_LIMIT_PER_ORGANISATION = 5, 3
+    settings.CONNECT_RATE_LIMIT_WINDOW_SECONDS = 3600
+    return settings
+
+
+@pytest.fixture
+def enqueued():
+    with mock.patch("connector.tasks.connection_validate.delay") as delay:
+        yield delay
+
+
+def login(client: Client, username: str, password: str, ip: str = "203.0.113.7"):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_failed_logins_per_account_are_limited_then_even_the_right_password_waits(organisation, limits):
+    client = Client()
+    for _ in range(3):
+        assert login(client, "alice", "wrong").status_code == 200
+    blocked = login(client, "alice", PASSWORD)
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) > 0
+    html = blocked.content.decode()
+    assert "Too many attempts" in html and "<form" in html and 'value="alice"' in html
+    assert "_auth_user_id" not in client.session
+    # Another IP does not help against the per-account limit; the same username in capitals neither.
+    assert login(Client(), "ALICE", PASSWORD, ip="198.51.100.9").status_code == 429
+    # Another account from the same IP still logs in (the IP limit is higher).
+    services.user_create(username="bob", email="bob@acme.test", password=PASSWORD)
+    assert login(Client(), "bob", PASSWORD).status_code == 302
+
+
+def test_logins_per_ip_are_limited_across_usernames(db, limits):
+    client = Client()
+    for n in range(6):
+        assert login(client, f"user{n}", "wrong").status_code == 200
+    assert login(client, "someone-else", "wrong").status_code == 429
+    assert login(Client(), "someone-else", "wrong", ip="198.51.100.9").status_code == 200
+
+
+def test_successful_logins_do_not_count_against_the_account(organisation, limits):
+    for _ in range(4):
+        assert login(Client(), "alice", PASSWORD).status_code == 302
+
+
+def test_the_window_ends(organisation, limits):
+    for _ in range(3):
+        login(Client(), "alice", "wrong")
+    assert login(Client(), "alice", PASSWORD).status_code == 429
+    with mock.patch("wizard.ratelimit.time.time", return_value=__import__("time").time() + 901):
+        assert login(Client(), "alice", PASSWORD).status_code == 302
+
+
+def test_counters_are_shared_with_other_processes_through_the_cache(organisation, limits):
+    """A second web process (here a fresh interpreter on the same cache) sees this process's counters."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    for _ in range(3):
+        login(Client(), "alice", "wrong")
+    probe = ("import django; django.setup(); from django.conf import settings as s;"
+             "s.LOGIN_RATE_LIMIT_PER_ACCOUNT = 3; from wizard import ratelimit;"
+             "print(ratelimit.retry_after([(ratelimit.login_limits()[1], 'alice')]))")
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings",
+           "CACHE_DIR": settings.CACHES["default"]["LOCATION"], "LOG_LEVEL": "WARNING"}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=settings.BASE_DIR)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip().splitlines()[-1]) > 0
+    cache.clear()
+    assert login(Client(), "alice", PASSWORD).status_code == 302
+
+
+def _connect(client: Client, ip: str = "203.0.113.7", **overrides):
+    data = {"company_id": "ACME", "user_id": "ws_connect", "password": "Some-Passw0rd", "entity_id": "E1",
+            **overrides}
+    return client.post(STEP_6, data, REMOTE_ADDR=ip)
+
+
+def test_connect_is_limited_per_organisation_and_the_over_limit_post_changes_nothing(
+        organisation, admin_client, limits, enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            assert _connect(admin_client).status_code == 302
+    connection = Connection.objects.get()
+    before = (connection.company_id, connection.user_id, connection.password_token, connection.entity_id)
+    counts = (ValidationRun.objects.count(), AuditEvent.objects.count(), enqueued.call_count)
+    with django_capture_on_commit_callbacks(execute=True):
+        blocked = _connect(admin_client, ip="198.51.100.9", company_id="OTHER-CO", entity_id="E2")
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
+    html = blocked.content.decode()
+    assert "Too many attempts" in html and "Nothing was saved or sent." in html
+    # The typed values are kept in the form (the password never is re-rendered, by design).
+    assert 'value="OTHER-CO"' in html and 'value="E2"' in html and "Some-Passw0rd" not in html
+    connection.refresh_from_db()
+    assert (connection.company_id, connection.user_id, connection.password_token, connection.entity_id) == before
+    assert (ValidationRun.objects.count(), AuditEvent.objects.count(), enqueued.call_count) == counts
+
+
+def test_invalid_connect_submissions_do_not_use_up_the_limit(organisation, admin_client, limits, enqueued):
+    for _ in range(8):
+        response = _connect(admin_client, company_id="")
+        assert response.status_code == 200 and "Enter your Intacct company ID." in response.content.decode()
+    assert _connect(admin_client).status_code == 302
+
+
+def test_connect_is_limited_per_ip_across_organisations(organisation, admin_client, limits, enqueued):
+    for n in range(5):
+        services.organisation_create(name=f"Org {n}", slug=f"org-{n}",
+                                     admin=services.user_create(username=f"admin{n}", email=f"a{n}@x.test",
+                                                                password=PASSWORD))
+        client = Client()
+        assert client.login(username=f"admin{n}", password=PASSWORD)
+        data = {"company_id": "ACME", "user_id": "ws_connect", "password": "pw"}
+        assert client.post(f"/organisations/org-{n}/setup/step-6/", data, REMOTE_ADDR="203.0.113.7").status_code == 302
+    assert _connect(admin_client).status_code == 429
+    assert _connect(admin_client, ip="198.51.100.9").status_code == 302
+
+
+def test_rate_limiting_can_be_switched_off(organisation, admin_client, settings, enqueued):
+    settings.RATE_LIMIT_ENABLED = False
+    settings.CONNECT_RATE_LIMIT_PER_ORGANISATION = 1
+    for _ in range(3):
+        assert _connect(admin_client).status_code == 302
+
+
+def test_default_limits_are_set():
+    from django.conf import settings
+
+    assert settings.RATE_LIMIT_ENABLED
+    assert 0 < settings.LOGIN_RATE_LIMIT_PER_ACCOUNT <= settings.LOGIN_RATE_LIMIT_PER_IP
+    assert 0 < settings.CONNECT_RATE_LIMIT_PER_ORGANISATION <= settings.CONNECT_RATE_LIMIT_PER_IP

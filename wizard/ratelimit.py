@@ -1,0 +1,123 @@
+"""Login and "Connect" attempts limited per IP address and per account or organisation (Django's cache).
+
+Fixed windows: each (action, scope, who) pair has a counter in the cache that expires with its window.
+Login counts every attempt per IP and the failed ones per username; Connect counts every submission that
+would store credentials and ask Intacct (per IP and per organisation), so an over-eager admin or a stolen
+session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
+429 on the same page with the form kept, and nothing is saved or sent.
+
+The cache is settings.CACHES["default"]: Redis when the broker is Redis, else files under VAR_DIR, so the
+web processes share their counters.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+
+from wizard.access import client_ip
+
+
+@dataclass(frozen=True)
+class Limit:
+    action: str  # "login" or "connect"
+    scope: str  # "ip", "account" or "organisation"
+    limit: int
+    window: int  # seconds
+
+
+def login_limits() -> tuple[Limit, Limit]:
+    window = settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS
+    return (Limit("login", "ip", settings.LOGIN_RATE_LIMIT_PER_IP, window),
+            Limit("login", "account", settings.LOGIN_RATE_LIMIT_PER_ACCOUNT, window))
+
+
+def connect_limits() -> tuple[Limit, Limit]:
+    window = settings.CONNECT_RATE_LIMIT_WINDOW_SECONDS
+    return (Limit("connect", "ip", settings.CONNECT_RATE_LIMIT_PER_IP, window),
+            Limit("connect", "organisation", settings.CONNECT_RATE_LIMIT_PER_ORGANISATION, window))
+
+
+def _key(limit: Limit, who: str, now: float) -> tuple[str, int]:
+    """The cache key of the current window and the seconds left in it. `who` is hashed (no usernames kept)."""
+    window_index = int(now // limit.window)
+    digest = hashlib.sha256(who.strip().lower().encode("utf-8", "replace")).hexdigest()[:32]
+    left = max(1, math.ceil((window_index + 1) * limit.window - now))
+    return f"ratelimit:{limit.action}:{limit.scope}:{digest}:{window_index}", left
+
+
+def retry_after(checks: list[tuple[Limit, str]]) -> int | None:
+    """Seconds until every exhausted counter's window ends, or None when no limit is reached."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    now = time.time()
+    waits = []
+    for limit, who in checks:
+        key, left = _key(limit, who, now)
+        if (cache.get(key) or 0) >= limit.limit:
+            waits.append(left)
+    return max(waits) if waits else None
+
+
+def count(checks: list[tuple[Limit, str]]) -> None:
+    """Count one attempt against each (limit, who)."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    now = time.time()
+    for limit, who in checks:
+        key, left = _key(limit, who, now)
+        # add() is a no-op when the key exists; incr() is atomic on Redis (best effort on files).
+        cache.add(key, 0, timeout=left + 1)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add() and incr()
+            cache.set(key, 1, timeout=left + 1)
+
+
+def message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return (f"Too many attempts. Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again. "
+            "Nothing was saved or sent.")
+
+
+def too_many(response: HttpResponse, seconds: int) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def _ip(request: HttpRequest) -> str:
+    return client_ip(request) or "unknown"
+
+
+# --- the two uses ----------------------------------------------------------------------------
+
+def connect_checks(request: HttpRequest, organisation_slug: str) -> list[tuple[Limit, str]]:
+    by_ip, by_org = connect_limits()
+    return [(by_ip, _ip(request)), (by_org, organisation_slug)]
+
+
+class RateLimitedLoginView(auth_views.LoginView):
+    """Django's LoginView, refusing with 429 once the IP or the username has too many attempts."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        by_ip, by_account = login_limits()
+        username = str(request.POST.get("username", ""))[:150]
+        ip_check, account_check = (by_ip, _ip(request)), (by_account, username)
+        wait = retry_after([ip_check, account_check] if username else [ip_check])
+        if wait is not None:
+            # The password is not even checked; the username stays in the form.
+            form = self.get_form_class()(request, initial={"username": username})
+            messages.error(request, message(wait))
+            return too_many(self.render_to_response(self.get_context_data(form=form)), wait)
+        response = super().post(request, *args, **kwargs)
+        failed = not request.user.is_authenticated
+        count([ip_check, account_check] if failed and username else [ip_check])
+        return response
