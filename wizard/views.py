@@ -23,11 +23,11 @@ SETUP_STATUSES = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """Send each person where they work: support to the list, an admin to their connection or wizard."""
+    """Send each person where they work: support to the dashboard, an admin to their connection or wizard."""
     if not request.user.is_authenticated:
         return redirect(settings.LOGIN_URL)
     if can_see_all_organisations(request.user):
-        return redirect("organisation_list")
+        return redirect("dashboard")
     organisations = list(Organisation.objects.filter(memberships__user=request.user)
                          .select_related("connection"))
     if len(organisations) == 1:

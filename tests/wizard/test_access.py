@@ -83,7 +83,7 @@ def test_support_sees_every_organisation_admin_does_not(organisation, other_orga
 
 def test_home_sends_each_person_to_their_place(organisation, admin_client, support_client, client):
     assert client.get("/")["Location"] == reverse("login")
-    assert support_client.get("/")["Location"] == reverse("organisation_list")
+    assert support_client.get("/")["Location"] == reverse("dashboard")
     assert admin_client.get("/")["Location"] == reverse("setup", args=["acme"])
 
 
