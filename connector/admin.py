@@ -47,3 +47,13 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "organisation", "actor", "action", "ip_address"]
     list_filter = ["action"]
     readonly_fields = ["organisation", "connection", "actor", "action", "ip_address", "details", "created_at"]
+
+    # The audit log is written by the services only: read-only here (adding one by hand failed with a 500).
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
