@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from zoneinfo import available_timezones
 
 from django import forms
@@ -16,13 +18,23 @@ from simulator.models import (
     USER_TYPES,
 )
 
+COMPANY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def no_control_characters(value: str) -> None:
+    """Names and IDs are one line of visible text (a pasted tab or NUL is refused, not stored)."""
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise forms.ValidationError("Control characters (tabs, line breaks...) are not allowed here.")
+
 
 class CompanyCreateForm(forms.Form):
     company_id = forms.CharField(label="Company ID", max_length=64)
-    name = forms.CharField(label="Company name", max_length=200, required=False)
+    name = forms.CharField(label="Company name", max_length=200, required=False, validators=[no_control_characters])
 
     def clean_company_id(self) -> str:
         value = self.cleaned_data["company_id"].strip()
+        if not COMPANY_ID.match(value):
+            raise forms.ValidationError("A company ID is letters, digits, dots, dashes and underscores only.")
         from simulator.models import SimCompany
 
         if SimCompany.objects.filter(company_id__iexact=value).exists():
@@ -53,7 +65,8 @@ class IPFilterForm(forms.Form):
 
 
 class SenderAuthorizationForm(forms.Form):
-    sender_id = forms.CharField(label="Sender ID (case-sensitive)", max_length=128, strip=False)
+    sender_id = forms.CharField(label="Sender ID (case-sensitive)", max_length=128, strip=False,
+                                validators=[no_control_characters])
     needs_login_for_api = forms.BooleanField(label="Needs login for API", required=False)
 
     def clean_sender_id(self) -> str:
@@ -78,14 +91,15 @@ class CompanyInfoForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    name = forms.CharField(label="Role name", max_length=100)
-    description = forms.CharField(label="Description", max_length=200, required=False)
+    name = forms.CharField(label="Role name", max_length=100, validators=[no_control_characters])
+    description = forms.CharField(label="Description", max_length=200, required=False,
+                                  validators=[no_control_characters])
 
 
 class UserForm(forms.Form):
-    login_id = forms.CharField(label="User ID", max_length=64)
-    first_name = forms.CharField(label="First name", max_length=100)
-    last_name = forms.CharField(label="Last name", max_length=100)
+    login_id = forms.CharField(label="User ID", max_length=64, validators=[no_control_characters])
+    first_name = forms.CharField(label="First name", max_length=100, validators=[no_control_characters])
+    last_name = forms.CharField(label="Last name", max_length=100, validators=[no_control_characters])
     email = forms.EmailField(label="Email address")
     user_type = forms.ChoiceField(label="User type", choices=USER_TYPES)
     admin_privileges = forms.ChoiceField(label="Admin privileges", choices=ADMIN_PRIVILEGES)

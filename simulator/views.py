@@ -43,6 +43,15 @@ def gateway(request: HttpRequest) -> HttpResponse:
     return gateway_module.handle(request)
 
 
+def _id(value: str | None) -> int:
+    """A posted primary key; anything that is not one matches nothing (404), never a 500."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 18 else 0
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [_id(value) for value in values if _id(value)]
+
+
 def _company(company_id: str) -> SimCompany:
     return get_object_or_404(SimCompany, company_id=company_id)
 
@@ -153,7 +162,7 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         messages.success(request, "Web Services authorization saved.")
         return redirect("simulator:security", company_id=company.company_id)
     if action in ("remove_sender", "toggle_login") and request.method == "POST":
-        auth = get_object_or_404(SenderAuthorization, company=company, pk=request.POST.get("authorization"))
+        auth = get_object_or_404(SenderAuthorization, company=company, pk=_id(request.POST.get("authorization")))
         if action == "remove_sender":
             auth.delete()
             messages.success(request, f"Sender ID {auth.sender_id} removed.")
@@ -231,6 +240,9 @@ def role_edit(request: HttpRequest, company_id: str, role_id: int) -> HttpRespon
         request.POST if request.method == "POST" else None,
         initial={"name": role.name, "description": role.description},
     )
+    if request.method == "POST" and form.is_valid() and company.roles.filter(
+            name=form.cleaned_data["name"]).exclude(pk=role.pk).exists():
+        form.add_error("name", "A role with this name exists.")
     if request.method == "POST" and form.is_valid():
         role.name, role.description = form.cleaned_data["name"], form.cleaned_data["description"]
         role.save()
@@ -257,7 +269,7 @@ def users(request: HttpRequest, company_id: str) -> HttpResponse:
         if company.users.filter(login_id__iexact=data["login_id"]).exists():
             form.add_error("login_id", "A user with this ID exists.")
         else:
-            chosen_roles = company.roles.filter(pk__in=request.POST.getlist("roles"))
+            chosen_roles = company.roles.filter(pk__in=_ids(request.POST.getlist("roles")))
             user, _ = create_user(
                 company,
                 data["login_id"],
@@ -304,7 +316,7 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
         for f in fields:
             setattr(user, f, form.cleaned_data[f])
         user.save()
-        user.roles.set(company.roles.filter(pk__in=request.POST.getlist("roles")))
+        user.roles.set(company.roles.filter(pk__in=_ids(request.POST.getlist("roles"))))
         set_permissions(user=user, permissions=_permissions_from_post(request))
         messages.success(request, f"User {user.login_id} saved.")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from connector.objects import ROLE_BASED, USER_BASED
 
@@ -13,16 +15,51 @@ ID_PATTERN = re.compile(r"^[^\s@]+$")
 ID_INPUT_ATTRS = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
 
 
+def has_control_characters(value: str) -> bool:
+    """Control characters (tabs and newlines included): never part of an ID, a name or a password."""
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def has_invisible_characters(value: str) -> bool:
+    """Control or format characters (zero-width spaces, direction marks...), often pasted from a web page."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+
+
+def no_invisible_characters(value: str) -> None:
+    if has_invisible_characters(value):
+        raise forms.ValidationError("This contains an invisible or control character, probably pasted with it. "
+                                    "Type it again, or paste it as plain text.")
+
+
+def no_control_characters(value: str) -> None:
+    if has_control_characters(value):
+        raise forms.ValidationError("This contains a control character (a tab, a line break or similar). "
+                                    "Type it again on one line.")
+
+
 class PasswordField(forms.CharField):
     """A secret input: never re-rendered (render_value=False) and kept out of error messages."""
+
+    default_error_messages = {
+        # Intacct could not even receive it: XML cannot carry most control characters.
+        "control": "The password contains a control character, probably pasted with it. Paste it again "
+                   "without the line break or tab around it.",
+    }
 
     def __init__(self, **kwargs):
         kwargs.setdefault("widget", forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
         super().__init__(strip=True, **kwargs)
 
+    def validate(self, value):
+        super().validate(value)
+        if value and has_control_characters(value):
+            raise forms.ValidationError(self.error_messages["control"], code="control")
+
 
 class CompanyIdField(forms.CharField):
     """Intacct company ID: trimmed, with a note when we trimmed something."""
+
+    default_validators = [no_invisible_characters]
 
     def clean(self, value):
         self.trimmed = isinstance(value, str) and value != value.strip()
@@ -47,7 +84,7 @@ class ConnectForm(forms.Form):
         label="User ID", max_length=100,
         help_text="The Web Services user's ID from step 5, for example ws_connect (not an e-mail address).",
         error_messages={"required": "Enter the Web Services user's user ID."},
-        widget=forms.TextInput(attrs=ID_INPUT_ATTRS),
+        widget=forms.TextInput(attrs=ID_INPUT_ATTRS), validators=[no_invisible_characters],
     )
     password = PasswordField(
         label="Password", max_length=200,
@@ -59,7 +96,7 @@ class ConnectForm(forms.Form):
         label="Entity ID (optional)", max_length=100, required=False,
         help_text="Only for multi-entity companies that should connect to one entity. Leave empty for the "
                   "top level.",
-        widget=forms.TextInput(attrs=ID_INPUT_ATTRS),
+        widget=forms.TextInput(attrs=ID_INPUT_ATTRS), validators=[no_invisible_characters],
     )
 
     @property
@@ -100,6 +137,7 @@ class EntityForm(forms.Form):
     entity_id = forms.CharField(
         label="Entity ID", max_length=100, required=False,
         help_text="Leave empty to connect at the top level of a multi-entity company.",
+        validators=[no_invisible_characters],
     )
 
     def clean_entity_id(self) -> str:
@@ -120,8 +158,10 @@ class DeprovisioningForm(forms.Form):
 
 
 class SignupForm(forms.Form):
-    organisation_name = forms.CharField(label="Organisation name", max_length=200)
-    username = forms.CharField(label="Username", max_length=150)
+    organisation_name = forms.CharField(label="Organisation name", max_length=200,
+                                        validators=[no_control_characters])
+    username = forms.CharField(label="Username", max_length=150, validators=[UnicodeUsernameValidator()],
+                               help_text="Letters, digits and @ . + - _ only.")
     email = forms.EmailField(label="E-mail address")
     password = PasswordField(label="Password", max_length=200)
 

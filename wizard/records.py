@@ -6,6 +6,7 @@ others 404). The JSON API also accepts an organisation's bearer token (ApiToken)
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterator
 from datetime import date
 
@@ -117,7 +118,7 @@ def _records(connection: Connection, definition: objects.ObjectDefinition, query
     query = query.strip()
     if query:
         condition = Q(key_value__istartswith=query)
-        if query.isdigit():
+        if query.isascii() and query.isdigit() and len(query) <= 18:  # "²".isdigit() too; int() refuses it
             condition |= Q(recordno=int(query))
         records = records.filter(condition)
     return records
@@ -258,7 +259,9 @@ def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
                 revoked_at=timezone.now())
             messages.success(request, "Token revoked.")
             return redirect("api_tokens", slug)
-        name = (request.POST.get("name") or "API token").strip()[:100]
+        # Control characters are dropped (a pasted line break or NUL), then trimmed to the column's size.
+        name = " ".join("".join(ch for ch in request.POST.get("name", "") if unicodedata.category(ch) != "Cc")
+                        .split())[:100].strip() or "API token"
         token, new_key = ApiToken.issue(organisation=access.organisation, name=name, by=request.user)
         services.audit_record(organisation=access.organisation, connection=access.connection,
                               action="api_token_created", user=request.user, ip=client_ip(request),
