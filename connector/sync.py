@@ -4,9 +4,11 @@ Every object in connector.objects is synced the same way, driven by its row:
 
 - **Full read** (first sync, or a full re-read): keyset on RECORDNO, 2,000 records a page, each page
   upserted and its position committed in one transaction, so a crash resumes from the last saved page.
-  After the first page, an object with more than two pages left is split: one descending page finds
-  the top, and the middle is read as two RECORDNO ranges by two threads (only when the company's
-  concurrency limit allows two requests at once). Pages are written by the calling thread only.
+  After the first page, an object with more than two pages left is split in two RECORDNO ranges read by
+  two threads (only when the company's concurrency limit allows two requests at once): up to a point
+  estimated from the first page's RECORDNOs, and from there with no upper bound, so a wrong estimate
+  costs balance, never a record or a call. Pages are written by the calling thread only, while the
+  readers fetch the next pages (a few pages ahead at most).
 - **Incremental**: keyset on (WHENMODIFIED, RECORDNO) from the saved position minus an overlap window
   (Intacct's timestamps are company-local, to the second); a sync with nothing changed is one query.
 - **Reconcile**: RECORDNO-only keyset pages; records we hold that Intacct no longer has are marked deleted.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,10 +30,11 @@ from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, reset_queries, transaction
+from django.db import DatabaseError, close_old_connections, reset_queries, transaction
 from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from connector import crypto, gateway, limits, objects, services
 from connector.intacct import Credentials, F, IntacctClient, errors
@@ -40,6 +44,7 @@ from connector.models import Connection, Record, SyncCursor, SyncObjectRun, Sync
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = QUERY_MAX_PAGE
+READ_AHEAD_PAGES = 4  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~1 MB a page)
 LEGACY_PAGE_SIZE = 1000
 SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
 TRANSIENT_ERRORS = (errors.RateLimited, errors.GatewayUnavailable, errors.RequestTimeout, errors.ConnectionDropped,
@@ -71,11 +76,23 @@ def sync_settings_for(connection: Connection) -> SyncSettings:
 
 # --- time stamps ----------------------------------------------------------------------------
 
+_INTACCT_STAMP = re.compile(r"(\d\d)/(\d\d)/(\d{4}) (\d\d):(\d\d):(\d\d)")
+
+
 def iso_from_intacct(value: object) -> str:
     """'MM/DD/YYYY HH:MM:SS' (company-local) as a sortable 'YYYY-MM-DD HH:MM:SS'; '' when absent."""
     if not isinstance(value, str) or not value.strip():
         return ""
     text = value.strip()
+    # Called twice per record synced: the usual zero-padded form by slicing (strptime costs ~10 us).
+    match = _INTACCT_STAMP.fullmatch(text)
+    if match is not None:
+        month, day, year, hour, minute, second = match.groups()
+        try:
+            datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))  # validates
+        except ValueError:
+            return ""
+        return f"{year}-{month}-{day} {hour}:{minute}:{second}"
     for pattern in ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y"):
         try:
             return datetime.strptime(text, pattern).strftime("%Y-%m-%d %H:%M:%S")
@@ -138,8 +155,21 @@ def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL
         if by is not None:
             services.audit_record(organisation=connection.organisation, connection=connection, action="sync_requested",
                                   user=by, ip=ip, details={"run": run.pk, "kind": kind})
-        transaction.on_commit(lambda: tasks.sync_run.delay(run.pk))
+        transaction.on_commit(lambda: _enqueue(tasks.sync_run, run))
     return run, True
+
+
+def _enqueue(task, run: SyncRun) -> None:
+    """Send the run's task; if the broker cannot be reached, the run fails now instead of waiting queued for ever
+    (a queued run is joined by the next requests: nothing would sync until it went stale)."""
+    try:
+        task.delay(run.pk)
+    except (BrokerError, OSError) as exc:
+        log.warning("sync #%s not queued: the task queue could not be reached (%s)", run.pk, type(exc).__name__)
+        SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
+            status=SyncRun.Status.FAILED, finished_at=timezone.now(),
+            summary="Not run: the task queue could not be reached. Try again in a moment.")
+        run.refresh_from_db()
 
 
 def _active_run(connection: Connection) -> SyncRun | None:
@@ -182,8 +212,11 @@ class _Heartbeat(threading.Thread):
         interval = max(0.5, lease_seconds() / 3)
         try:
             while not self.stopped.wait(interval):
-                SyncSettings.objects.filter(connection_id=self.connection_id, active_run_id=self.run_id).update(
-                    lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
+                try:
+                    SyncSettings.objects.filter(connection_id=self.connection_id, active_run_id=self.run_id).update(
+                        lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
+                except DatabaseError:
+                    db_connection.close()  # the database went away for a moment: beat again on a new connection
         finally:
             db_connection.close()
 
@@ -218,10 +251,42 @@ def run_sync(*, run_id: int) -> SyncRun | None:
     heartbeat.start()
     try:
         return SyncEngine(run).execute()
+    except DatabaseError as exc:
+        log.warning("sync #%s stopped: the database could not be reached (%s)", run.pk, type(exc).__name__)
+        _fail_after_database_error(run)
+        return run
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
-        _release(run)
+        try:
+            _release(run)
+        except DatabaseError:
+            db_connection.close()  # the lease lapses by itself
+
+
+def _fail_after_database_error(run: SyncRun) -> None:
+    """The database went away mid-run: record that on the run once it is back (waiting up to a lease), so the
+    run is not left "running". Every page saved before stays saved; the next sync continues from there."""
+    deadline = time.monotonic() + lease_seconds()
+    while True:
+        db_connection.close()
+        try:
+            now = timezone.now()
+            SyncObjectRun.objects.filter(run=run, status__in=(SyncObjectRun.Status.QUEUED,
+                                                             SyncObjectRun.Status.RUNNING)).update(
+                status=SyncObjectRun.Status.FAILED, finished_at=now,
+                message="Not finished: our database could not be reached; the next sync continues from the last "
+                        "saved page.")
+            SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
+                status=SyncRun.Status.FAILED, finished_at=now,
+                summary="Stopped: our database could not be reached during this sync. What was saved is kept; "
+                        "the next sync continues from the last saved page.")
+            run.refresh_from_db()
+            return
+        except DatabaseError:
+            if time.monotonic() > deadline:
+                return  # still down: the lease lapses and the next sync says this run stopped
+            time.sleep(1)
 
 
 def _finish(run: SyncRun, status: str, summary: str) -> None:
@@ -286,6 +351,23 @@ class _FullProgress:
         return cls(ranges=[_Range(a, u, d) for a, u, d in data["ranges"]], started_at=data["started_at"],
                    started_monotonic_base=float(data.get("elapsed", 0.0)), max_modified=data.get("max_modified", ""),
                    split=bool(data.get("split")))
+
+
+@dataclass
+class _PageRows:
+    """A page keyed by RECORDNO with each record's WHENMODIFIED as ISO (converted once), and its highest of each."""
+
+    rows: dict[int, tuple[str, dict]]
+    max_recordno: int = 0
+    max_modified: str = ""
+
+    @classmethod
+    def of(cls, definition: objects.ObjectDefinition, records: Sequence[dict]) -> _PageRows:
+        rn_field, wm_field = definition.recordno_field, definition.modified_field
+        rows = {int(record[rn_field]): (iso_from_intacct(record.get(wm_field)), record) for record in records}
+        if not rows:
+            return cls(rows)
+        return cls(rows, max(rows), max(modified for modified, _ in rows.values()))
 
 
 class SyncEngine:
@@ -439,15 +521,12 @@ class SyncEngine:
     # --- storing pages ----------------------------------------------------------------------
 
     def _store(self, definition: objects.ObjectDefinition, records: Sequence[dict], object_run: SyncObjectRun,
-               cursor: SyncCursor, cursor_fields: Iterable[str]) -> _Counts:
+               cursor: SyncCursor, cursor_fields: Iterable[str], page_rows: _PageRows | None = None) -> _Counts:
         """Upsert one page and save the cursor and the object's counters, in one transaction."""
         counts = _Counts(read=len(records))
         now = timezone.now()
-        rn_field, wm_field = definition.recordno_field, definition.modified_field
         key_field = definition.key_field
-        rows: dict[int, tuple[str, dict]] = {}
-        for record in records:
-            rows[int(record[rn_field])] = (iso_from_intacct(record.get(wm_field)), record)
+        rows = (page_rows or _PageRows.of(definition, records)).rows
         with transaction.atomic():
             existing = {} if getattr(self, "_empty", False) else {
                 rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
@@ -464,8 +543,7 @@ class SyncEngine:
                 else:
                     unchanged.append(recordno)
                     continue
-                to_write.append((recordno, str(record.get(key_field) or "")[:200], modified,
-                                 json.dumps(record, separators=(",", ":"))))
+                to_write.append((recordno, str(record.get(key_field) or "")[:200], modified, _to_json(record)))
             if to_write:
                 _upsert(self.connection.pk, definition.name, to_write, now)
             if unchanged:
@@ -513,13 +591,13 @@ class SyncEngine:
 
         def commit(page_records: list[dict], range_index: int, page) -> None:
             rng = progress.ranges[range_index]
-            if page_records:
-                rng.after = max(int(r[rn_field]) for r in page_records)
-                top = max((iso_from_intacct(r.get(definition.modified_field)) for r in page_records), default="")
-                progress.max_modified = max(progress.max_modified, top)
+            page_rows = _PageRows.of(definition, page_records)
+            if page_rows.rows:
+                rng.after = page_rows.max_recordno
+                progress.max_modified = max(progress.max_modified, page_rows.max_modified)
             rng.done = not page_records or not page.num_remaining
             cursor.full_progress = progress.to_json()
-            self._store(definition, page_records, object_run, cursor, ["full_progress"])
+            self._store(definition, page_records, object_run, cursor, ["full_progress"], page_rows=page_rows)
 
         # The first page of an unsplit read gives the total and decides whether to split.
         first = progress.ranges[0]
@@ -529,33 +607,21 @@ class SyncEngine:
             commit(page.records, 0, page)
             remaining = page.num_remaining or 0
             if not first.done and self.limit >= 2 and remaining > 2 * PAGE_SIZE:
-                top_page = self._query(definition, first.filter(rn_field), order="desc")
-                records = top_page.records
-                lowest = min(int(r[rn_field]) for r in records)
-                middle_after = first.after
-                cursor.full_progress = progress.to_json()
-                self._store(definition, records, object_run, cursor, ["full_progress"])
-                if top_page.num_remaining:
-                    mid = (middle_after + lowest - 1) // 2
-                    progress.ranges = [_Range(middle_after, mid), _Range(mid, lowest - 1)]
-                else:
-                    progress.ranges = [_Range(middle_after, lowest - 1, done=True)]
+                # No call to find the top (a descending page would be one more round trip before the two
+                # readers start): the second range is open-ended, so the estimate only balances the two.
+                mid = first.after + _half_span(page.records, remaining, rn_field)
+                progress.ranges = [_Range(first.after, mid), _Range(mid, None)]
                 progress.split = True
-                top = max((iso_from_intacct(r.get(definition.modified_field)) for r in records), default="")
-                progress.max_modified = max(progress.max_modified, top)
                 cursor.full_progress = progress.to_json()
                 cursor.save(update_fields=["full_progress"])
 
+        # Readers in threads fetch the pages while this thread stores them: two ranges at once when the
+        # company's limit allows it, otherwise one range after the other, still fetched ahead of the writer.
         open_ranges = [i for i, r in enumerate(progress.ranges) if not r.done]
-        if len(open_ranges) >= 2 and self.limit >= 2:
+        batches = [open_ranges] if len(open_ranges) >= 2 and self.limit >= 2 else [[i] for i in open_ranges]
+        for batch in batches:
             with limits.not_holding_slot(self.connection.company_id):
-                for range_index, page in self._fetch_ranges_in_parallel(definition, progress, open_ranges):
-                    commit(page.records, range_index, page)
-        else:
-            for range_index in open_ranges:
-                rng = progress.ranges[range_index]
-                while not rng.done:
-                    page = self._query(definition, rng.filter(rn_field))
+                for range_index, page in self._fetch_ranges_in_parallel(definition, progress, batch):
                     commit(page.records, range_index, page)
 
         # Complete: the incremental keyset starts early enough to catch anything changed while reading.
@@ -572,8 +638,11 @@ class SyncEngine:
 
     def _fetch_ranges_in_parallel(self, definition: objects.ObjectDefinition, progress: _FullProgress,
                                   range_indexes: list[int]) -> Iterator[tuple[int, object]]:
-        """Two threads each page through their RECORDNO range; pages come back to this thread to be stored."""
-        pages: queue.Queue = queue.Queue(maxsize=len(range_indexes))
+        """A thread per range pages through it; pages come back to this thread to be stored.
+
+        The queue holds a few pages per reader (bounded: memory stays flat) so that a reader never waits for
+        a page being written unless the writer is behind by that many pages."""
+        pages: queue.Queue = queue.Queue(maxsize=READ_AHEAD_PAGES * len(range_indexes))
         stop = threading.Event()
         rn_field = definition.recordno_field
 
@@ -700,20 +769,65 @@ class SyncEngine:
         self._mark_unseen_deleted(definition, object_run, started)
 
 
+def _half_span(records: Sequence[dict], remaining: int, rn_field: str) -> int:
+    """RECORDNOs past the first page that should hold about half of the ``remaining`` records, at the first
+    page's density (Intacct numbers records in sequence, with gaps where other objects took numbers)."""
+    numbers = [int(r[rn_field]) for r in records]
+    span = max(numbers) - min(numbers) + 1
+    return max(1, (remaining * span) // (2 * len(numbers)))
+
+
+_to_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record as json.dumps makes
+
+_UPSERT_COLUMNS = ("connection_id, object_name, recordno, key_value, whenmodified, data, first_seen, last_seen, "
+                   "deleted_at")
+_UPSERT_PARAMS_PER_ROW = 8
+
+
+def _upsert_rows_per_statement(raw_connection) -> int:
+    """As many rows a statement as the database takes parameters: SQLite's compiled limit (32,766 since 3.32;
+    999 before), PostgreSQL's 65,535; a 2,000-record page is then one statement."""
+    if db_connection.vendor == "sqlite":
+        import sqlite3
+
+        limit = raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    else:
+        limit = 65_535
+    return max(1, limit // _UPSERT_PARAMS_PER_ROW)
+
+
 def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE with executemany: the same on SQLite and PostgreSQL, without the ORM's
-    per-row model instances (the store would otherwise cost several times the fetch)."""
+    """INSERT ... VALUES (...), (...) ... ON CONFLICT DO UPDATE: the same SQL on SQLite and PostgreSQL, without
+    the ORM's per-row model instances, a page in one statement where the database allows it.
+
+    One statement rather than executemany: SQLite releases the GIL for each statement it steps, and taking it
+    back while the reader threads parse pages costs a wait each time, so one step per row made the writer the
+    bottleneck. The statement goes to the DB-API connection itself (inside the caller's transaction): Django's
+    cursor wrappers would rewrite its placeholders, and with DEBUG quote all its parameters for the query log
+    with one more query."""
     table = Record._meta.db_table
     stamp = db_connection.ops.adapt_datetimefield_value(now)
-    data = "%s::jsonb" if db_connection.vendor == "postgresql" else "%s"
-    sql = (f"INSERT INTO {table} (connection_id, object_name, recordno, key_value, whenmodified, data, first_seen, "  # noqa: S608 - table and placeholders are ours
-           f"last_seen, deleted_at) VALUES (%s, %s, %s, %s, %s, {data}, %s, %s, NULL) "
-           "ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
-           "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
-           "deleted_at = NULL")
-    with db_connection.cursor() as cursor:
-        cursor.executemany(sql, [(connection_id, object_name, recordno, key, modified, payload, stamp, stamp)
-                                 for recordno, key, modified, payload in rows])
+    if db_connection.vendor == "postgresql":
+        row_sql = "(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, NULL)"
+    else:
+        row_sql = "(?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    head = f"INSERT INTO {table} ({_UPSERT_COLUMNS}) VALUES "  # noqa: S608 - table and placeholders are ours
+    tail = (" ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
+            "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
+            "deleted_at = NULL")
+    db_connection.ensure_connection()
+    raw = db_connection.connection
+    per_statement = _upsert_rows_per_statement(raw)
+    cursor = raw.cursor()
+    try:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            params: list = []
+            for recordno, key, modified, payload in chunk:
+                params += (connection_id, object_name, recordno, key, modified, payload, stamp, stamp)
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)) + tail, params)
+    finally:
+        cursor.close()
 
 
 def permission_words(connection: Connection, definition: objects.ObjectDefinition, step: int) -> str:
