@@ -271,6 +271,10 @@ VALIDATION_MONITOR_INTERVAL_SECONDS = env.int("VALIDATION_MONITOR_INTERVAL_SECON
 VALIDATION_MONITOR_TICK_SECONDS = env.int("VALIDATION_MONITOR_TICK_SECONDS", default=3600)
 # An inconclusive run (Intacct unreachable, rate limited) is retried after these delays, then given up.
 VALIDATION_RETRY_DELAYS_SECONDS = env.list("VALIDATION_RETRY_DELAYS_SECONDS", cast=int, default=[60, 300, 1800])
+# A queued or running validation with no progress (start, last check) for this long was left by a stopped
+# worker: it is closed as inconclusive so monitoring goes on (longer than one check may take with retries).
+VALIDATION_STALE_SECONDS = env.int("VALIDATION_STALE_SECONDS",
+                                   default=int(INTACCT_RETRY_BUDGET_SECONDS + 2 * INTACCT_TIMEOUT_SECONDS) + 60)
 # A session shorter than this is worth a note for support (long syncs log in again more often).
 VALIDATION_SHORT_SESSION_SECONDS = env.int("VALIDATION_SHORT_SESSION_SECONDS", default=15 * 60)
 CELERY_BEAT_SCHEDULE["revalidate-connections"] = {

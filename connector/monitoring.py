@@ -67,8 +67,33 @@ def connections_due(*, now=None) -> QuerySet[Connection]:
             .filter(Q(latest_run_at__isnull=True) | Q(latest_run_at__lte=cutoff)))
 
 
+def abandoned_runs(*, connection_id: int | None = None, now=None) -> QuerySet[ValidationRun]:
+    """Queued or running validations a stopped worker left behind: no start, no check for VALIDATION_STALE_SECONDS."""
+    cut = (now or timezone.now()) - timedelta(seconds=settings.VALIDATION_STALE_SECONDS)
+    last_check = ValidationCheck.objects.filter(run=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    runs = ValidationRun.objects.filter(status__in=ACTIVE_RUN_STATUSES, created_at__lt=cut)
+    if connection_id is not None:
+        runs = runs.filter(connection_id=connection_id)
+    return (runs.filter(Q(started_at__isnull=True) | Q(started_at__lt=cut))
+            .annotate(last_check_at=Subquery(last_check))
+            .filter(Q(last_check_at__isnull=True) | Q(last_check_at__lt=cut)))
+
+
+def abandoned_runs_close(*, connection_id: int | None = None) -> int:
+    """Close abandoned runs as inconclusive, so they neither block monitoring nor show as running for ever."""
+    ids = list(abandoned_runs(connection_id=connection_id).values_list("id", flat=True))
+    if not ids:
+        return 0
+    closed = ValidationRun.objects.filter(id__in=ids, status__in=ACTIVE_RUN_STATUSES).update(
+        status=ValidationRun.Status.INCONCLUSIVE, finished_at=timezone.now(),
+        summary="This check stopped before it finished (the worker running it stopped); it is run again.")
+    log.warning("closed %s validation run(s) left unfinished by a stopped worker", closed)
+    return closed
+
+
 def connections_revalidate(*, spread_seconds: int | None = None) -> int:
     """Enqueue a re-validation of every due connection, each at its own offset; returns how many."""
+    abandoned_runs_close()
     window = settings.VALIDATION_MONITOR_TICK_SECONDS if spread_seconds is None else spread_seconds
     count = 0
     for connection_id in connections_due().values_list("id", flat=True):
@@ -91,6 +116,7 @@ def connection_validate_later(*, connection_id: int, trigger: str, attempt: int 
     if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
         return None
     runs = ValidationRun.objects.filter(connection=connection)
+    abandoned_runs_close(connection_id=connection.id)  # else a worker killed mid-run would stop monitoring for good
     if runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
         return None  # someone is validating it right now
     if trigger == ValidationRun.Trigger.SCHEDULED and not connections_due().filter(id=connection_id).exists():
