@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install browser run test bench lint
+.PHONY: install browser run test bench soak lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+soak: install
+	$(BIN)/python bench/soak.py --minutes $(or $(SOAK_MINUTES),5)
 
 lint: install
 	$(BIN)/python -m pip install --quiet ruff

@@ -1,0 +1,612 @@
+"""Soak: companies syncing and re-validating through two real Celery workers while Intacct misbehaves.
+
+For N minutes: a gunicorn simulator, 20 simulated companies (modest sizes, concurrency limits 1-3), two
+real `celery worker` processes; syncs (incremental, reconcile, now and then a full re-read) and
+re-validations are requested again and again while the simulator answers a set share of requests with
+HTTP 5xx, 524, 429, dropped connections, malformed XML and early session expiry (seeded rates), the
+simulated companies' data changes (modify, delete, create), and a worker is SIGKILLed and restarted at
+random intervals. Then the faults are cleared, each connection gets a final validation and a final
+sync + delete reconciliation through the workers, and the soak checks:
+
+- every record in our store equals the simulator's (count and content, per object, per company);
+- no request ever exceeded a company's concurrency limit (the simulator's max in flight <= limit and no
+  request refused for concurrency);
+- no sync or validation run is left "running" (or "queued");
+
+and prints the figures (runs by kind and status, faults injected, retries, recoveries, kills,
+mismatches). Exit status 1 on any mismatch, stuck run or limit breach.
+
+Run: `make soak` or `.venv/bin/python bench/soak.py --minutes 5`. Everything lives in a throwaway
+VAR_DIR (SQLite and a filesystem broker). `--database-url postgres://...` uses that PostgreSQL server with
+a database of the soak's own (created, then dropped; never the named one), `--broker-url redis://...` a
+Redis broker with a queue of the soak's own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
+FAULT_KINDS = ("http5xx", "http524", "http429", "drop", "malformed", "expire_session")
+LIMITS = (2, 1, 3, 2)
+# Modest, varied sizes; every fourth company's bills are big enough for the two-range full read.
+APBILL_SIZES = (600, 1500, 3000, 7000)
+BASE_SIZES = {"DEPARTMENT": 15, "LOCATION": 6, "EMPLOYEE": 80, "USERINFO": 10, "CCTRANSACTION": 400,
+              "GLACCOUNT": 40, "APBILL": 1000, "APADJUSTMENT": 40, "EEXPENSES": 150, "EXPENSEREPORTBATCH": 8}
+MUTABLE = {"APBILL": ("STATE", ("Paid", "Posted", "Draft", "Partially paid")),
+           "CCTRANSACTION": ("DESCRIPTION", ("soak edit", "card fix", "re-coded")),
+           "EEXPENSES": ("DESCRIPTION", ("soak edit", "trip", "lunch"))}
+
+
+@dataclass
+class Config:
+    minutes: float = 5.0
+    companies: int = 20
+    seed: int = 8
+    fault_rate: float = 0.02          # per kind, per request
+    kill_min: float = 20.0            # seconds between worker kills (uniform in [min, max])
+    kill_max: float = 60.0
+    sync_every: tuple[float, float] = (3.0, 10.0)
+    validate_every: tuple[float, float] = (20.0, 45.0)
+    mutations_per_second: float = 2.0
+    database_url: str | None = None
+    broker_url: str | None = None
+    keep: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class Figures:
+    minutes: float = 0.0
+    companies: int = 0
+    records: int = 0
+    sync_runs: dict = field(default_factory=dict)
+    validation_runs: dict = field(default_factory=dict)
+    faults_injected: dict = field(default_factory=dict)
+    api_calls: int = 0
+    retries: int = 0
+    recoveries: int = 0
+    validation_retries: int = 0
+    kills: int = 0
+    mutations: dict = field(default_factory=dict)
+    max_in_flight_over_limit: list = field(default_factory=list)
+    refused_for_concurrency: int = 0
+    stuck_runs: list = field(default_factory=list)
+    final_failures: list = field(default_factory=list)
+    mismatches: int = 0
+    mismatch_examples: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.mismatches or self.stuck_runs or self.max_in_flight_over_limit
+                    or self.refused_for_concurrency or self.final_failures)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def own_database(url: str, name: str) -> tuple[str, str]:
+    """(admin URL on the server's 'postgres' database, the URL of a database of our own on the same server)."""
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    return admin, urlunsplit(parts._replace(path=f"/{name}"))
+
+
+class Soak:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)  # noqa: S311 - a repeatable schedule, not security
+        self.var_dir = Path(tempfile.mkdtemp(prefix="soak-"))
+        self.queue = f"soak-{uuid.uuid4().hex[:8]}"
+        self.db_name = f"soak_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.admin_db_url: str | None = None
+        self.server: subprocess.Popen | None = None
+        self.workers: dict[int, subprocess.Popen] = {}
+        self.generation = 0
+        self.figures = Figures(companies=config.companies)
+        self.mutations: Counter = Counter()
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        if not self.config.quiet:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+
+    # --- processes ------------------------------------------------------------------------
+
+    def environment(self) -> dict:
+        port = free_port()
+        self.site = f"http://127.0.0.1:{port}"
+        self.port = port
+        env = {
+            "VAR_DIR": str(self.var_dir), "SITE_URL": self.site, "INTACCT_ENDPOINT_URL": self.site + GATEWAY_PATH,
+            "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING", "CELERY_QUEUE": self.queue,
+            # A killed worker's sync is taken over quickly; retries of inconclusive validations come soon.
+            "SYNC_LEASE_SECONDS": "10", "VALIDATION_RETRY_DELAYS_SECONDS": "5,15,30",
+            "INTACCT_TIMEOUT_SECONDS": "20", "INTACCT_RETRY_BUDGET_SECONDS": "60",
+            "SYNC_INTERVAL_MINUTES": "100000", "VALIDATION_MONITOR_INTERVAL_SECONDS": str(10 ** 8),
+            # A validation a killed worker left behind is closed after this long without progress.
+            "VALIDATION_STALE_SECONDS": "45",
+        }
+        if self.config.database_url:
+            self.admin_db_url, env["DATABASE_URL"] = own_database(self.config.database_url, self.db_name)
+        if self.config.broker_url:
+            env["CELERY_BROKER_URL"] = self.config.broker_url
+            env["CELERY_RESULT_BACKEND"] = self.config.broker_url
+        return env
+
+    def create_database(self) -> None:
+        if not self.admin_db_url:
+            return
+        import psycopg
+
+        with psycopg.connect(self.admin_db_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+
+    def drop_database(self) -> None:
+        if not self.admin_db_url:
+            return
+        import psycopg
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(self.admin_db_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+    def start_server(self) -> None:
+        log = open(self.var_dir / "server.log", "w")  # noqa: SIM115 - lives as long as the server
+        # One process (the in-flight counters are per process), threads enough for every slot.
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+             "--threads", "24", "--worker-class", "gthread", "--timeout", "120", "--log-level", "warning"],
+            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the simulator did not start:\n" + (self.var_dir / "server.log").read_text()[-3000:])
+
+    def start_worker(self, slot: int, *, wait: bool = False) -> None:
+        self.generation += 1
+        name = f"soak{slot}g{self.generation}-{self.queue}@%h"
+        log = open(self.var_dir / f"worker-{slot}-{self.generation}.log", "w")  # noqa: SIM115
+        self.workers[slot] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-n", name,
+             "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            from config.celery import app
+
+            app.send_task("connector.ping", queue=self.queue).get(timeout=90)
+
+    def kill_worker(self, slot: int) -> None:
+        proc = self.workers[slot]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        self.figures.kills += 1
+
+    def stop_all(self) -> None:
+        for proc in [*self.workers.values(), self.server]:
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait(timeout=10)
+
+    # --- data -----------------------------------------------------------------------------
+
+    def build(self) -> None:
+        from django.utils import timezone
+
+        from connector import crypto, services
+        from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
+        from simulator.demo import DEMO_PASSWORD, build_company
+        from simulator.models import SimCompany
+
+        self.companies: list[tuple[str, int]] = []
+        for n in range(self.config.companies):
+            company_id = f"SOAK-{n:02d}"
+            limit = LIMITS[n % len(LIMITS)]
+            sizes = {**BASE_SIZES, "APBILL": APBILL_SIZES[n % len(APBILL_SIZES)],
+                     "CCTRANSACTION": self.rng.choice((200, 400, 900)), "EEXPENSES": self.rng.choice((60, 150, 300))}
+            build_company(company_id, sizes=sizes, seed=n + 1)
+            SimCompany.objects.filter(company_id=company_id).update(concurrency_limit=limit)
+            org = services.organisation_create(name=f"Soak {n:02d}", slug=f"soak-{n:02d}")
+            connection = services.connection_get(organisation=org)
+            Connection.objects.filter(pk=connection.pk).update(
+                company_id=company_id, user_id="ws_connect", password_token=crypto.encrypt(DEMO_PASSWORD),
+                status=Connection.Status.CONNECTED, permission_model="role")
+            run = ValidationRun.objects.create(connection=connection, status=ValidationRun.Status.PASSED,
+                                               finished_at=timezone.now())
+            ValidationCheck.objects.create(run=run, position=0, key="deprovisioning", label="Write permission",
+                                           status=ValidationCheck.Status.SKIPPED)
+            Connection.objects.filter(pk=connection.pk).update(last_validation=run)
+            SyncSettings.objects.update_or_create(connection=connection, defaults={"concurrency_limit": limit})
+            self.companies.append((company_id, limit))
+            self.figures.records += sum(sizes.values())
+
+    def arm_faults(self) -> None:
+        from simulator.faults import set_fault
+        from simulator.models import SimCompany
+
+        for n, (company_id, _) in enumerate(self.companies):
+            company = SimCompany.objects.get(company_id=company_id)
+            for k, kind in enumerate(FAULT_KINDS):
+                set_fault(company, kind, rate=self.config.fault_rate, seed=self.config.seed * 1000 + n * 10 + k,
+                          status=(500, 502, 503, 504)[n % 4])
+
+    def clear_faults(self) -> None:
+        """Read the hit counts, then disarm every fault (again, until no request's draw writes them back)."""
+        from simulator.faults import clear_faults
+        from simulator.models import SimCompany
+
+        hits: Counter = Counter()
+        for company in SimCompany.objects.filter(company_id__startswith="SOAK-"):
+            for fault in company.faults:
+                hits[fault["kind"]] += int(fault.get("hits", 0))
+        self.figures.faults_injected = {kind: hits[kind] for kind in FAULT_KINDS}
+        self.figures.faults_injected["total"] = sum(hits.values())
+        for _ in range(20):
+            for company in SimCompany.objects.filter(company_id__startswith="SOAK-"):
+                clear_faults(company)
+            time.sleep(1.0)
+            if not any(c.faults for c in SimCompany.objects.filter(company_id__startswith="SOAK-")):
+                return
+        raise RuntimeError("the simulator's faults could not be cleared")
+
+    def mutate(self) -> None:
+        from simulator import records as sim_records
+        from simulator.models import SimCompany
+
+        company_id, _ = self.rng.choice(self.companies)
+        company = SimCompany.objects.get(company_id=company_id)
+        name = self.rng.choice(sorted(MUTABLE))
+        action = self.rng.choices(("modify", "delete", "create"), weights=(6, 2, 2))[0]
+        top = sim_records.next_recordno(company, name) - 1
+        try:
+            if action == "modify":
+                field_name, values = MUTABLE[name]
+                recordno = self.rng.randint(1, top)
+                sim_records.modify_record(company, name, recordno, {field_name: self.rng.choice(values)})
+            elif action == "delete":
+                sim_records.delete_record(company, name, self.rng.randint(1, top))
+            else:
+                field_name, values = MUTABLE[name]
+                sim_records.create_record(company, name, {field_name: self.rng.choice(values)})
+        except KeyError:
+            return  # that record was deleted already
+        self.mutations[action] += 1
+
+    # --- the soak -------------------------------------------------------------------------
+
+    def connections(self):
+        from connector.models import Connection
+
+        return list(Connection.objects.filter(company_id__startswith="SOAK-").order_by("company_id"))
+
+    def request_sync(self, connection) -> None:
+        from connector import sync
+        from connector.models import SyncRun
+
+        kind = self.rng.choices((SyncRun.Kind.INCREMENTAL, SyncRun.Kind.RECONCILE, SyncRun.Kind.FULL),
+                                weights=(75, 20, 5))[0]
+        sync.sync_request(connection=connection, kind=kind)
+
+    def request_validation(self, connection) -> None:
+        from connector import services
+        from connector.models import ValidationRun
+
+        busy = ValidationRun.objects.filter(connection=connection, status__in=("queued", "running"),
+                                            created_at__gte=datetime.now(UTC) - timedelta(minutes=2)).exists()
+        if not busy:
+            services.validation_request(connection=connection)
+
+    def churn(self) -> None:
+        """The timed part: syncs, validations, data changes and worker kills until the deadline."""
+        deadline = time.monotonic() + self.config.minutes * 60
+        connections = self.connections()
+        now = time.monotonic()
+        next_sync = {c.pk: now + self.rng.uniform(0, 2) for c in connections}
+        next_validation = {c.pk: now + self.rng.uniform(5, self.config.validate_every[1]) for c in connections}
+        next_kill = now + self.rng.uniform(self.config.kill_min, self.config.kill_max)
+        next_report = now + 30
+        while (now := time.monotonic()) < deadline:
+            for connection in connections:
+                if now >= next_sync[connection.pk]:
+                    self.request_sync(connection)
+                    next_sync[connection.pk] = now + self.rng.uniform(*self.config.sync_every)
+                if now >= next_validation[connection.pk]:
+                    self.request_validation(connection)
+                    next_validation[connection.pk] = now + self.rng.uniform(*self.config.validate_every)
+            if self.rng.random() < self.config.mutations_per_second * 0.5:
+                self.mutate()
+            if now >= next_kill:
+                slot = self.rng.choice(sorted(self.workers))
+                self.kill_worker(slot)
+                self.say(f"SIGKILLed worker {slot} (kill #{self.figures.kills}); restarting it")
+                time.sleep(self.rng.uniform(0.5, 3.0))
+                self.start_worker(slot)
+                next_kill = time.monotonic() + self.rng.uniform(self.config.kill_min, self.config.kill_max)
+            for slot, proc in self.workers.items():
+                if proc.poll() is not None:
+                    self.say(f"worker {slot} exited by itself ({proc.returncode}); restarting it")
+                    self.start_worker(slot)
+            if now >= next_report:
+                self.say(self.progress())
+                next_report = now + 30
+            time.sleep(0.5)
+
+    def progress(self) -> str:
+        from connector.models import SyncRun, ValidationRun
+
+        syncs = Counter(SyncRun.objects.values_list("status", flat=True))
+        validations = Counter(ValidationRun.objects.values_list("status", flat=True))
+        return f"sync runs {dict(syncs)}; validation runs {dict(validations)}; kills {self.figures.kills}"
+
+    def wait_until(self, predicate, timeout: float, what: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.5)
+        self.say(f"gave up waiting for {what} after {timeout:.0f}s")
+        return False
+
+    def settle(self) -> None:
+        """Faults off, every worker up, what is in flight done; then a final validation and sync per connection."""
+        from connector import monitoring, sync, tasks
+        from connector.models import Connection, SyncRun, SyncSettings, ValidationRun
+
+        self.clear_faults()
+        for slot, proc in self.workers.items():
+            if proc.poll() is not None:
+                self.start_worker(slot)
+
+        def drained() -> bool:
+            live = SyncSettings.objects.filter(active_run__isnull=False, lease_until__gt=datetime.now(UTC)).exists()
+            active = ValidationRun.objects.filter(status__in=monitoring.ACTIVE_RUN_STATUSES)
+            left = active.exclude(pk__in=monitoring.abandoned_runs().values("pk"))  # a killed worker's: closed below
+            return not live and not left.exists() and not SyncRun.objects.filter(status="queued").exists()
+        self.wait_until(drained, 240, "the syncs and validations in flight to finish")
+
+        # The final validation goes the monitor's way (which also closes runs a killed worker left behind).
+        marker = ValidationRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        connections = self.connections()
+        for connection in connections:
+            tasks.connection_validate_later.delay(connection.pk, ValidationRun.Trigger.MANUAL, 1, None)
+
+        def validated() -> bool:
+            done = ValidationRun.objects.filter(pk__gt=marker).exclude(status__in=monitoring.ACTIVE_RUN_STATUSES)
+            return done.values("connection_id").distinct().count() == len(connections)
+        self.wait_until(validated, 240, "the final validations")
+        for connection in connections:
+            run = ValidationRun.objects.filter(pk__gt=marker, connection=connection).order_by("-pk").first()
+            if run is None or run.status != ValidationRun.Status.PASSED:
+                self.figures.final_failures.append(f"final validation of {connection.company_id}: "
+                                                   f"{run.status if run else 'not run'} ({run.summary if run else ''})")
+        finals = {}
+        for connection in self.connections():
+            connection.refresh_from_db()
+            if connection.status != Connection.Status.CONNECTED:
+                self.figures.final_failures.append(f"{connection.company_id} is {connection.status} at the end")
+            finals[connection.pk] = sync.sync_request(connection=connection, kind=SyncRun.Kind.RECONCILE)[0]
+        self.wait_until(lambda: all(SyncRun.objects.get(pk=r.pk).is_finished for r in finals.values()), 600,
+                        "the final syncs")
+        for run in SyncRun.objects.filter(pk__in=[r.pk for r in finals.values()]).select_related("connection"):
+            if run.status != SyncRun.Status.SUCCEEDED:
+                self.figures.final_failures.append(f"final sync of {run.connection.company_id}: {run.status} "
+                                                   f"({run.summary})")
+
+    def verify(self) -> None:
+        from connector.models import SyncRun, ValidationRun
+
+        for company_id, limit in self.companies:
+            with urllib.request.urlopen(f"{self.site}/simulator/companies/{company_id}/stats/",  # noqa: S310
+                                        timeout=10) as response:
+                stats = json.load(response)
+            if stats["max_in_flight"] > limit:
+                self.figures.max_in_flight_over_limit.append(f"{company_id}: {stats['max_in_flight']} > {limit}")
+            self.figures.refused_for_concurrency += stats["rejected"]
+        for run in SyncRun.objects.filter(status__in=SyncRun.ACTIVE).select_related("connection"):
+            self.figures.stuck_runs.append(f"sync #{run.pk} of {run.connection.company_id} {run.status}")
+        for run in ValidationRun.objects.filter(status__in=("queued", "running")).select_related("connection"):
+            self.figures.stuck_runs.append(f"validation #{run.pk} of {run.connection.company_id} {run.status}")
+        for connection in self.connections():
+            for problem in mirror_mismatches(connection):
+                self.figures.mismatches += 1
+                if len(self.figures.mismatch_examples) < 20:
+                    self.figures.mismatch_examples.append(problem)
+
+    def tally(self) -> None:
+        from django.db.models import Sum
+
+        from connector.models import SyncRun, ValidationRun
+
+        figures = self.figures
+        figures.sync_runs = {}
+        for kind, status in SyncRun.objects.values_list("kind", "status"):
+            figures.sync_runs.setdefault(kind, Counter())[status] += 1
+        figures.sync_runs = {kind: dict(counts) for kind, counts in figures.sync_runs.items()}
+        figures.validation_runs = dict(Counter(ValidationRun.objects.values_list("status", flat=True)))
+        figures.validation_retries = ValidationRun.objects.filter(trigger=ValidationRun.Trigger.RETRY).count()
+        totals = SyncRun.objects.aggregate(calls=Sum("requests"), retries=Sum("retries"))
+        figures.api_calls, figures.retries = totals["calls"] or 0, totals["retries"] or 0
+        previous: dict[int, str] = {}
+        for connection_id, status in SyncRun.objects.order_by("created_at", "id").values_list("connection_id",
+                                                                                                "status"):
+            if status == SyncRun.Status.SUCCEEDED and previous.get(connection_id) in ("failed", "partial"):
+                figures.recoveries += 1
+            if status in ("succeeded", "failed", "partial"):
+                previous[connection_id] = status
+        figures.mutations = dict(self.mutations)
+
+    def run(self) -> Figures:
+        env = self.environment()
+        os.environ.update(env)
+        if not self.config.database_url:
+            os.environ.pop("DATABASE_URL", None)
+        if not self.config.broker_url:
+            for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+                os.environ.pop(name, None)
+        try:
+            self.create_database()
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            call_command("migrate", "--noinput", verbosity=0)
+            self.build()
+            self.say(f"{len(self.companies)} companies, {self.figures.records:,} records; VAR_DIR {self.var_dir}")
+            self.start_server()
+            for slot in (1, 2):
+                self.start_worker(slot, wait=True)
+            self.arm_faults()
+            self.say(f"faults armed ({self.config.fault_rate:.0%} per kind); soaking {self.config.minutes} min")
+            began = time.monotonic()
+            self.churn()
+            self.figures.minutes = round((time.monotonic() - began) / 60, 2)
+            self.say("churn over; clearing faults, final validation and sync per connection")
+            self.settle()
+            self.verify()
+            self.tally()
+            return self.figures
+        finally:
+            self.stop_all()
+            if self.config.keep:
+                print(f"kept {self.var_dir}")
+            else:
+                try:
+                    self.drop_database()
+                finally:
+                    shutil.rmtree(self.var_dir, ignore_errors=True)
+
+
+def simulator_truth(company, name: str) -> dict[int, dict]:
+    """Every current record of an object in the simulator, by RECORDNO."""
+    from simulator.records import OBJECTS as SIM_OBJECTS
+    from simulator.records import gen_for, stored_records
+
+    obj = SIM_OBJECTS[name.upper()]
+    company.refresh_from_db()
+    gen = gen_for(company, obj)
+    stored, deleted = stored_records(company, obj)
+    truth = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
+    truth.update(stored)
+    return truth
+
+
+def mirror_mismatches(connection) -> list[str]:
+    """How our live records of a connection differ from its simulated company, object by object."""
+    from connector.models import Record
+    from connector.objects import OBJECTS
+    from simulator.models import SimCompany
+
+    company = SimCompany.objects.get(company_id=connection.company_id)
+    problems: list[str] = []
+    for definition in OBJECTS:
+        truth = simulator_truth(company, definition.name)
+        ours = {r.recordno: r.data for r in Record.objects.filter(connection=connection, object_name=definition.name,
+                                                                   deleted_at__isnull=True)}
+        for recordno in sorted(set(ours) ^ set(truth)):
+            where = "only ours" if recordno in ours else "missing"
+            problems.append(f"{company.company_id} {definition.name} #{recordno} {where}")
+        for recordno in sorted(set(ours) & set(truth)):
+            lowered = {k.lower(): v for k, v in truth[recordno].items()}
+            for name in definition.fields:
+                expected = str(lowered.get(name.lower(), "") or "")
+                got = str(ours[recordno].get(name) or "")
+                if got != expected:
+                    problems.append(f"{company.company_id} {definition.name} #{recordno} {name}: {got!r} != "
+                                    f"{expected!r}")
+    return problems
+
+
+def report(figures: Figures, config: Config) -> str:
+    lines = [
+        f"soak: {figures.companies} companies, {figures.records:,} records, {figures.minutes} min of faults "
+        f"({config.fault_rate:.0%} of requests per fault kind), 2 workers",
+        f"sync runs: {json.dumps(figures.sync_runs, sort_keys=True)}",
+        f"validation runs: {json.dumps(figures.validation_runs, sort_keys=True)} "
+        f"(of which retries of inconclusive runs: {figures.validation_retries})",
+        f"faults injected: {json.dumps(figures.faults_injected)}",
+        f"API calls: {figures.api_calls:,}; client retries: {figures.retries:,}; "
+        f"recoveries (succeeded after a failed/partial run): {figures.recoveries}",
+        f"workers SIGKILLed and restarted: {figures.kills}; data changes: {json.dumps(figures.mutations)}",
+        f"concurrency: over the limit {len(figures.max_in_flight_over_limit)} "
+        f"{figures.max_in_flight_over_limit or ''}, refused for concurrency {figures.refused_for_concurrency}",
+        f"stuck runs: {len(figures.stuck_runs)} {figures.stuck_runs[:10] or ''}",
+        f"final validation/sync failures: {len(figures.final_failures)} {figures.final_failures[:10] or ''}",
+        f"mismatches: {figures.mismatches} {figures.mismatch_examples[:10] or ''}",
+        "RESULT: " + ("OK" if figures.ok else "FAILED"),
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> tuple[Config, str | None]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--companies", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--fault-rate", type=float, default=0.02, help="probability per fault kind per request")
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(20.0, 60.0), metavar=("MIN", "MAX"),
+                        help="seconds between worker SIGKILLs")
+    parser.add_argument("--database-url", help="a PostgreSQL server URL; the soak makes a database of its own there")
+    parser.add_argument("--broker-url", help="a Redis URL for the Celery broker (a queue of the soak's own)")
+    parser.add_argument("--json", help="also write the figures to this file as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the VAR_DIR (and database) for a look afterwards")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    config = Config(minutes=args.minutes, companies=args.companies, seed=args.seed, fault_rate=args.fault_rate,
+                    kill_min=args.kill_every[0], kill_max=args.kill_every[1], database_url=args.database_url,
+                    broker_url=args.broker_url, keep=args.keep, quiet=args.quiet)
+    return config, args.json
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, json_path = parse_args(argv)
+    started = datetime.now(UTC)
+    figures = Soak(config).run()
+    print(f"\n== soak finished {started:%Y-%m-%d %H:%M} UTC ==")
+    print(report(figures, config))
+    if json_path:
+        Path(json_path).write_text(json.dumps({**asdict(figures), "ok": figures.ok, "started": started.isoformat()},
+                                              indent=2, default=str))
+    return 0 if figures.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
