@@ -1,13 +1,17 @@
 """Benchmark: full and incremental syncs from the simulator over loopback HTTP into the Record table.
 
-Prints, per database (SQLite always; PostgreSQL with --postgres or DATABASE_URL): records/s end to end for
+Prints, per database (SQLite always; PostgreSQL with --postgres or --database-url): records/s end to end for
 a full sync of 100,000 APBILL plus the other objects at realistic sizes; end-to-end time against the
 client's fetch-only time for the same records (target <= 1.5x); a no-change incremental sync (target < 1 s);
 API calls per object against the bound (ceil(n / 2000) + 1); peak RSS of the syncing process for 10,000
 vs 1,000,000 APBILL (target: flat). Run: `.venv/bin/python bench/bench_sync.py [--postgres] [--skip-1m]`.
 
-The simulator runs under gunicorn in its own process; each sync runs in a fresh child process so its
-peak RSS is its own.
+The simulator runs under gunicorn in its own process, on its own SQLite file (it stands for Intacct, which
+is remote: sharing the synced database's file would make every page it generates hold SQLite's one write
+lock against the sync's writer); each sync runs in a fresh child process so its peak RSS is its own.
+PostgreSQL: a database of its own, ``intacct_bench_sync``, dropped and created again on the server given
+(default postgres://postgres@127.0.0.1:5432) through its ``postgres`` maintenance database; never the
+server's other databases.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -31,39 +36,72 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_client import GATEWAY_PATH, free_port  # noqa: E402
 
 COMPANIES = {"BSYNC-10K": 10_000, "BSYNC-100K": 100_000, "BSYNC-1M": 1_000_000}
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
+BENCH_DATABASE = "intacct_bench_sync"
 
 
 def _run(cmd: list[str], env: dict) -> str:
     return subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
 
 
+def bench_database_url(server_url: str) -> str:
+    """The benchmark's own database on the server of ``server_url`` (whatever database that URL names)."""
+    parts = urllib.parse.urlsplit(server_url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + BENCH_DATABASE, "", ""))
+
+
+def where(database_url: str) -> str:
+    """host:port/database, for printing: no user name, no password."""
+    parts = urllib.parse.urlsplit(database_url)
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def recreate_database(database_url: str) -> None:
+    """DROP and CREATE the benchmark's database, connected to the server's ``postgres`` maintenance database."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urllib.parse.urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    assert name == BENCH_DATABASE, name  # never any other database
+    maintenance = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def setup(var_dir: Path, database_url: str | None, companies: dict[str, int]) -> tuple[subprocess.Popen, dict]:
+    """The synced database (var_dir/db.sqlite3, or ``database_url``) and the simulator on its own SQLite file,
+    var_dir/simulator.sqlite3, served by gunicorn. Returns the server and the environment of the syncing process."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings", "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH,
-           "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
-    env.pop("DATABASE_URL", None)
+    base = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH, "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
+    base.pop("DATABASE_URL", None)
+    sim_env = {**base, "DATABASE_URL": f"sqlite:///{var_dir / 'simulator.sqlite3'}"}
+    env = dict(base)
     if database_url:
+        recreate_database(database_url)
         env["DATABASE_URL"] = database_url
     py = sys.executable
-    _run([py, "manage.py", "migrate", "--noinput", "-v", "0"], env)
-    make = ["import os", "from simulator.demo import build_company, REALISTIC_SIZES",
-            "from connector import crypto, services", "from connector.models import Connection"]
+    build = ["import os", "from simulator.demo import build_company, REALISTIC_SIZES"]
+    connect = ["import os", "from connector import crypto, services", "from connector.models import Connection"]
     for company_id, n in companies.items():
-        make += [
-            f"build_company({company_id!r}, sizes={{**REALISTIC_SIZES, 'APBILL': {n}}}, login_id='ws_bench', "
-            "password=os.environ['BENCH_USER_PASSWORD'])",
+        build.append(f"build_company({company_id!r}, sizes={{**REALISTIC_SIZES, 'APBILL': {n}}}, "
+                     "login_id='ws_bench', password=os.environ['BENCH_USER_PASSWORD'])")
+        connect += [
             f"org = services.organisation_create(name={company_id!r}, slug={company_id.lower()!r})",
             "c = services.connection_get(organisation=org)",
             f"Connection.objects.filter(pk=c.pk).update(company_id={company_id!r}, user_id='ws_bench', "
             "password_token=crypto.encrypt(os.environ['BENCH_USER_PASSWORD']), status='connected')",
         ]
-    _run([py, "manage.py", "shell", "-c", "\n".join(make)], env)
+    for step_env, script in ((sim_env, build), (env, connect)):
+        _run([py, "manage.py", "migrate", "--noinput", "-v", "0"], step_env)
+        _run([py, "manage.py", "shell", "-c", "\n".join(script)], step_env)
     server = subprocess.Popen(
         [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-         "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
+         "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=sim_env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -122,12 +160,13 @@ def spawn(env: dict, mode: str, company_id: str) -> dict:
 
 
 def bench(database_url: str | None, skip_1m: bool) -> None:
-    label = "PostgreSQL" if database_url else "SQLite"
+    label = f"PostgreSQL ({where(database_url)})" if database_url else "SQLite"
     companies = {k: v for k, v in COMPANIES.items() if not (skip_1m and v >= 1_000_000)}
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         server, env = setup(Path(tmp), database_url, companies)
         try:
-            print(f"\n== {label} ==")
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"\n== {label} == {time.strftime('%Y-%m-%d %H:%M')}, load average {load}")
             fetch = spawn(env, "fetch", "BSYNC-100K")
             full = spawn(env, "full", "BSYNC-100K")
             assert full["status"] == "succeeded", full["summary"]
@@ -158,16 +197,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child")
     parser.add_argument("--company")
-    parser.add_argument("--postgres", action="store_true", help=f"also on PostgreSQL ({POSTGRES_URL})")
+    parser.add_argument("--postgres", action="store_true",
+                        help=f"also on PostgreSQL: database {BENCH_DATABASE} on {POSTGRES_SERVER}")
+    parser.add_argument("--database-url", help=f"also on PostgreSQL: database {BENCH_DATABASE} on this URL's server "
+                        "(the URL's own database is not touched)")
     parser.add_argument("--skip-1m", action="store_true", help="leave out the 1,000,000-record company")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.company)
         return
     bench(None, args.skip_1m)
-    database_url = os.environ.get("DATABASE_URL") or (POSTGRES_URL if args.postgres else None)
-    if database_url:
-        bench(database_url, args.skip_1m)
+    server_url = args.database_url or (POSTGRES_SERVER if args.postgres else None)
+    if server_url:
+        bench(bench_database_url(server_url), args.skip_1m)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from connector.models import Connection, Record, SyncCursor, SyncObjectRun, Sync
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = QUERY_MAX_PAGE
-READ_AHEAD_PAGES = 4  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~1 MB a page)
+READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~4 MB a page)
 LEGACY_PAGE_SIZE = 1000
 SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
 TRANSIENT_ERRORS = (errors.RateLimited, errors.GatewayUnavailable, errors.RequestTimeout, errors.ConnectionDropped,
@@ -785,47 +785,56 @@ _UPSERT_PARAMS_PER_ROW = 8
 
 
 def _upsert_rows_per_statement(raw_connection) -> int:
-    """As many rows a statement as the database takes parameters: SQLite's compiled limit (32,766 since 3.32;
-    999 before), PostgreSQL's 65,535; a 2,000-record page is then one statement."""
-    if db_connection.vendor == "sqlite":
-        import sqlite3
+    """SQLite: as many rows a statement as its compiled parameter limit takes (32,766 since 3.32, 999 before):
+    a 2,000-record page is then one statement."""
+    import sqlite3
 
-        limit = raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    else:
-        limit = 65_535
-    return max(1, limit // _UPSERT_PARAMS_PER_ROW)
+    return max(1, raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _UPSERT_PARAMS_PER_ROW)
 
 
 def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime) -> None:
-    """INSERT ... VALUES (...), (...) ... ON CONFLICT DO UPDATE: the same SQL on SQLite and PostgreSQL, without
-    the ORM's per-row model instances, a page in one statement where the database allows it.
+    """INSERT ... ON CONFLICT DO UPDATE of a page, without the ORM's per-row model instances, on the DB-API
+    connection itself (inside the caller's transaction): Django's cursor wrappers would rewrite the placeholders
+    of a long statement and, with DEBUG, quote all its parameters for the query log with one more query.
 
-    One statement rather than executemany: SQLite releases the GIL for each statement it steps, and taking it
-    back while the reader threads parse pages costs a wait each time, so one step per row made the writer the
-    bottleneck. The statement goes to the DB-API connection itself (inside the caller's transaction): Django's
-    cursor wrappers would rewrite its placeholders, and with DEBUG quote all its parameters for the query log
-    with one more query."""
+    SQLite: VALUES (...), (...) ..., a page in one statement where the parameter limit allows it. One statement
+    rather than executemany: SQLite releases the GIL for each statement it steps, and taking it back while the
+    reader threads parse pages costs a wait each time, so one step per row made the writer the bottleneck.
+    PostgreSQL: the page as four arrays through unnest(), eight parameters whatever its size (psycopg would
+    otherwise parse a 16,000-placeholder statement in Python for every page), bound by the server."""
     table = Record._meta.db_table
     stamp = db_connection.ops.adapt_datetimefield_value(now)
-    if db_connection.vendor == "postgresql":
-        row_sql = "(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, NULL)"
-    else:
-        row_sql = "(?, ?, ?, ?, ?, ?, ?, ?, NULL)"
-    head = f"INSERT INTO {table} ({_UPSERT_COLUMNS}) VALUES "  # noqa: S608 - table and placeholders are ours
+    head = f"INSERT INTO {table} ({_UPSERT_COLUMNS}) "  # noqa: S608 - table and placeholders are ours
     tail = (" ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
             "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
             "deleted_at = NULL")
     db_connection.ensure_connection()
     raw = db_connection.connection
-    per_statement = _upsert_rows_per_statement(raw)
-    cursor = raw.cursor()
+    if db_connection.vendor == "postgresql":
+        import psycopg
+
+        # Parameters bound by the server: Django's client-side cursor would quote every element of the
+        # arrays in Python (a regex substitution per JSON string).
+        cursor = psycopg.Cursor(raw)
+    else:
+        cursor = raw.cursor()
     try:
+        if db_connection.vendor == "postgresql":
+            recordnos, keys, modifieds, payloads = (list(column) for column in zip(*rows, strict=True))
+            cursor.execute(
+                head + "SELECT %s, %s, r.recordno, r.key_value, r.whenmodified, r.data::jsonb, %s, %s, NULL "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) "
+                "AS r (recordno, key_value, whenmodified, data)" + tail,
+                [connection_id, object_name, stamp, stamp, recordnos, keys, modifieds, payloads])
+            return
+        per_statement = _upsert_rows_per_statement(raw)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start:start + per_statement]
             params: list = []
             for recordno, key, modified, payload in chunk:
                 params += (connection_id, object_name, recordno, key, modified, payload, stamp, stamp)
-            cursor.execute(head + ", ".join([row_sql] * len(chunk)) + tail, params)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, NULL)"] * len(chunk))
+            cursor.execute(head + "VALUES " + values + tail, params)
     finally:
         cursor.close()
 
