@@ -1,9 +1,11 @@
 """The one place that builds an Intacct client from settings and a connection's credentials."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 
-from connector import crypto
+from connector import crypto, limits
 from connector.intacct import ClientConfig, Credentials, IntacctClient, RetryPolicy
 from connector.models import Connection
 
@@ -24,12 +26,18 @@ def client_config() -> ClientConfig:
     )
 
 
-def client_for(connection: Connection) -> IntacctClient:
-    """A client logged in as the connection's web services user (use it as a context manager)."""
+def client_for(connection: Connection, *, limit: int | None = None) -> IntacctClient:
+    """A client logged in as the connection's web services user (use it as a context manager).
+
+    With ``limit``, every request holds one of the company's request slots, shared with its syncs across
+    workers, so the company's concurrency limit holds whatever runs at once."""
     credentials = Credentials(
         company_id=connection.company_id,
         user_id=connection.user_id,
         password=crypto.decrypt(connection.password_token),
         entity_id=connection.entity_id or None,
     )
-    return IntacctClient(client_config(), credentials)
+    config = client_config()
+    if limit is not None:
+        config = replace(config, request_slot=limits.request_slot_for(connection.company_id, limit))
+    return IntacctClient(config, credentials)

@@ -448,6 +448,14 @@ CHECK_LABELS = {check.key: check.label for check in CHECKS}
 
 # --- Running --------------------------------------------------------------------------------
 
+def _concurrency_limit(connection: Connection) -> int:
+    """The company's request limit, shared with its syncs (a check during a sync must not make one request too many)."""
+    from connector.models import SyncSettings
+
+    limit = SyncSettings.objects.filter(connection=connection).values_list("concurrency_limit", flat=True).first()
+    return max(1, limit or settings.SYNC_CONCURRENCY_LIMIT)
+
+
 def run_validation(*, run_id: int) -> ValidationRun | None:
     """Run every check for a queued run, writing one row per check as it finishes."""
     claimed = ValidationRun.objects.filter(id=run_id, status=ValidationRun.Status.QUEUED).update(
@@ -462,7 +470,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
         return _finish(run, [], summary="No credentials to validate: enter them in step 6.",
                        failed_step=objects.STEP_CONNECT)
     try:
-        with gateway.client_for(connection) as client:
+        with gateway.client_for(connection, limit=_concurrency_limit(connection)) as client:
             ctx.client = client
             for position, check in enumerate(CHECKS, start=1):
                 outcome = _run_one(ctx, check, position, run)
