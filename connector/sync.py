@@ -192,6 +192,14 @@ def _claim(run: SyncRun) -> bool:
     taken = SyncSettings.objects.filter(connection_id=run.connection_id).filter(
         Q(active_run__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     ).update(active_run=run, lease_until=now + timedelta(seconds=lease_seconds()))
+    if taken == 0:
+        # A lease still held by a finished run (its release was lost, e.g. to a database outage) is free:
+        # take it over from that very run only (compare-and-swap on the holder).
+        holder = (SyncSettings.objects.filter(connection_id=run.connection_id)
+                  .values_list("active_run", flat=True).first())
+        if holder and SyncRun.objects.filter(pk=holder).exclude(status__in=SyncRun.ACTIVE).exists():
+            taken = SyncSettings.objects.filter(connection_id=run.connection_id, active_run_id=holder).update(
+                active_run=run, lease_until=now + timedelta(seconds=lease_seconds()))
     return taken == 1
 
 
@@ -282,6 +290,7 @@ def _fail_after_database_error(run: SyncRun) -> None:
                 summary="Stopped: our database could not be reached during this sync. What was saved is kept; "
                         "the next sync continues from the last saved page.")
             run.refresh_from_db()
+            _release(run)
             return
         except DatabaseError:
             if time.monotonic() > deadline:
