@@ -91,12 +91,20 @@ def celery_on(url: str, queue: str):
     """Point this test process's Celery app (tasks sent, results read) at another broker and queue for the block."""
     names = ("broker_url", "result_backend", "broker_transport_options", "task_default_queue")
     saved = {name: app.conf[name] for name in names}
+    # Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from the environment before its configuration.
+    environ = {name: os.environ.get(name) for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
     app.conf.update(broker_url=url, result_backend=url, broker_transport_options={}, task_default_queue=queue)
+    for name, value in environ.items():
+        if value is not None:
+            os.environ[name] = url
     _forget_broker_connections()
     try:
         yield
     finally:
         app.conf.update(saved)
+        for name, value in environ.items():
+            if value is not None:
+                os.environ[name] = value
         _forget_broker_connections()
 
 
