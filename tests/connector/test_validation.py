@@ -69,7 +69,7 @@ def connection(db):
 
 @contextmanager
 def fake(monkeypatch, client):
-    monkeypatch.setattr(validation.gateway, "client_for", lambda connection: client)
+    monkeypatch.setattr(validation.gateway, "client_for", lambda connection, **_options: client)
     yield client
 
 
