@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import pytest
 import redis
 from django.db import connection as db_connection
+from kombu import pools as kombu_pools
 
 from config.celery import app
 from connector import monitoring, sync, tasks
@@ -84,6 +85,9 @@ def _forget_broker_connections() -> None:
     app.amqp._producer_pool = None  # noqa: SLF001
     app._backend_cache = None  # noqa: SLF001
     app._local = threading.local()  # noqa: SLF001
+    # kombu also caches producer pools per connection in a process-wide registry; a pool closed above
+    # would otherwise be handed out again once the original broker URL is back ("Acquire on closed pool").
+    kombu_pools.reset()
 
 
 @contextmanager
