@@ -32,8 +32,13 @@ FAILED = ValidationCheck.Status.FAILED
 SKIPPED = ValidationCheck.Status.SKIPPED
 WARNING = ValidationCheck.Status.WARNING
 
-TRANSIENT_ERRORS = (errors.RateLimited, errors.GatewayUnavailable, errors.RequestTimeout,
-                    errors.ConnectionDropped)
+
+def is_transient(exc: BaseException | None) -> bool:
+    """The client marks every error permanent or not; anything not permanent (rate limits, outages,
+    an expired session after the one re-login, an unreadable answer to a read) ends a run inconclusive."""
+    return isinstance(exc, errors.IntacctError) and not exc.permanent
+
+
 UNREACHABLE = "Intacct could not be reached just now; we will try again."
 
 
@@ -87,7 +92,7 @@ class Context:
             except errors.IntacctError as exc:
                 self.lookups[key] = (None, exc)
         value, error = self.lookups[key]
-        if isinstance(error, TRANSIENT_ERRORS):
+        if is_transient(error):
             raise Transient(error)
         return value, error
 
@@ -127,7 +132,9 @@ def _guarded(run: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
             return run(ctx)
         except Transient as exc:
             return Outcome(SKIPPED, UNREACHABLE, error=exc.error, inconclusive=True)
-        except TRANSIENT_ERRORS as exc:
+        except errors.IntacctError as exc:
+            if not is_transient(exc):
+                raise
             return Outcome(SKIPPED, UNREACHABLE, error=exc, inconclusive=True)
     return guarded
 
@@ -228,7 +235,7 @@ def _login_stage_check(position: int) -> Callable[[Context], Outcome]:
         exc = ctx.login()
         if exc is None:
             return Outcome(PASSED, "Accepted.")
-        if isinstance(exc, TRANSIENT_ERRORS):
+        if is_transient(exc):
             return Outcome(SKIPPED, UNREACHABLE, error=exc, inconclusive=True)
         failing = _failing_stage(exc)
         if position < failing:
@@ -291,7 +298,7 @@ def _read_probe(definition: objects.ObjectDefinition) -> Callable[[Context], Out
                            f"check that {definition.application} is subscribed in Company > Admin > "
                            "Subscriptions.", wizard_step=objects.STEP_SUBSCRIBE, error=exc)
         except errors.IntacctError as exc:
-            if isinstance(exc, TRANSIENT_ERRORS):
+            if is_transient(exc):
                 raise
             return Outcome(FAILED, f"Reading {definition.label.lower()} failed: {_raw_words(exc)}",
                            wizard_step=step, error=exc)

@@ -164,6 +164,29 @@ def test_a_transient_fault_ends_inconclusive_and_keeps_the_status(monkeypatch, c
     assert connection.status == "not_started"
 
 
+@pytest.mark.parametrize("exc", [
+    errors.SessionExpired(errors=[ErrorDetail("XL03000006", "", "Invalid session")]),
+    errors.InvalidResponse("truncated answer", permanent=False),
+], ids=["session-expired-after-re-login", "unreadable-answer"])
+def test_a_transient_fault_during_a_probe_is_inconclusive_not_a_failure(monkeypatch, connection, exc):
+    """Found by the soak: these two are not permanent, so they must never blame the admin's setup."""
+    client = FakeClient()
+    real_probe = client._probe
+
+    def flaky_probe(name):
+        if name == "APBILL":
+            raise exc
+        real_probe(name)
+
+    client._probe = flaky_probe
+    run = run_with(monkeypatch, connection, client)
+    result = statuses(run)
+    assert run.status == "inconclusive"
+    assert result["read_apbill"] == "skipped" and "failed" not in result.values()
+    connection.refresh_from_db()
+    assert connection.status == "not_started"
+
+
 @pytest.mark.parametrize(("rights", "admin", "expected", "words"), [
     ({"View", "Edit"}, "Full", "passed", ""),
     ({"View"}, "Full", "failed", "Company > Employees Edit"),
