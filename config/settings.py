@@ -321,8 +321,13 @@ SYNC_CONCURRENCY_LIMIT = env.int("SYNC_CONCURRENCY_LIMIT", default=2)
 # A request slot held by a dead process is free again after this (longer than a request may take).
 SYNC_SLOT_LEASE_SECONDS = env.int("SYNC_SLOT_LEASE_SECONDS", default=int(INTACCT_TIMEOUT_SECONDS) + 15)
 SYNC_SLOT_WAIT_SECONDS = env.int("SYNC_SLOT_WAIT_SECONDS", default=600)
-# A sync's lease on its connection, renewed by a heartbeat; a killed worker's sync is taken over after it.
-SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+# A sync's lease on its connection, renewed by a heartbeat (every third of it); a killed worker's sync is ended
+# "interrupted" and resumed by the sweep (every SYNC_SWEEP_SECONDS) once its lease lapsed: within two minutes.
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=90)
+SYNC_SWEEP_SECONDS = env.int("SYNC_SWEEP_SECONDS", default=15)
+# A sync stopped by a transient cause before it could read (e.g. this worker lacks the encryption key) is
+# queued again after this delay (at most twice).
+SYNC_RETRY_DELAY_SECONDS = env.int("SYNC_RETRY_DELAY_SECONDS", default=60)
 # The incremental keyset re-reads this much before its saved WHENMODIFIED (company-local, to the second).
 SYNC_OVERLAP_SECONDS = env.int("SYNC_OVERLAP_SECONDS", default=120)
 # API calls a month included in the company's tier (Performance Tier 1: 100,000), per connection too.
@@ -332,6 +337,7 @@ SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
 SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
 CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule": float(SYNC_SWEEP_SECONDS)}
 
 # --- Security (issue 8) ---------------------------------------------------------------------
 # Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is

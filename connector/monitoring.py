@@ -19,8 +19,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import tasks
-from connector.intacct import errors
+from connector import diagnosis, services, tasks
 from connector.models import AuditEvent, Connection, Membership, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -30,20 +29,7 @@ MONITORED_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTEN
 FAILING_STATUSES = (Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
 ACTIVE_RUN_STATUSES = (ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING)
 SUPPORT_ALERT_QUIET = timedelta(hours=1)
-
-Cause = ValidationRun.Cause
-CAUSE_WORDS = {
-    Cause.PASSWORD_RESET: ("The Web Services user's password no longer works. It worked before, and Web Services "
-                           "users' passwords never expire, so an Intacct administrator most likely reset it. "
-                           "Enter the new password on the connection page (Change password)."),
-    Cause.USER_DEACTIVATED: ("The Web Services user was made inactive in Intacct. An Intacct administrator can "
-                             "set it back to Active in Company > Admin > Web Services users."),
-    Cause.USER_LOCKED_OUT: ("The Web Services user is locked out of Intacct. An Intacct administrator can unlock "
-                            "it in Company > Admin > Web Services users."),
-    Cause.PERMISSION_REMOVED: ("A permission the connection needs was removed in Intacct (or the role holding it "
-                               "was taken off the user)."),
-}
-
+INTERNAL_ERRORS = "intacct_connect_internal_errors_total"
 
 # --- Scheduled re-validation ------------------------------------------------------------------
 
@@ -144,27 +130,6 @@ def retry_schedule(*, run: ValidationRun, delay: int) -> None:
         (run.connection_id, ValidationRun.Trigger.RETRY, run.attempt + 1, run.id), countdown=delay)
 
 
-# --- What broke a working connection --------------------------------------------------------------
-
-def cause_of(*, connection: Connection, failures: list) -> str:
-    """Tell apart a password reset, a deactivated or locked user and a removed permission (if it worked before)."""
-    if not ValidationRun.objects.filter(connection=connection, status=ValidationRun.Status.PASSED).exists():
-        return Cause.NONE
-    check, outcome = failures[0]
-    error = outcome.error
-    if check.key == "login":
-        if isinstance(error, errors.UserInactive):
-            return Cause.USER_DEACTIVATED
-        if isinstance(error, errors.UserLockedOut):
-            return Cause.USER_LOCKED_OUT
-        if isinstance(error, errors.LoginFailed):
-            return Cause.PASSWORD_RESET
-    if any(isinstance(o.error, errors.PermissionDenied) for _, o in failures) or any(
-            c.key == "deprovisioning" for c, _ in failures):
-        return Cause.PERMISSION_REMOVED
-    return Cause.NONE
-
-
 # --- Telling people -----------------------------------------------------------------------------
 
 def _admin_emails(connection: Connection) -> list[str]:
@@ -178,21 +143,26 @@ def _connection_url(connection: Connection) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("connection", args=[connection.organisation.slug])
 
 
-def _failure_mail(connection: Connection, run: ValidationRun) -> tuple[str, str]:
+def _failure_mail(connection: Connection, *, cause: str, summary: str, step: int | None, at,
+                  source: str) -> tuple[str, str]:
     name = connection.organisation.name
-    reason = CAUSE_WORDS.get(run.cause, "")
-    lines = ["Hello,", "",
-             f"The Sage Intacct connection of {name} stopped working during a check at "
-             f"{run.finished_at:%d %b %Y %H:%M} UTC.", ""]
-    if reason:
-        lines += [reason, ""]
-    lines += [f"What we found: {run.summary}", ""]
-    if run.failed_step:
-        lines += [f"The setup step to revisit: step {run.failed_step}.", ""]
+    subject_cause = diagnosis.cause_subject(cause) or "a check failed"
+    lines = ["Hello,", ""]
+    if cause == ValidationRun.Cause.DEPROVISIONING_UNAVAILABLE:
+        # Syncing goes on: do not say the connection stopped.
+        lines += [f"The Sage Intacct connection of {name} can no longer deactivate users ({source} at "
+                  f"{at:%d %b %Y %H:%M} UTC). Syncing continues.", ""]
+        subject = f"[{settings.PRODUCT_NAME}] Deprovisioning unavailable for {name} (syncing continues)"
+    else:
+        lines += [f"The Sage Intacct connection of {name} stopped working ({source} at {at:%d %b %Y %H:%M} UTC).", ""]
+        subject = f"[{settings.PRODUCT_NAME}] The Intacct connection of {name} stopped working: {subject_cause}"
+    lines += [f"What we found: {summary}", ""]
+    if step:
+        lines += [f"The setup step to revisit: step {step}.", ""]
     lines += [f"See the details and fix it here: {_connection_url(connection)}", "",
               "We will check again automatically and tell you once it works again.", "",
               f"-- {settings.PRODUCT_NAME}"]
-    return f"[{settings.PRODUCT_NAME}] The Intacct connection of {name} stopped working", "\n".join(lines)
+    return subject, "\n".join(lines)
 
 
 def _recovery_mail(connection: Connection, run: ValidationRun) -> tuple[str, str]:
@@ -206,33 +176,56 @@ def _recovery_mail(connection: Connection, run: ValidationRun) -> tuple[str, str
     return f"[{settings.PRODUCT_NAME}] The Intacct connection of {name} works again", body
 
 
+def failure_notify(*, connection: Connection, cause: str, summary: str, step: int | None, source: str,
+                   details: dict) -> bool:
+    """E-mail the admins that a working connection fails, once per cause (a new cause is one more e-mail).
+
+    Validation and sync both call this; the conditional update makes "once" hold across processes."""
+    if not cause:
+        return False
+    connection = Connection.objects.select_related("organisation").get(id=connection.id)
+    if connection.status not in FAILING_STATUSES:
+        return False
+    claimed = (Connection.objects.filter(id=connection.id).exclude(notified_cause=cause)
+               .update(notified_cause=cause, failure_notified_at=timezone.now()))
+    if not claimed:
+        return False
+    subject, body = _failure_mail(connection, cause=cause, summary=summary, step=step, at=timezone.now(),
+                                  source=source)
+    _mail_admins_of(connection, subject, body, action="alert.failure_mailed", details={**details, "cause": cause})
+    return True
+
+
 def validation_notify(*, run: ValidationRun, previous_status: str) -> None:
-    """After a run: e-mail the admins once when a working connection fails and once when it recovers."""
+    """After a run: e-mail the admins once per cause when a working connection fails, once when it recovers."""
     connection = Connection.objects.select_related("organisation").get(id=run.connection_id)
-    now = timezone.now()
-    if (run.status == ValidationRun.Status.FAILED and previous_status == Connection.Status.CONNECTED
-            and connection.status in FAILING_STATUSES):
-        # The conditional update makes "once" hold even if two runs finish together.
-        claimed = Connection.objects.filter(id=connection.id, failure_notified_at__isnull=True).update(
-            failure_notified_at=now)
-        if claimed:
-            _mail_admins_of(connection, run, *_failure_mail(connection, run), action="alert.failure_mailed")
+    if run.status == ValidationRun.Status.FAILED and connection.status in FAILING_STATUSES:
+        failure_notify(connection=connection, cause=run.cause, summary=run.summary, step=run.failed_step,
+                       source="found during a check",
+                       details={"validation_run": run.id, "failed_check": run.failed_check})
     elif run.status == ValidationRun.Status.PASSED and connection.status == Connection.Status.CONNECTED:
-        claimed = Connection.objects.filter(id=connection.id, failure_notified_at__isnull=False).update(
-            failure_notified_at=None)
+        claimed = Connection.objects.filter(id=connection.id).exclude(notified_cause="").update(
+            notified_cause="", failure_notified_at=None)
         if claimed:
-            _mail_admins_of(connection, run, *_recovery_mail(connection, run), action="alert.recovery_mailed")
+            _mail_admins_of(connection, *_recovery_mail(connection, run), action="alert.recovery_mailed",
+                            details={"validation_run": run.id})
     if run.checks.filter(our_side=True, status=ValidationCheck.Status.FAILED).exists():
         support_alert(run=run)
 
 
-def _mail_admins_of(connection: Connection, run: ValidationRun, subject: str, body: str, *, action: str) -> None:
+def _mail_admins_of(connection: Connection, subject: str, body: str, *, action: str, details: dict) -> None:
     recipients = _admin_emails(connection)
     if recipients:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
-    AuditEvent.objects.create(organisation_id=connection.organisation_id, connection=connection, action=action,
-                              details={"validation_run": run.id, "recipients": len(recipients),
-                                       "cause": run.cause, "failed_check": run.failed_check})
+    services.audit_record(organisation=connection.organisation, connection=connection, action=action,
+                          details={**details, "recipients": len(recipients), "subject": subject})
+
+
+def internal_error_count(*, source: str) -> None:
+    """Count a run stopped by a bug of ours (shown on /metrics)."""
+    from connector import operations
+
+    operations.metric_increment(name=INTERNAL_ERRORS, labels={"source": source})
 
 
 def support_alert(*, run: ValidationRun) -> bool:

@@ -115,13 +115,17 @@ FAILING_STATUSES = frozenset({_S.NEEDS_ATTENTION, _S.BROKEN})
 
 
 def connection_transition(*, connection: Connection, to: str, check_key: str = "",
-                          run: ValidationRun | None = None, reason: str = "") -> bool:
-    """Move the connection to a new status (or a new failing check), recording the change; False if no change.
+                          run: ValidationRun | None = None, reason: str = "", cause: str = "",
+                          sync_run=None) -> bool:
+    """Move the connection to a new status (or a new failing check or cause), recording the change; False if no change.
 
-    Raises ValueError for a move the state machine does not allow.
+    ``reason`` is the plain-words message shown for a failing status. Raises ValueError for a move the state
+    machine does not allow.
     """
-    check_key = check_key if to in FAILING_STATUSES else ""
-    if connection.status == to and connection.status_check == check_key:
+    failing = to in FAILING_STATUSES
+    check_key = check_key if failing else ""
+    cause = cause if failing else ""
+    if connection.status == to and connection.status_check == check_key and connection.status_cause == cause:
         return False
     if to != connection.status and to not in STATUS_TRANSITIONS[connection.status]:
         raise ValueError(f"connection status cannot go from {connection.status} to {to}")
@@ -129,13 +133,14 @@ def connection_transition(*, connection: Connection, to: str, check_key: str = "
         raise ValueError(f"connection status {to} has no failing check to change")
     now = timezone.now()
     ConnectionStatusChange.objects.create(connection=connection, from_status=connection.status, to_status=to,
-                                          check_key=check_key, validation_run=run, reason=reason[:500],
-                                          changed_at=now)
-    fields = ["status_check"]
+                                          check_key=check_key, validation_run=run, sync_run=sync_run, cause=cause,
+                                          reason=reason[:500], changed_at=now)
+    fields = ["status_check", "status_cause", "status_message"]
     if connection.status != to:
         connection.status_changed_at = now
         fields.append("status_changed_at")
-    connection.status, connection.status_check = to, check_key
+    connection.status, connection.status_check, connection.status_cause = to, check_key, cause
+    connection.status_message = reason if failing else ""
     connection.save(update_fields=["status", *fields])
     return True
 
@@ -290,9 +295,11 @@ def validation_request(*, connection: Connection, by: Actor = None, ip: str | No
 
 
 @transaction.atomic
-def connection_record_validation(*, connection: Connection, run: ValidationRun,
-                                 new_status: str | None) -> str:
-    """Point the connection at a finished run and move its status accordingly; returns the previous status."""
+def connection_record_validation(*, connection: Connection, run: ValidationRun, new_status: str | None,
+                                 cause: str = "", message: str = "", permission_model: str = "") -> str:
+    """Point the connection at a finished run and move its status accordingly; returns the previous status.
+
+    ``permission_model`` is the permission type Intacct reported during the run (kept to notice a switch)."""
     Connection.objects.filter(id=connection.id).update(last_validation=run)
     connection.last_validation = run
     connection = Connection.objects.select_for_update().get(id=connection.id)
@@ -302,8 +309,32 @@ def connection_record_validation(*, connection: Connection, run: ValidationRun,
         if connection.status == Connection.Status.NOT_STARTED:
             connection_transition(connection=connection, to=Connection.Status.IN_SETUP)
         connection_transition(connection=connection, to=new_status, check_key=run.failed_check, run=run,
-                              reason=run.summary)
+                              reason=message or run.summary, cause=cause)
+    if permission_model and permission_model != connection.intacct_permission_model:
+        connection.intacct_permission_model = permission_model
+        connection.save(update_fields=["intacct_permission_model"])
     audit_record(organisation=connection.organisation, connection=connection, action="validation.finished",
                  details={"validation_run": run.id, "result": run.status, "failed_step": run.failed_step,
                           "failed_check": run.failed_check, "cause": run.cause})
+    return previous
+
+
+@transaction.atomic
+def connection_record_sync_failure(*, connection: Connection, sync_run, check_key: str, status: str, cause: str,
+                                   message: str) -> str | None:
+    """A sync found the company refusing something: move a working connection to ``status`` naming the cause.
+
+    Returns the previous status, or None when nothing changed (a connection that never worked, or one
+    disconnected meanwhile, keeps its status)."""
+    connection = Connection.objects.select_for_update().get(id=connection.id)
+    previous = connection.status
+    if previous not in (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN):
+        return None
+    if previous == Connection.Status.BROKEN and status == Connection.Status.NEEDS_ATTENTION:
+        return None  # a sign-in refusal already stops everything: an object's refusal adds nothing
+    changed = connection_transition(connection=connection, to=status, check_key=check_key, reason=message,
+                                    cause=cause, sync_run=sync_run)
+    if changed:
+        audit_record(organisation=connection.organisation, connection=connection, action="sync.found_problem",
+                     details={"sync_run": sync_run.pk, "check": check_key, "cause": cause, "status": status})
     return previous

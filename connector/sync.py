@@ -36,10 +36,11 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from connector import crypto, gateway, limits, objects, services
+from connector import crypto, diagnosis, gateway, limits, monitoring, objects, policy, services, validation
+from connector.diagnosis import Finding
 from connector.intacct import Credentials, F, IntacctClient, errors
 from connector.intacct.client import QUERY_MAX_PAGE
-from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings
+from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings, ValidationRun
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,8 @@ PAGE_SIZE = QUERY_MAX_PAGE
 READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~4 MB a page)
 LEGACY_PAGE_SIZE = 1000
 SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
-TRANSIENT_ERRORS = (errors.RateLimited, errors.GatewayUnavailable, errors.RequestTimeout, errors.ConnectionDropped,
-                    errors.InvalidResponse, limits.SlotTimeout)
-SIGN_IN_ERRORS = (errors.SenderCredentialsInvalid, errors.CompanyNotFound, errors.AuthenticationError,
-                  errors.SenderNotAuthorized, errors.WebServicesNotSubscribed, errors.IPAddressRejected,
-                  errors.LoginFailed, errors.UserInactive, errors.UserLockedOut, errors.InvalidEntity)
+# A run stopped by a transient cause before it read anything (no encryption key) is queued again this many times.
+MAX_RUN_ATTEMPTS = 3
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -143,7 +141,8 @@ def can_sync(connection: Connection) -> bool:
 
 
 def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL, by=None,
-                 ip: str | None = None) -> tuple[SyncRun, bool]:
+                 ip: str | None = None, reason: str = "", attempt: int = 1,
+                 countdown: float = 0) -> tuple[SyncRun, bool]:
     """Queue a sync; if one of this connection is queued or running, join it. Returns (run, queued_now)."""
     from connector import tasks
 
@@ -151,19 +150,23 @@ def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL
     if active is not None:
         return active, False
     with transaction.atomic():
-        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=by if by and by.pk else None)
-        if by is not None:
+        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=by if by and by.pk else None,
+                                     attempt=attempt)
+        if by is not None or reason:
             services.audit_record(organisation=connection.organisation, connection=connection, action="sync_requested",
-                                  user=by, ip=ip, details={"run": run.pk, "kind": kind})
-        transaction.on_commit(lambda: _enqueue(tasks.sync_run, run))
+                                  user=by, ip=ip, details={"run": run.pk, "kind": kind, "reason": reason or "manual"})
+        transaction.on_commit(lambda: _enqueue(tasks.sync_run, run, countdown))
     return run, True
 
 
-def _enqueue(task, run: SyncRun) -> None:
+def _enqueue(task, run: SyncRun, countdown: float = 0) -> None:
     """Send the run's task; if the broker cannot be reached, the run fails now instead of waiting queued for ever
     (a queued run is joined by the next requests: nothing would sync until it went stale)."""
     try:
-        task.delay(run.pk)
+        if countdown > 0:
+            task.apply_async((run.pk,), countdown=countdown)
+        else:
+            task.delay(run.pk)
     except (BrokerError, OSError) as exc:
         log.warning("sync #%s not queued: the task queue could not be reached (%s)", run.pk, type(exc).__name__)
         SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
@@ -232,8 +235,11 @@ class _Heartbeat(threading.Thread):
 def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
     """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
     config = replace(gateway.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
-    credentials = Credentials(company_id=connection.company_id, user_id=connection.user_id,
-                              password=crypto.decrypt(connection.password_token),
+    try:
+        password = crypto.decrypt(connection.password_token)
+    except crypto.InvalidToken:
+        raise policy.KeyUnavailable("no configured key decrypts this connection's password") from None
+    credentials = Credentials(company_id=connection.company_id, user_id=connection.user_id, password=password,
                               entity_id=connection.entity_id or None)
     return IntacctClient(config, credentials)
 
@@ -252,9 +258,8 @@ def run_sync(*, run_id: int) -> SyncRun | None:
                 f"Not run: sync #{holder} of this connection was already running, and only one runs at a time.")
         return run
     # A run left "running" by a killed worker: say so; this run resumes from its last saved page.
-    run.connection.sync_runs.filter(status=SyncRun.Status.RUNNING).exclude(pk=run.pk).update(
-        status=SyncRun.Status.FAILED, finished_at=timezone.now(),
-        summary="The worker stopped during this sync; the next sync resumed from the last saved page.")
+    interrupted_close(run.connection.sync_runs.filter(status=SyncRun.Status.RUNNING).exclude(pk=run.pk),
+                      resumed_by=run)
     heartbeat = _Heartbeat(run)
     heartbeat.start()
     try:
@@ -263,6 +268,9 @@ def run_sync(*, run_id: int) -> SyncRun | None:
         log.warning("sync #%s stopped: the database could not be reached (%s)", run.pk, type(exc).__name__)
         _fail_after_database_error(run)
         return run
+    except Exception as exc:
+        _end_after_exception(run, exc)
+        return run
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
@@ -270,6 +278,64 @@ def run_sync(*, run_id: int) -> SyncRun | None:
             _release(run)
         except DatabaseError:
             db_connection.close()  # the lease lapses by itself
+
+
+def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
+    """Whatever stopped the engine, the run ends now with words saying why (never left "running")."""
+    action = policy.action_for(exc)
+    if action == policy.Action.RETRY:
+        words = diagnosis.unreachable(exc)
+        log.warning("sync #%s stopped: %s", run.pk, type(exc).__name__)
+    else:
+        words = diagnosis.internal_error(exc)
+        log.exception("sync #%s stopped by an internal error", run.pk)
+        monitoring.internal_error_count(source="sync")
+    now = timezone.now()
+    unfinished = (SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
+    SyncObjectRun.objects.filter(run=run, status__in=unfinished).update(
+        status=SyncObjectRun.Status.FAILED, finished_at=now, message=f"Not read: {words}")
+    run.refresh_from_db()
+    _finish(run, SyncRun.Status.FAILED, words)
+    if action == policy.Action.RETRY and run.attempt < MAX_RUN_ATTEMPTS and can_sync(run.connection):
+        _release(run)
+        sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
+                     attempt=run.attempt + 1, countdown=float(settings.SYNC_RETRY_DELAY_SECONDS))
+
+
+def interrupted_close(runs, *, resumed_by: SyncRun | None = None) -> list[SyncRun]:
+    """End runs whose worker stopped (killed, out of memory, host lost) as "interrupted"; returns them."""
+    now = timezone.now()
+    closed = []
+    for run in runs.select_related("connection"):
+        then = (f"sync #{resumed_by.pk} resumed from the last saved page" if resumed_by is not None
+                else "a new sync resumes from the last saved page")
+        summary = f"Interrupted: the worker running this sync stopped before it finished; {then}."
+        updated = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.INTERRUPTED, finished_at=now, summary=summary)
+        if not updated:
+            continue
+        SyncObjectRun.objects.filter(run=run, status__in=(SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
+                                     ).update(status=SyncObjectRun.Status.FAILED, finished_at=now,
+                                              message="Not finished: the worker stopped; the next sync continues from "
+                                                      "the last saved page.")
+        _release(run)
+        closed.append(run)
+    return closed
+
+
+def interrupted_sweep() -> int:
+    """Beat: end every running sync whose lease lapsed (its worker died) and queue its resume at once."""
+    now = timezone.now()
+    live = SyncSettings.objects.filter(active_run__isnull=False, lease_until__gte=now).values("active_run_id")
+    orphans = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exclude(pk__in=live)
+    # A run that has just been claimed writes its lease in the same moment: leave it one lease period.
+    orphans = orphans.filter(started_at__lt=now - timedelta(seconds=lease_seconds()))
+    closed = interrupted_close(orphans)
+    for run in closed:
+        log.warning("sync #%s was interrupted (its worker stopped); queuing its resume", run.pk)
+        if can_sync(run.connection):
+            sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
+    return len(closed)
 
 
 def _fail_after_database_error(run: SyncRun) -> None:
@@ -324,9 +390,10 @@ class _Counts:
 class _StopRun(Exception):
     """The whole run must stop (sign-in refused, time limit): no other object can succeed."""
 
-    def __init__(self, message: str, *, status: str = SyncRun.Status.FAILED) -> None:
+    def __init__(self, message: str, *, status: str = SyncRun.Status.FAILED, finding: Finding | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.finding = finding
 
 
 @dataclass
@@ -388,6 +455,9 @@ class SyncEngine:
         self.limit = max(1, sync_settings_for(self.connection).concurrency_limit)
         self.overlap = overlap_seconds()
         self.client: IntacctClient | None = None
+        # What the company refused during this run (object, finding): the connection is told after the run.
+        self.findings: list[tuple[objects.ObjectDefinition, Finding]] = []
+        self._facts: diagnosis.PermissionFacts | None = None
 
     def execute(self) -> SyncRun:
         run = self.run
@@ -419,7 +489,9 @@ class SyncEngine:
                         failed.append(object_run)
             finally:
                 self._add_stats()
-        return self._conclude(object_runs, failed, stop)
+        run = self._conclude(object_runs, failed, stop)
+        self._tell_connection(stop, object_runs, failed)
+        return run
 
     def _add_stats(self) -> None:
         assert self.client is not None
@@ -471,30 +543,23 @@ class SyncEngine:
         except SoftTimeLimitExceeded:
             self._count_requests(object_run, before)
             raise _StopRun("Stopped at the time limit; the next sync continues from the last saved page.") from None
-        except SIGN_IN_ERRORS as exc:
+        except Exception as exc:
             self._count_requests(object_run, before)
-            raise _StopRun(f"Intacct refused the sign-in ({_raw_words(exc)}). Re-validate the connection to see "
-                           "what to fix.") from exc
-        except errors.PermissionDenied as exc:
-            step = definition.permission_step(self.connection.effective_permission_model)
-            self._count_requests(object_run, before)
-            self._object_failed(object_run, permission_words(self.connection, definition, step), exc)
-            return False
-        except errors.UnknownObject as exc:
-            self._count_requests(object_run, before)
-            self._object_failed(object_run, f"This company has no {definition.label.lower()} ({definition.name}): "
-                                f"check that {definition.application} is subscribed in Company > Admin > "
-                                "Subscriptions.", exc)
-            return False
-        except TRANSIENT_ERRORS as exc:
-            self._count_requests(object_run, before)
-            self._object_failed(object_run, "Intacct could not be reached just now; the next sync continues from "
-                                "the last saved page.", exc)
-            return False
-        except errors.IntacctError as exc:
-            self._count_requests(object_run, before)
-            self._object_failed(object_run, f"Reading {definition.label.lower()} failed: {_raw_words(exc)}", exc)
-            return False
+            action = policy.action_for(exc)
+            if action == policy.Action.STOP:
+                finding = diagnosis.sign_in_refused(self.connection, exc, diagnosis.sign_in_history(self.connection))
+                raise _StopRun(finding.message, finding=finding) from exc
+            if action == policy.Action.FAIL_OBJECT:
+                finding = diagnosis.read_refused(self.connection, definition, exc, self._permission_facts)
+                self.findings.append((definition, finding))
+                self._object_failed(object_run, finding.message, exc)
+                return False
+            if action == policy.Action.RETRY:
+                self._object_failed(object_run, f"{diagnosis.unreachable(exc)} The next sync continues from the last "
+                                    "saved page.", exc)
+                return False
+            self._object_failed(object_run, diagnosis.internal_error(exc), exc)
+            raise
         self._count_requests(object_run, before)
         object_run.status = SyncObjectRun.Status.SUCCEEDED
         object_run.finished_at = timezone.now()
@@ -521,11 +586,56 @@ class SyncEngine:
         object_run.finished_at = timezone.now()
         object_run.message = message
         if isinstance(exc, errors.IntacctError):
-            object_run.errorno = exc.errorno or type(exc).__name__
-            object_run.error_raw = _raw_words(exc)
+            status = getattr(exc, "http_status", None)
+            object_run.errorno = exc.errorno or (f"HTTP {status}" if status else type(exc).__name__)
+            object_run.error_raw = diagnosis.raw_words(exc)
         elif exc is not None:
-            object_run.error_raw = str(exc)
+            object_run.errorno = type(exc).__name__  # ours: never the text, which might quote data
         object_run.save()
+
+    def _permission_facts(self) -> diagnosis.PermissionFacts:
+        """The company's permission type and the user's roles: one request (two functions), asked once a run."""
+        if self._facts is None:
+            roles = permissions = None
+            try:
+                outcomes = self.client.batch([
+                    self.client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
+                                           filter=F.EqualTo("USERID", self.connection.user_id), page_size=100),
+                    self.client.get_user_permissions_call("permissions", self.connection.user_id)])
+                if outcomes["roles"].error is None:
+                    roles = sorted({str(r.get("ROLENAME") or "").strip() for r in outcomes["roles"].records} - {""})
+                if outcomes["permissions"].error is None:
+                    permissions = outcomes["permissions"].permissions
+            except errors.IntacctError:
+                pass  # the words then follow the permission type last seen
+            self._facts = diagnosis.permission_facts(self.connection, roles=roles, permissions=permissions)
+        return self._facts
+
+    def _tell_connection(self, stop: _StopRun | None, object_runs: list[SyncObjectRun],
+                         failed: list[SyncObjectRun]) -> None:
+        """What the company refused moves the connection (needs attention / broken) and tells the admins once per
+        cause; a clean run of an object that had been refused asks for a validation to confirm the recovery."""
+        found = stop.finding if stop is not None and stop.finding is not None else None
+        check_key = "" if found is None else validation.login_check_key(found.cause)
+        if found is None and self.findings:
+            definition, found = self.findings[0]
+            check_key = diagnosis.read_check_key(definition)
+        connection = self.connection
+        if found is not None:
+            status = found.status if found.status == Connection.Status.BROKEN else Connection.Status.NEEDS_ATTENTION
+            previous = services.connection_record_sync_failure(connection=connection, sync_run=self.run,
+                                                               check_key=check_key, status=status, cause=found.cause,
+                                                               message=found.message)
+            if previous is not None:
+                monitoring.failure_notify(connection=connection, cause=found.cause, summary=found.message,
+                                          step=found.step, source="found during a sync",
+                                          details={"sync_run": self.run.pk, "failed_check": check_key})
+            return
+        connection.refresh_from_db(fields=["status", "status_check"])
+        synced = {diagnosis.read_check_key(objects.OBJECTS_BY_NAME[o.object_name]) for o in object_runs
+                  if o not in failed}
+        if connection.status == Connection.Status.NEEDS_ATTENTION and connection.status_check in synced:
+            services.validation_request(connection=connection, trigger=ValidationRun.Trigger.SCHEDULED)
 
     # --- storing pages ----------------------------------------------------------------------
 
@@ -846,18 +956,6 @@ def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str
             cursor.execute(head + "VALUES " + values + tail, params)
     finally:
         cursor.close()
-
-
-def permission_words(connection: Connection, definition: objects.ObjectDefinition, step: int) -> str:
-    """The same plain words validation uses for a missing read permission."""
-    from connector import validation
-
-    return validation._permission_message(connection, definition, step)  # noqa: SLF001 - one wording
-
-
-def _raw_words(exc: errors.IntacctError) -> str:
-    parts = [getattr(exc, name, "") or "" for name in ("description", "description2", "correction")]
-    return " ".join(part for part in parts if part).strip() or str(exc) or type(exc).__name__
 
 
 # --- schedules ------------------------------------------------------------------------------

@@ -63,3 +63,12 @@ def connection_validate_later(connection_id: int, trigger: str, attempt: int = 1
 
     monitoring.connection_validate_later(connection_id=connection_id, trigger=trigger, attempt=attempt,
                                          after_run_id=after_run_id)
+
+
+@shared_task(name="connector.runs_sweep", ignore_result=True)
+def runs_sweep() -> int:
+    """Beat: end runs whose worker died ("interrupted") and queue their resume; close abandoned validations."""
+    from connector import monitoring, sync
+
+    closed = sync.interrupted_sweep()
+    return closed + monitoring.abandoned_runs_close()

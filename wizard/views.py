@@ -248,11 +248,15 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug, write=False)
     conn = access.connection
     run = _latest_run(conn)
+    # In setup, the check that does not pass yet; when failing, the check that broke it.
+    check_key = conn.status_check
+    if not check_key and conn.status == conn.Status.IN_SETUP and conn.last_validation is not None:
+        check_key = conn.last_validation.failed_check
     return render(request, "wizard/connection.html", {
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
         "masked_company_id": _mask(conn.company_id), "masked_user_id": _mask(conn.user_id),
-        "status_check_label": validation.CHECK_LABELS.get(conn.status_check, conn.status_check),
+        "status_check_label": validation.CHECK_LABELS.get(check_key, check_key),
         "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
     })

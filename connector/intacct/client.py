@@ -113,6 +113,52 @@ class _Call:
     function_control_id: str | None = None
     record_tags: tuple[str, ...] = ()
     max_records: int | None = None
+    # A batch: more functions in the same request, each result judged on its own (none raised here).
+    more: Callable[[], list[tuple[str, etree._Element]]] | None = None
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One function of a batch (see IntacctClient.batch); made by the client's ``*_call`` methods."""
+
+    key: str
+    name: str
+    obj: str
+    build: Callable[[], etree._Element]
+    max_records: int = 0
+
+
+@dataclass
+class BatchOutcome:
+    """What Intacct answered to one function of a batch: its records, or its own typed error."""
+
+    key: str
+    records: list[Record] = field(default_factory=list)
+    data_attrs: dict[str, str] = field(default_factory=dict)
+    error: IntacctError | None = None
+    permissions: list[Permission] = field(default_factory=list)
+
+    def value(self) -> list[Record]:
+        """The records, or the function's error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.records
+
+
+def _permissions_of(data: etree._Element | None) -> list[Permission]:
+    permissions: list[Permission] = []
+    if data is None:
+        return permissions
+    for app in data.iter("appSubscription"):
+        application = (app.findtext("applicationName") or "").strip()
+        for policy in app.iter("policy"):
+            rights = (policy.findtext("rights") or "").split("|")
+            permissions.append(Permission(
+                application=application,
+                policy=(policy.findtext("policyName") or "").strip(),
+                rights=frozenset(r.strip() for r in rights if r.strip()),
+            ))
+    return permissions
 
 
 def _record_tags(obj: str) -> tuple[str, ...]:
@@ -362,6 +408,7 @@ class IntacctClient:
             function=call.build(),
             function_control_id=function_control_id,
             unique_id=call.is_write,
+            more_functions=call.more() if call.more is not None else (),
         )
         if self._log.isEnabledFor(logging.DEBUG):
             self._log.debug("Intacct request %s %s to %s: %s", call.name, call.obj, endpoint,
@@ -498,7 +545,7 @@ class IntacctClient:
         if not parsed.results:
             raise InvalidResponse("response has no result", http_status=http_status,
                                   function=call.name, permanent=call.is_write)
-        for result in parsed.results:
+        for result in parsed.results if call.more is None else ():
             if result.status != "success":
                 errors = result.errors or [ErrorDetail(description=f"result status {result.status}")]
                 raise classify("result", errors, http_status=http_status,
@@ -631,19 +678,72 @@ class IntacctClient:
         """Return the user's permissions: one entry per application policy."""
         result, _, _ = self._execute(_Call(
             name="getUserPermissions", obj="USERINFO", build=lambda: envelope.get_user_permissions(user_id)))
-        permissions: list[Permission] = []
-        if result.data_element is None:
-            return permissions
-        for app in result.data_element.iter("appSubscription"):
-            application = (app.findtext("applicationName") or "").strip()
-            for policy in app.iter("policy"):
-                rights = (policy.findtext("rights") or "").split("|")
-                permissions.append(Permission(
-                    application=application,
-                    policy=(policy.findtext("policyName") or "").strip(),
-                    rights=frozenset(r.strip() for r in rights if r.strip()),
-                ))
-        return permissions
+        return _permissions_of(result.data_element)
+
+    # --- several functions in one request -----------------------------------------------------
+
+    def query_call(self, key: str, obj: str, fields: Sequence[str], filter: Filter | None = None,
+                   page_size: int = 1) -> BatchCall:
+        """A ``query`` of one page, for a batch."""
+        _check_page_size(page_size, QUERY_MAX_PAGE)
+        fields = tuple(fields)
+        return BatchCall(key, "query", obj, lambda: envelope.query(obj, fields, filter, (), page_size, 0), page_size)
+
+    def read_by_name_call(self, key: str, obj: str, names: Sequence[str], fields: Sequence[str] = ("*",)) -> BatchCall:
+        """A ``readByName`` (at most 100 names), for a batch."""
+        names, fields = tuple(str(n) for n in names), tuple(fields)
+        if len(names) > READ_MAX_KEYS:
+            raise ValueError(f"at most {READ_MAX_KEYS} names in one read")
+        return BatchCall(key, "readByName", obj, lambda: envelope.read(obj, names, fields, by_name=True), len(names))
+
+    def get_list_call(self, key: str, obj: str, fields: Sequence[str] | None = None, page_size: int = 1) -> BatchCall:
+        """A legacy ``get_list`` of one page, for a batch."""
+        fields = tuple(fields) if fields else None
+        return BatchCall(key, "get_list", obj, lambda: envelope.get_list(obj, 0, page_size, fields, None), page_size)
+
+    def get_user_permissions_call(self, key: str, user_id: str) -> BatchCall:
+        """A ``getUserPermissions``, for a batch."""
+        return BatchCall(key, "getUserPermissions", "USERINFO", lambda: envelope.get_user_permissions(user_id))
+
+    def batch(self, calls: Sequence[BatchCall]) -> dict[str, BatchOutcome]:
+        """Run several read functions in one request (one API call); each outcome carries its own result or
+        typed error. Control and authentication failures, and transient failures of the request itself, are
+        raised as for any call (with the same retries and re-login)."""
+        if not calls:
+            return {}
+        keys = [c.key for c in calls]
+        if len(set(keys)) != len(keys):
+            raise ValueError("batch keys must be unique")
+        controlids = {f"{i}-{c.key}"[:256]: c for i, c in enumerate(calls)}
+        pairs = list(controlids.items())
+        tags = tuple(dict.fromkeys(t for c in calls for t in _record_tags(c.obj)))
+        first_id, first = pairs[0]
+        call = _Call(name="batch", obj=",".join(dict.fromkeys(c.obj for c in calls)), build=first.build,
+                     function_control_id=first_id, record_tags=tags,
+                     max_records=sum(max(c.max_records, 0) for c in calls) or None,
+                     more=lambda: [(cid, c.build()) for cid, c in pairs[1:]])
+        _, parsed, _ = self._execute(call)
+        outcomes: dict[str, BatchOutcome] = {}
+        for result in parsed.results:
+            batch_call = controlids.get(result.control_id)
+            if batch_call is None:
+                continue
+            outcome = BatchOutcome(batch_call.key)
+            if result.status != "success":
+                errors = result.errors or [ErrorDetail(description=f"result status {result.status}")]
+                outcome.error = classify("result", errors, function=result.function or batch_call.name,
+                                         control_id=result.control_id or None)
+            else:
+                outcome.records, outcome.data_attrs = result.records, result.data_attrs
+                if batch_call.name == "getUserPermissions":
+                    outcome.permissions = _permissions_of(result.data_element)
+            outcomes[batch_call.key] = outcome
+        for batch_call in calls:
+            if batch_call.key not in outcomes:
+                outcomes[batch_call.key] = BatchOutcome(batch_call.key, error=InvalidResponse(
+                    f"Intacct gave no result for {batch_call.name} {batch_call.obj}", function=batch_call.name,
+                    permanent=False))
+        return outcomes
 
     def get_list(
         self,

@@ -58,8 +58,10 @@ def build_request(
     function: etree._Element,
     function_control_id: str,
     unique_id: bool = False,
+    more_functions: Sequence[tuple[str, etree._Element]] = (),
 ) -> bytes:
-    """Serialise one request with one function, control block in XSD order."""
+    """Serialise one request: one function, or several (``more_functions``: (controlid, element) pairs, each
+    answered by a result of its own), control block in XSD order."""
     request = etree.Element("request")
     control = _sub(request, "control")
     _sub(control, "senderid", sender_id)
@@ -82,9 +84,10 @@ def build_request(
     else:
         _sub(authentication, "sessionid", auth.session_id)
     content = _sub(operation, "content")
-    wrapper = _sub(content, "function")
-    wrapper.set("controlid", check_control_id(function_control_id))
-    wrapper.append(function)
+    for controlid, element in ((function_control_id, function), *more_functions):
+        wrapper = _sub(content, "function")
+        wrapper.set("controlid", check_control_id(controlid))
+        wrapper.append(element)
     # lxml writes the declaration with single quotes; the reference shows double quotes.
     return XML_DECLARATION + etree.tostring(request, encoding="UTF-8", xml_declaration=False)
 

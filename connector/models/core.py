@@ -70,8 +70,15 @@ class Connection(models.Model):
                                         related_name="+")
     # The check that put the connection in needs_attention or broken (blank otherwise).
     status_check = models.CharField(max_length=60, blank=True)
+    # Why it is failing (a ValidationRun.Cause) and the words the admin is shown, from a validation or a sync.
+    status_cause = models.CharField(max_length=40, blank=True)
+    status_message = models.TextField(blank=True)
     # Set when the admins were told the connection stopped working; cleared when they are told it works again.
     failure_notified_at = models.DateTimeField(null=True, blank=True)
+    # The cause the admins were last told about: a new cause is one more e-mail, the same cause none.
+    notified_cause = models.CharField(max_length=40, blank=True)
+    # The permission type Intacct last reported for the company (role / user), to notice a switch.
+    intacct_permission_model = models.CharField(max_length=10, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -123,7 +130,22 @@ class ValidationRun(models.Model):
         PASSWORD_RESET = "password_reset", "Password reset in Intacct"
         USER_DEACTIVATED = "user_deactivated", "User deactivated in Intacct"
         USER_LOCKED_OUT = "user_locked_out", "User locked out in Intacct"
-        PERMISSION_REMOVED = "permission_removed", "Permission removed in Intacct"
+        PERMISSION_REMOVED = "permission_removed", "Permission missing in Intacct"
+        PASSWORD_ENTERED_REFUSED = "password_entered_refused", "Password entered here refused"
+        PASSWORD_REFUSED = "password_refused", "Password refused"
+        ROLE_NOT_ASSIGNED = "role_not_assigned", "No role assigned to the user"
+        DEPROVISIONING_UNAVAILABLE = "deprovisioning_unavailable", "Deprovisioning rights missing"
+        SENDER_NOT_AUTHORISED = "sender_not_authorised", "Sender ID not authorised"
+        SUBSCRIPTION_OFF = "subscription_off", "Web Services not subscribed"
+        IP_BLOCKED = "ip_blocked", "Blocked by the IP address filter"
+        COMPANY_NOT_FOUND = "company_not_found", "Company ID not found"
+        ENTITY_REFUSED = "entity_refused", "Entity refused"
+        COMPANY_EXPIRED = "company_expired", "Company expired"
+        OUR_SENDER_REFUSED = "our_sender_refused", "Our Sender ID refused"
+        NOT_WEB_SERVICES_USER = "not_web_services_user", "Not a Web Services user"
+        OBJECT_UNAVAILABLE = "object_unavailable", "Object not available"
+        SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
+        READ_FAILED = "read_failed", "A read failed"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="validation_runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
@@ -143,7 +165,7 @@ class ValidationRun(models.Model):
     # When an inconclusive run's retry is due (null: no retry scheduled).
     retry_at = models.DateTimeField(null=True, blank=True)
     # What broke a connection that used to work, where Intacct's answers tell it apart.
-    cause = models.CharField(max_length=30, choices=Cause.choices, blank=True, default=Cause.NONE)
+    cause = models.CharField(max_length=40, choices=Cause.choices, blank=True, default=Cause.NONE)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -192,6 +214,9 @@ class ConnectionStatusChange(models.Model):
     check_key = models.CharField(max_length=60, blank=True)
     validation_run = models.ForeignKey(ValidationRun, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+")
+    # Or the sync that found it (an object refused during a sync).
+    sync_run = models.ForeignKey("SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cause = models.CharField(max_length=40, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
 

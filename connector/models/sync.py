@@ -39,12 +39,14 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIAL = "partial", "Partial"
         FAILED = "failed", "Failed"
+        # The worker running it stopped (killed, out of memory, host lost); a resume was queued.
+        INTERRUPTED = "interrupted", "Interrupted"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sync_runs")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INCREMENTAL)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
@@ -59,6 +61,8 @@ class SyncRun(models.Model):
     bytes_received = models.PositiveBigIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
     summary = models.CharField(max_length=1000, blank=True)
+    # 1 for a fresh run; a run queued again after a transient stop (e.g. no encryption key) counts up.
+    attempt = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from connector import crypto, objects, services, validation
-from connector.intacct import Permission, errors
+from connector.intacct import BatchOutcome, Permission, errors
 from connector.intacct.errors import ErrorDetail
 from connector.models import Connection, ValidationRun
 
@@ -56,6 +56,31 @@ class FakeClient:
     def read_by_name(self, obj, names, fields):
         return [{"LOGINID": names[0], "ADMIN": self.admin, "LOGINDISABLED": "true"}]
 
+    # The batch the validation sends after the sign-in: each function answered on its own.
+    def read_by_name_call(self, key, obj, names, fields=("*",)):
+        return key, lambda: self.read_by_name(obj, list(names), fields)
+
+    def query_call(self, key, obj, fields, filter=None, page_size=1):
+        return key, lambda: (self.query_page(obj, fields, filter, page_size) or SimpleNamespace(records=[])).records
+
+    def get_list_call(self, key, obj, fields=None, page_size=1):
+        return key, lambda: list(self.get_list(obj, fields, page_size))
+
+    def get_user_permissions_call(self, key, user_id):
+        return key, lambda: self.get_user_permissions(user_id)
+
+    def batch(self, calls):
+        self.calls.append(("batch", len(calls)))
+        outcomes = {}
+        for key, answer in calls:
+            try:
+                value = answer()
+            except errors.IntacctError as exc:
+                outcomes[key] = BatchOutcome(key, error=exc)
+                continue
+            outcomes[key] = BatchOutcome(key, records=value, permissions=value if key == "permissions" else [])
+        return outcomes
+
 
 @pytest.fixture
 def connection(db):
@@ -103,26 +128,26 @@ def test_healthy_company_passes_every_check_and_connects(monkeypatch, connection
 
 @pytest.mark.parametrize(("exc", "failing", "step", "connection_status", "words"), [
     (error(errors.SenderCredentialsInvalid, description2="Incorrect Intacct XML Partner ID or password."),
-     "sender", None, "needs_attention", "on our side"),
-    (error(errors.CompanyNotFound, "Invalid Request", errorno="GW-0011"), "company", 6, "broken",
+     "sender", None, "in_setup", "on our side"),
+    (error(errors.CompanyNotFound, "Invalid Request", errorno="GW-0011"), "company", 6, "in_setup",
      "no company"),
     (error(errors.WebServicesNotSubscribed, "Web Services not subscribed"), "subscription", 1,
-     "needs_attention", "Subscriptions"),
-    (error(errors.IPAddressRejected, "IP address not allowed"), "ip_address", 2, "needs_attention",
+     "in_setup", "Subscriptions"),
+    (error(errors.IPAddressRejected, "IP address not allowed"), "ip_address", 2, "in_setup",
      "IP address filters"),
     (error(errors.SenderNotAuthorized, "Invalid Web Services Authorization",
            "The sender ID 'X' is not authorized to make Web Services requests to company ID 'Y'."),
-     "sender_authorised", 3, "needs_attention", "case-sensitive"),
+     "sender_authorised", 3, "in_setup", "case-sensitive"),
     (error(errors.SenderNotAuthorized, "Invalid Web Services Authorization",
            "The sender ID 'X' requires a user login for API requests to company ID 'Y'."),
-     "sender_authorised", 3, "needs_attention", "Needs login for API"),
-    (error(errors.LoginFailed, "", "Sign-in information is incorrect"), "login", 6, "broken", "user ID"),
+     "sender_authorised", 3, "in_setup", "Needs login for API"),
+    (error(errors.LoginFailed, "", "Sign-in information is incorrect"), "login", 6, "in_setup", "user ID"),
     (error(errors.UserInactive, "", "Sign-in information is incorrect. The user 'U' is inactive."),
-     "login", 5, "broken", "inactive"),
+     "login", 5, "in_setup", "inactive"),
     (error(errors.UserLockedOut, "", "Sign-in information is incorrect. The user 'U' is locked out."),
-     "login", 5, "broken", "locked out"),
+     "login", 5, "in_setup", "locked out"),
     (error(errors.InvalidEntity, "", "Invalid location ID 'E9' for this company or user."),
-     "entity", 6, "broken", "entity ID"),
+     "entity", 5, "in_setup", "restricted to some entities"),
 ])
 def test_each_login_failure_names_its_check_and_step(monkeypatch, connection, exc, failing, step,
                                                      connection_status, words):
@@ -145,14 +170,18 @@ def test_each_login_failure_names_its_check_and_step(monkeypatch, connection, ex
 def test_a_missing_read_permission_names_the_object_and_the_step(monkeypatch, connection, model, step, where):
     connection.permission_model = model
     connection.save()
-    run = run_with(monkeypatch, connection, FakeClient(denied=["APBILL"]))
+    # What Intacct shows decides the words: roles held (role-based), or rights without roles (user-based).
+    rights = [Permission(application="Company", policy="Departments", rights=frozenset({"View"}))]
+    company = FakeClient(denied=["APBILL"], roles=("Connect API",)) if model == "role" else FakeClient(
+        denied=["APBILL"], roles=(), permissions=rights)
+    run = run_with(monkeypatch, connection, company)
     check = run.checks.get(key="read_apbill")
     assert check.status == "failed" and check.wizard_step == step
     assert "Accounts Payable > Bills View" in check.message and where in check.message
     assert check.errorno == "PL04000005"
     assert statuses(run)["read_glaccount"] == "passed"  # the others still run
     connection.refresh_from_db()
-    assert connection.status == "needs_attention" and run.failed_step == step
+    assert connection.status == "in_setup" and run.failed_step == step  # never connected: still in setup
 
 
 def test_a_transient_fault_ends_inconclusive_and_keeps_the_status(monkeypatch, connection):

@@ -1,6 +1,8 @@
 """Real Celery workers: the per-company cap across workers, SIGKILL mid-sync and an exact resume, page boundaries."""
 from __future__ import annotations
 
+import time
+
 from connector import services, sync, tasks
 from connector.models import Record, SyncCursor, SyncObjectRun, SyncRun
 from simulator import records as sim_records
@@ -76,7 +78,7 @@ def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, sett
     result = sync.run_sync(run_id=resumed.pk)
     assert result.status == SyncRun.Status.SUCCEEDED, result.summary
     run.refresh_from_db()
-    assert run.status == SyncRun.Status.FAILED and "worker stopped" in run.summary
+    assert run.status == SyncRun.Status.INTERRUPTED and "worker running this sync stopped" in run.summary
     bills = SyncObjectRun.objects.get(run=resumed, object_name="APBILL")
     # Resumed from the last saved page: only what was left was read again (plus at most one page per range).
     assert bills.records_read <= 12_000 - saved + 2 * 2000
@@ -87,6 +89,40 @@ def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, sett
     assert sync.run_sync(run_id=reconcile.pk).status == SyncRun.Status.SUCCEEDED
     # Deleted after it was read: the reconciliation (keys only) marks it.
     assert Record.objects.get(connection=connection, object_name="APBILL", recordno=read_then_deleted).deleted_at
+    assert_mirror_exact(connection, company)
+
+
+def test_a_killed_sync_is_ended_interrupted_by_the_sweep_and_resumed_at_once(celery_worker, organisation, settings):
+    """Issue 11: a killed worker's sync is reclaimed within one lease period, not at the next schedule."""
+    company = build_company("SWEEP-CO", sizes=BIG).company
+    connection = connect(organisation, "SWEEP-CO")
+    queue = celery_worker.queue + "-sweep"
+    worker = start_worker(queue=queue, env_overrides={**celery_worker.env, "SYNC_LEASE_SECONDS": "3"}, name="sweep")
+    set_fault(company, "slow", rate=1.0, delay_ms=300)
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.INCREMENTAL)
+    tasks.sync_run.apply_async(args=[run.pk], queue=queue)
+    try:
+        wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count() >= 2000,
+                 timeout=120, message="part of APBILL synced")
+    finally:
+        worker.kill()
+    killed_at = time.monotonic()
+    clear_faults(company)
+    settings.SYNC_LEASE_SECONDS = 3
+    # Beat's sweep, every few seconds: nothing to do while the lease holds, then the run is ended and resumed.
+    wait_for(lambda: tasks.runs_sweep() or SyncRun.objects.get(pk=run.pk).status != SyncRun.Status.RUNNING,
+             timeout=30, interval=0.5, message="the sweep to end the killed run")
+    reclaimed_after = time.monotonic() - killed_at
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.INTERRUPTED and run.finished_at is not None
+    assert "Interrupted" in run.summary and "resumes from the last saved page" in run.summary
+    assert reclaimed_after < 3 + 10
+    assert not SyncObjectRun.objects.filter(run=run, status__in=("queued", "running")).exists()
+    resume = SyncRun.objects.filter(connection=connection).exclude(pk=run.pk).get()
+    # The resume went to the session's worker (the default queue) and finishes the job.
+    wait_for(lambda: SyncRun.objects.get(pk=resume.pk).is_finished, timeout=120, message="the resumed sync")
+    resume.refresh_from_db()
+    assert resume.status == SyncRun.Status.SUCCEEDED, resume.summary
     assert_mirror_exact(connection, company)
 
 

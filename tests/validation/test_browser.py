@@ -30,8 +30,8 @@ def test_the_checklist_fills_in_live_on_connect_and_on_the_connection_page(page,
     admin = services.user_create(username="lena", email="lena@acme.test", password=PASSWORD)
     organisation = services.organisation_create(name="Acme Ltd", slug="acme", admin=admin)
     services.connection_set_permission_model(connection=organisation.connection, permission_model="role", by=admin)
-    # Slow answers, so the page is seen part-way through the run.
-    set_fault(demo.company, "slow", count=40, delay_ms=150)
+    # Slow answers, so the page is seen part-way through the run (two requests: the sign-in, then every read).
+    set_fault(demo.company, "slow", count=4, delay_ms=2500)
     base = live_server.url
     _sign_in(page, base, "lena")
 
@@ -64,8 +64,9 @@ def test_the_checklist_fills_in_live_on_connect_and_on_the_connection_page(page,
 
     page.goto(f"{base}/organisations/acme/connection/")
     facts = page.locator(".facts").first.inner_text()
-    assert "Needs attention" in facts and "Can read bills" in facts
-    assert "Needs attention" in page.locator(".status-history").inner_text()
+    # Never connected yet: "in setup", not "needs attention" (issue 11).
+    assert "In setup" in facts and "Can read bills" in facts and "Needs attention" not in facts
+    assert "In setup" in page.locator(".status-history").inner_text()
     assert page.locator("#validation .check-failed").count() == 1
     page.screenshot(path=str(artifacts_dir / "validation-connection-page.png"), full_page=True)
-    assert Connection.objects.get().status == "needs_attention"
+    assert Connection.objects.get().status == "in_setup"

@@ -85,7 +85,7 @@ BREAKS = [
     ("password-reset", _password_reset, _fix_password, "login", "broken", "password_reset",
      "an Intacct administrator most likely reset it"),
     ("user-deactivated", _deactivate, _reactivate, "login", "broken", "user_deactivated",
-     "made inactive in Intacct"),
+     "is inactive in Intacct"),
     ("permission-removed", _remove_bills, _restore_bills, "read_apbill", "needs_attention", "permission_removed",
      "Accounts Payable > Bills View"),
 ]
