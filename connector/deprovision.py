@@ -8,15 +8,18 @@ what was sent and what Intacct answered, and the result is verified by reading t
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import date
 
 from django.db import transaction
 from django.utils import timezone
 
-from connector import services
+from connector import diagnosis, monitoring, policy, services
 from connector.intacct import errors
 from connector.models import AuditEvent, Connection, Record, ValidationCheck
+
+log = logging.getLogger(__name__)
 
 DEACTIVATE = "deactivate"
 REACTIVATE = "reactivate"
@@ -93,9 +96,25 @@ def _occurrence(connection: Connection, recordno: int, action: str) -> int:
                                      details__user_recordno=recordno).count()
 
 
+def _refused_words(connection: Connection, object_name: str, exc: BaseException) -> str:
+    """Plain words for a write Intacct refused (the same words validation and sync use)."""
+    action = policy.action_for(exc)
+    if action == policy.Action.STOP:
+        return diagnosis.sign_in_refused(connection, exc, diagnosis.sign_in_history(connection)).message
+    if action == policy.Action.RETRY:
+        return diagnosis.unreachable(exc)
+    if isinstance(exc, errors.PermissionDenied):
+        facts = diagnosis.permission_facts(connection, roles=None, permissions=None)
+        return diagnosis.deprovisioning_unavailable(connection, facts, needs_edit=object_name == "EMPLOYEE",
+                                                    needs_admin=object_name == "USERINFO").message
+    return f"Intacct refused the change; Intacct said: {diagnosis.intacct_said(exc)}"
+
+
 def apply(*, connection: Connection, user: Record, action: str, with_employee: bool, by,
           ip: str | None = None, end_date: date | None = None, client=None) -> dict:
-    """Make the change in Intacct, verify it by reading back, audit it; returns the audit details."""
+    """Make the change in Intacct, verify it by reading back, audit it; returns the audit details.
+
+    Every attempt ends with an audit entry and words saying what happened, whatever is raised on the way."""
     reason = refusal(connection)
     if reason:
         raise DeprovisionRefused(reason)
@@ -108,9 +127,9 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
         by_object.setdefault((change.object_name, change.recordno), {})[change.field] = change.after
     sent, answers, verified = [], [], True
     own_client = client is None
-    if own_client:
-        client = sync.client_for_sync(connection, sync.sync_settings_for(connection).concurrency_limit)
     try:
+        if own_client:
+            client = sync.client_for_sync(connection, sync.sync_settings_for(connection).concurrency_limit)
         for (object_name, recordno), values in by_object.items():
             control_id = f"ic-{action}-{connection.pk}-{object_name.lower()}-{recordno}-{occurrence}"
             payload = {"RECORDNO": str(recordno), **values}
@@ -122,7 +141,8 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
                 answers.append({"object": object_name, "answer": "already applied (same control ID)"})
             except errors.IntacctError as exc:
                 answers.append({"object": object_name, "answer": "refused", "errorno": exc.errorno,
-                                "error": sync._raw_words(exc)})  # noqa: SLF001 - one wording
+                                "error": diagnosis.raw_words(exc),
+                                "words": _refused_words(connection, object_name, exc)})
                 verified = False
                 break
             fields = ["RECORDNO", *values]
@@ -133,8 +153,18 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
             verified = verified and ok
             if ok:
                 _refresh_local(connection, object_name, recordno, values)
+    except Exception as exc:  # noqa: BLE001 - whatever stopped it, the attempt is audited with words
+        verified = False
+        if policy.action_for(exc) == policy.Action.INTERNAL:
+            log.exception("deprovisioning of user %s stopped by an internal error", user.recordno)
+            monitoring.internal_error_count(source="deprovisioning")
+            words = diagnosis.internal_error(exc)
+        else:
+            words = _refused_words(connection, "", exc)
+        answers.append({"object": "", "answer": "stopped", "errorno": str(getattr(exc, "errorno", "") or
+                                                                          type(exc).__name__), "words": words})
     finally:
-        if own_client:
+        if own_client and client is not None:
             client.close()
     details = {"user_recordno": user.recordno, "login": str(user.data.get("LOGINID") or ""),
                "changes": [asdict(c) for c in changes], "sent": sent, "answers": answers, "verified": verified}

@@ -140,11 +140,16 @@ def permission_missing(connection: Connection, definition: objects.ObjectDefinit
                        objects.STEP_USER)
     roles = facts.roles
     if roles == []:
+        # No role and (as far as Intacct shows) no rights of its own: the role was taken off the user or deleted,
+        # or the company was switched to user-based permissions, which leaves a user without rights. Intacct's
+        # answers look the same for both, so both fixes are named.
         return Finding(Cause.ROLE_NOT_ASSIGNED,
-                       f"The user \"{user}\" holds no role (it was taken off the user, or the role was deleted), so "
-                       f"it lacks {needed}. In Intacct open {MENU_WS_USERS}, edit \"{user}\" and assign the role that "
-                       f"holds the permissions of step {objects.STEP_PERMISSIONS} (create it again in {MENU_ROLES} if "
-                       f"it was deleted) (step {objects.STEP_USER}).{note}", objects.STEP_USER)
+                       f"The user \"{user}\" holds no role and no rights of its own, so it lacks {needed}. Either its "
+                       f"role was taken off it or deleted: in Intacct open {MENU_WS_USERS}, edit \"{user}\" and assign "
+                       f"the role that holds the permissions of step {objects.STEP_PERMISSIONS} (create it again in "
+                       f"{MENU_ROLES} if it was deleted); or this company's permission type was switched to user-based "
+                       f"({MENU_PERMISSION_TYPE}): then tick the permissions on \"{user}\" itself (step "
+                       f"{objects.STEP_USER}).{note}", objects.STEP_USER)
     tick = f"open {definition.application} and tick {definition.policy}: {right}"
     if roles:
         which = (f"The role {quoted(roles)} assigned to user" if len(roles) == 1

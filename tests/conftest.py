@@ -5,6 +5,7 @@ same test database; the browser is Debian's Chromium driven by Playwright.
 """
 from __future__ import annotations
 
+import email
 import os
 import shutil
 import signal
@@ -193,3 +194,25 @@ def _clear_cache(_private_cache):
     cache.clear()
     yield
     cache.clear()
+
+
+def mail_messages(address: str, subject_words: str) -> list[str]:
+    """Messages the worker's file backend wrote to `address` whose subject holds `subject_words`."""
+    from django.conf import settings
+
+    found = []
+    for path in sorted(Path(settings.EMAIL_FILE_PATH).glob("*.log")):
+        for text in path.read_text(errors="replace").split("-" * 79):
+            message = email.message_from_string(text.strip())
+            subject = " ".join(str(message.get("Subject", "")).split())
+            if message.get("To") == address and subject_words in subject:
+                found.append(message.get_payload())
+    return found
+
+
+def mails_to(address: str, subject_words: str) -> int:
+    return len(mail_messages(address, subject_words))
+
+
+def mail_text(address: str, subject_words: str) -> str:
+    return "".join(mail_messages(address, subject_words)[:1])

@@ -293,7 +293,8 @@ class _ApiDenied(Exception):
     pass
 
 
-def _api_view(view):
+def api_view(view):
+    """A JSON view for the platform: the organisation's API token (or a signed-in member) required."""
     def wrapped(request: HttpRequest, slug: str, *args, **kwargs):
         try:
             who = _api_access(request, slug)
@@ -309,7 +310,7 @@ def _api_view(view):
 
 
 @require_GET
-@_api_view
+@api_view
 def api_objects(request: HttpRequest, connection: Connection) -> JsonResponse:
     counts = _record_counts(connection)
     return JsonResponse({"objects": [{"name": d.name, "label": d.label, "records": counts.get(d.name, 0)}
@@ -317,7 +318,7 @@ def api_objects(request: HttpRequest, connection: Connection) -> JsonResponse:
 
 
 @require_GET
-@_api_view
+@api_view
 def api_records(request: HttpRequest, connection: Connection, object_name: str) -> JsonResponse:
     """Records of one object, cursor-paged by RECORDNO; ``modified_since`` (company-local ISO) filters."""
     definition = _definition(object_name)

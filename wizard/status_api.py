@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from connector.models import Connection, SyncObjectRun, SyncRun, ValidationCheck
 from wizard.dashboard import endpoint_label, mask
-from wizard.records import _api_view as api_view
+from wizard.records import api_view
 
 # Per-object figures come from this many recent runs (each run normally covers every object).
 RECENT_SYNC_RUNS = 50

@@ -2,43 +2,20 @@
 worker; the admins get exactly one e-mail when it breaks and one when it recovers."""
 from __future__ import annotations
 
-import email
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from connector import monitoring, tasks
 from connector.models import Connection, ValidationRun
 from simulator.demo import build_company, without
 from simulator.services import CONNECT_PERMISSIONS, reset_password, set_permissions
-from tests.conftest import wait_for
+from tests.conftest import mail_text, mails_to, wait_for
 from tests.validation.conftest import SMALL, make_connection, validate
 
 NEW_PASSWORD = "Reset-By-Admin-2025!"  # noqa: S105 - simulator test credential
-
-
-def _messages(address: str, subject_words: str) -> list[str]:
-    """Messages the worker's file backend wrote to `address` whose subject holds `subject_words`."""
-    found = []
-    for path in sorted(Path(settings.EMAIL_FILE_PATH).glob("*.log")):
-        for text in path.read_text(errors="replace").split("-" * 79):
-            message = email.message_from_string(text.strip())
-            subject = " ".join(str(message.get("Subject", "")).split())
-            if message.get("To") == address and subject_words in subject:
-                found.append(message.get_payload())
-    return found
-
-
-def mails_to(address: str, subject_words: str) -> int:
-    return len(_messages(address, subject_words))
-
-
-def mail_text(address: str, subject_words: str) -> str:
-    return "".join(_messages(address, subject_words)[:1])
 
 
 def run_schedule(connection: Connection) -> ValidationRun:
