@@ -11,15 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
+from sageintacctsdk import SageIntacctSDK
+from sageintacctsdk.apis import api_base
+from sageintacctsdk.apis.constants import dimensions_fields_mapping
+from sageintacctsdk.exceptions import InvalidTokenError, WrongParamsError
 
 from simulator.demo import DEMO_LOGIN, DEMO_PASSWORD, build_company
 from simulator.inflight import inflight_reset
-
-sdk = pytest.importorskip("sageintacctsdk")  # listed in the test extras: always installed by `make install`
-from sageintacctsdk import SageIntacctSDK  # noqa: E402
-from sageintacctsdk.apis import api_base  # noqa: E402
-from sageintacctsdk.apis.constants import dimensions_fields_mapping  # noqa: E402
-from sageintacctsdk.exceptions import InvalidTokenError, WrongParamsError  # noqa: E402
 
 SIZES = {"DEPARTMENT": 23, "LOCATION": 7, "EMPLOYEE": 45, "USERINFO": 5, "CCTRANSACTION": 31, "GLACCOUNT": 19,
          "APBILL": 2345, "APADJUSTMENT": 3, "EEXPENSES": 27, "EXPENSEREPORTBATCH": 4}
