@@ -189,7 +189,8 @@ def read_request(root: Any, control: Control) -> list[Operation]:
     control.senderid = _text(ctrl, "senderid") or ""
     control.password = _text(ctrl, "password") or ""
     control.controlid = _text(ctrl, "controlid") or ""
-    control.uniqueid = _text(ctrl, "uniqueid") or "false"
+    # Documented default: true (each function controlid is checked against completed ones); SDKs send false.
+    control.uniqueid = (_text(ctrl, "uniqueid") or "true") if ctrl.find("uniqueid") is not None else "true"
     control.dtdversion = _text(ctrl, "dtdversion") or "3.0"
     control.policyid = (_text(ctrl, "policyid") or "").strip()
     # The schema's default is true; every SDK sends false. Only an explicit true pretty-prints.
