@@ -1381,9 +1381,18 @@ def fn_lookup(ctx: Context, element: Any) -> str:
     """The object's field definitions (lookup does not check the caller's permissions)."""
     obj = _definition_object(element)
     fields = "".join(_field_definition(obj, name) for name in obj.star_fields)
+    # Paths only query accepts (EMPLOYEE's CONTACT.*) are related objects, listed as relationships.
+    paths = sorted({name.split(".", 1)[0] for name in obj.query_only})
+    relationships = "".join(
+        f"<Relationship>{el('OBJECTPATH', path)}{el('OBJECTNAME', path)}{el('LABEL', path.title())}"
+        f"{el('RELATIONSHIPTYPE', 'MANY2ONE')}{el('RELATEDBY', path + 'KEY')}</Relationship>"
+        for path in paths
+    )
     return (
         f'<data listtype="All" count="1"><Type Name="{obj.name}" DocumentType="">'
-        f"<Fields>{fields}</Fields><Relationships/></Type></data>"
+        f"<Fields>{fields}</Fields>"
+        + (f"<Relationships>{relationships}</Relationships>" if relationships else "<Relationships/>")
+        + "</Type></data>"
     )
 
 

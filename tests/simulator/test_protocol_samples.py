@@ -201,3 +201,14 @@ def test_the_comparison_catches_the_shapes_we_used_to_answer():
     cents = concrete("amounts_and_flags.xml").replace(b">38647<", b">38647.00<")
     assert compare("amounts_and_flags.xml", cents)
     assert not compare("amounts_and_flags.xml", concrete("amounts_and_flags.xml"))
+
+
+def test_lookup_lists_employee_contact_as_a_relationship(client, company):
+    doc = tree(post(client, envelope(fn("<lookup><object>EMPLOYEE</object></lookup>"))))
+    ids = doc.xpath("//Fields/Field/ID/text()")
+    assert {"SSN", "BIRTHDATE", "RECORD_URL", "MEGAENTITYNAME", "PERSONALINFO.FIRSTNAME"} <= set(ids)
+    assert not [i for i in ids if i.startswith("CONTACT.")]  # a query path, not a field of *
+    relationship = doc.xpath("//Relationships/Relationship")[0]
+    assert (relationship.findtext("OBJECTPATH"), relationship.findtext("RELATEDBY")) == ("CONTACT", "CONTACTKEY")
+    custom = doc.xpath("//Field[ISCUSTOM='true']/ID/text()")
+    assert custom == ["BADGE_NUMBER", "COST_CENTER"]
