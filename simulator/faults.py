@@ -16,13 +16,14 @@ FAULT_KINDS = {
     "http5xx": "HTTP 5xx with a plain-text body (status 500, 502 or 503)",
     "http524": "HTTP 524 with an HTML body (the CDN gave up; the gateway may still be working)",
     "http429": "HTTP 429 GW-0010 rate limit",
+    "html_error": "An HTML error page from the CDN in front of the gateway (Cloudflare-style 403, 503 or 520)",
     "drop": "Dropped connection (the body stops part-way)",
     "malformed": "Malformed XML (a truncated document, HTTP 200)",
     "expire_session": "Expire the company's sessions early (applies to requests that use a session)",
     "offline": "Every function fails with XL03000012 The Service is Temporarily Off-line (HTTP 200)",
 }
 # Faults that replace the answer entirely, in the order they win when several trigger at once.
-TERMINAL_KINDS = ("http429", "http524", "http5xx")
+TERMINAL_KINDS = ("http429", "html_error", "http524", "http5xx")
 _lock = threading.Lock()
 
 
@@ -47,6 +48,8 @@ def set_fault(
         raise ValueError("rate must be in (0, 1]")
     if kind == "http5xx" and status not in (500, 502, 503, 504):
         raise ValueError("status must be 500, 502, 503 or 504")
+    if kind == "html_error" and status not in (403, 503, 520):
+        raise ValueError("status must be 403, 503 or 520")
     fault = {
         "kind": kind,
         "count": count,

@@ -149,6 +149,50 @@ def parse_readbyquery(text: str) -> Node | None:
     return node
 
 
+def take_rownum(node: Node | None) -> tuple[Node | None, int | None]:
+    """Split ``rownum`` conditions (Oracle's row counter, accepted by readByQuery) off a top-level AND.
+
+    Returns the rest of the condition and the most rows the answer may hold (None: no limit).
+    """
+    if node is None:
+        return None, None
+    parts = node[1] if node[0] == "and" else [node]
+    limit: int | None = None
+    rest: list[Node] = []
+    for part in parts:
+        if part[0] == "cmp" and part[1] == "ROWNUM":
+            op, values = part[2], part[3]
+            try:
+                n = int(Decimal(values[0]))
+            except (InvalidOperation, IndexError) as exc:
+                raise FilterError("rownum takes a number") from exc
+            bound = {"lt": n - 1, "le": n, "eq": n if n == 1 else 0}.get(op)
+            if bound is None:
+                raise FilterError(f"rownum does not support this operator ({op})")
+            limit = max(0, bound) if limit is None else min(limit, max(0, bound))
+        else:
+            if fields_of(part) & {"ROWNUM"}:
+                raise FilterError("rownum may only be used in a top-level AND")
+            rest.append(part)
+    if not rest:
+        return None, limit
+    return (rest[0] if len(rest) == 1 else ["and", rest]), limit
+
+
+def apply_codes(node: Node | None, obj: ObjectDef) -> Node | None:
+    """Translate readByQuery's single-letter codes (USERTYPE = 'B', STATUS = 'T') to the stored values."""
+    if node is None or not obj.codes:
+        return node
+    if node[0] in ("and", "or"):
+        return [node[0], [apply_codes(child, obj) for child in node[1]]]
+    if node[0] == "not":
+        return ["not", apply_codes(node[1], obj)]
+    codes = obj.codes.get(node[1])
+    if not codes:
+        return node
+    return ["cmp", node[1], node[2], [codes.get(v, v) if len(v) == 1 else v for v in node[3]]]
+
+
 # --- query (new) XML filter ------------------------------------------------------------------
 _XML_OPS = {
     "equalto": "eq",

@@ -7,29 +7,33 @@ sender authorisation -> user login or session -> per function: uniqueid, permiss
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import re
 import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from lxml import etree
 
 from simulator import inflight
 from simulator.faults import TERMINAL_KINDS, draw_faults
 from simulator.filters import (
     FilterError,
     Node,
+    apply_codes,
     check_fields,
     parse_get_list_filter,
     parse_query_filter,
     parse_readbyquery,
+    take_rownum,
 )
 from simulator.models import (
     Entity,
@@ -44,7 +48,7 @@ from simulator.models import (
 from simulator.records import (
     OBJECTS,
     ObjectDef,
-    company_tz,
+    delete_record,
     modify_record,
     object_def,
     parse_ts,
@@ -64,6 +68,9 @@ from simulator.xmlio import (
 )
 
 XML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# Fast compression: the gateway's own time matters more to the benchmarks than a few bytes.
+GZIP_LEVEL = 1
+_PRETTY_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True)
 CURSOR_LIFETIME = timedelta(minutes=30)
 GENERIC_FUNCTIONS = {
     "create",
@@ -108,9 +115,11 @@ class SchemaError(ValueError):
 class FunctionError(Exception):
     """A result-level failure."""
 
-    def __init__(self, *errors: ErrorTuple) -> None:
+    def __init__(self, *errors: ErrorTuple, trailer: str = "") -> None:
         super().__init__(errors[0][2] if errors else "")
         self.errors = list(errors)
+        # XML the gateway writes after the errormessage (query's empty <data/> for an unknown object).
+        self.trailer = trailer
 
 
 class Http401(Exception):
@@ -124,6 +133,8 @@ class Control:
     controlid: str = ""
     uniqueid: str = "false"
     dtdversion: str = "3.0"
+    policyid: str = ""
+    includewhitespace: bool = False
 
     @property
     def unique(self) -> bool:
@@ -178,8 +189,12 @@ def read_request(root: Any, control: Control) -> list[Operation]:
     control.senderid = _text(ctrl, "senderid") or ""
     control.password = _text(ctrl, "password") or ""
     control.controlid = _text(ctrl, "controlid") or ""
-    control.uniqueid = _text(ctrl, "uniqueid") or "false"
+    # Documented default: true (each function controlid is checked against completed ones); SDKs send false.
+    control.uniqueid = (_text(ctrl, "uniqueid") or "true") if ctrl.find("uniqueid") is not None else "true"
     control.dtdversion = _text(ctrl, "dtdversion") or "3.0"
+    control.policyid = (_text(ctrl, "policyid") or "").strip()
+    # The schema's default is true; every SDK sends false. Only an explicit true pretty-prints.
+    control.includewhitespace = (_text(ctrl, "includewhitespace") or "").strip().lower() == "true"
     if ctrl.find("senderid") is None or ctrl.find("controlid") is None:
         raise SchemaError("Elements <senderid> and <controlid> are required in <control>")
     if not 1 <= len(control.controlid) <= 256:
@@ -240,8 +255,22 @@ def control_xml(control: Control, status: str) -> str:
     )
 
 
-def xml_response(body: str, status: int = 200) -> HttpResponse:
-    return HttpResponse(XML_HEADER + body, status=status, content_type="text/xml; charset=UTF-8")
+def xml_response(body: str, status: int = 200, content_type: str = "text/xml; charset=UTF-8") -> HttpResponse:
+    return HttpResponse(XML_HEADER + body, status=status, content_type=content_type)
+
+
+# The real 401 is served by the gateway's front end with this content type (issue 12's capture).
+BARE_CONTENT_TYPE = "text/xml;charset=ISO-8859-1"
+
+
+def bare_failure(errorno: str, description: str, status: int) -> HttpResponse:
+    """A front-end rejection (HTTP 400/401): a control block with only its status, errorno + description."""
+    return xml_response(
+        f"<response><control>{el('status', 'failure')}</control>"
+        f"{errormessage([(errorno, description, '', '')], gateway=True)}</response>",
+        status,
+        BARE_CONTENT_TYPE if status == 401 else "text/xml; charset=UTF-8",
+    )
 
 
 def control_failure(
@@ -262,22 +291,39 @@ def rate_limited(control: Control) -> HttpResponse:
     )
 
 
-def _stamp(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).isoformat(timespec="seconds")
+def _stamp(moment: datetime) -> str:
+    """Session timestamps are UTC (+00:00) whatever the company's time zone, as the gateway answers them."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 # --- Entry point -----------------------------------------------------------------------------
 def handle(request: HttpRequest) -> HttpResponse:
     """Answer one gateway POST; the simulator's own time goes in X-Simulator-Time-Ms."""
     started = time.perf_counter()
-    response, slept = _handle(request)
+    control = Control()
+    response, slept = _handle(request, control)
+    if not response.streaming and response.content:
+        if control.includewhitespace and response["Content-Type"].startswith("text/xml"):
+            response.content = _pretty(response.content)
+        if "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "").lower():
+            response.content = gzip.compress(response.content, compresslevel=GZIP_LEVEL)
+            response["Content-Encoding"] = "gzip"
+            response["Vary"] = "Accept-Encoding"
     elapsed = (time.perf_counter() - started - slept) * 1000
     response["X-Simulator-Time-Ms"] = f"{elapsed:.2f}"
     return response
 
 
-def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
-    control = Control()
+def _pretty(content: bytes) -> bytes:
+    """The same document indented (includewhitespace=true); a truncated document is left as it is."""
+    try:
+        root = etree.fromstring(content, _PRETTY_PARSER)
+    except etree.XMLSyntaxError:
+        return content
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _handle(request: HttpRequest, control: Control) -> tuple[HttpResponse, float]:
     try:
         operations = read_request(parse_xml(request.body), control)
     except (XMLParseError, SchemaError) as exc:
@@ -286,13 +332,18 @@ def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
         ), 0.0
     if not _sender_valid(control):
         return control_failure(control, [("XL03000006", "", "Incorrect Intacct XML Partner ID or password.", "")]), 0.0
+    if control.policyid:
+        # The simulator has no asynchronous transport policies: any policyid names an unknown one.
+        return control_failure(
+            control, [("XL03000006", "", f"{control.policyid} is not a valid transport policy.", "")]
+        ), 0.0
     first = operations[0]
     session = None
     if first.auth_kind == "login":
         company = SimCompany.objects.filter(company_id__iexact=first.companyid).first()
         if company is None:
             request_id = secrets.token_hex(8)
-            return gateway_failure(control, "GW-0011", f"Invalid Request [Request ID: {request_id}]", 400), 0.0
+            return bare_failure("GW-0011", f"Invalid Request [Request ID: {request_id}]", 400), 0.0
     else:
         session = (
             SimSession.objects.select_related("company", "user", "entity").filter(session_id=first.sessionid).first()
@@ -302,6 +353,13 @@ def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
         # An unknown session names no company: nothing to count or fault, every operation fails.
         body = "".join(_auth_failure_xml(op, None, _INVALID_SESSION) for op in operations)
         return xml_response(f"<response>{control_xml(control, 'success')}{body}</response>"), 0.0
+    if company.demo_expired:
+        # Answered before anything else about the company, with an empty sender and control id.
+        return xml_response(
+            "<response><control><status>failure</status><senderid></senderid><controlid></controlid></control>"
+            + errormessage([("PL04000055", "", "This company is a demo company and has expired.", "")])
+            + "</response>"
+        ), 0.0
     if not inflight.try_enter(company.company_id, company.concurrency_limit):
         return rate_limited(control), 0.0
     try:
@@ -334,11 +392,7 @@ def _with_company(
     try:
         body = "".join(_run_operation(request, control, op, company, session, "offline" in hits) for op in operations)
     except Http401:
-        return control_failure(
-            control,
-            [("XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.", "", "")],
-            status=401,
-        ), slept
+        return bare_failure("XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.", 401), slept
     text = XML_HEADER + f"<response>{control_xml(control, 'success')}{body}</response>"
     if "malformed" in hits:
         return HttpResponse(text[: max(40, len(text) // 2)], content_type="text/xml; charset=UTF-8"), slept
@@ -351,6 +405,8 @@ def _fault_response(control: Control, fault: dict[str, Any]) -> HttpResponse:
     kind = fault["kind"]
     if kind == "http429":
         return rate_limited(control)
+    if kind == "html_error":
+        return _cdn_error_page(fault.get("status", 503))
     if kind == "http524":
         return HttpResponse(
             "<!DOCTYPE html><html><head><title>524: A timeout occurred</title></head><body>"
@@ -367,6 +423,27 @@ def _fault_response(control: Control, fault: dict[str, Any]) -> HttpResponse:
         504: "Gateway Timeout",
     }.get(status, "Server Error")
     return HttpResponse(f"{status} {reason}\n", status=status, content_type="text/plain; charset=UTF-8")
+
+
+CDN_ERRORS = {
+    403: ("Access denied", "You do not have access to this site. The site owner may have set restrictions."),
+    503: ("Service temporarily unavailable", "The server is temporarily unable to service your request."),
+    520: ("Web server is returning an unknown error", "There is an unknown connection issue between the CDN and "
+          "the origin web server."),
+}
+
+
+def _cdn_error_page(status: int) -> HttpResponse:
+    """An HTML page from the CDN in front of the gateway, in Cloudflare's layout (title 'Error NNN')."""
+    title, text = CDN_ERRORS.get(status, CDN_ERRORS[503])
+    ray = secrets.token_hex(8)
+    return HttpResponse(
+        f"<!DOCTYPE html>\n<html lang=\"en-US\"><head><title>api.intacct.com | {status}: {title}</title></head>"
+        f"<body><div id=\"cf-error-details\"><h1><span>Error</span> <span>{status}</span></h1>"
+        f"<h2>{title}</h2><p>{text}</p><p>Ray ID: <strong>{ray}</strong></p></div></body></html>\n",
+        status=status,
+        content_type="text/html; charset=UTF-8",
+    )
 
 
 class SimulatedConnectionDrop(ConnectionResetError):
@@ -584,11 +661,10 @@ def _run_operation(
         SimSession.objects.filter(pk=session.pk).update(expires_at=timeout)
         session.expires_at = timeout
         user.company = company
-    tz = company_tz(company)
     auth = (
         f"<authentication>{el('status', 'success')}{el('userid', user.login_id)}"
         f"{el('companyid', company.company_id)}{el('locationid', entity.entity_id if entity else '')}"
-        f"{el('sessiontimestamp', _stamp(now, tz))}{el('sessiontimeout', _stamp(timeout, tz))}"
+        f"{el('sessiontimestamp', _stamp(now))}{el('sessiontimeout', _stamp(timeout))}"
         "</authentication>"
     )
     ctx = Context(request, control, company, user, entity, session, offline)
@@ -596,10 +672,12 @@ def _run_operation(
 
 
 # --- Functions -------------------------------------------------------------------------------
-def _result_xml(status: str, name: str, controlid: str, body: str = "", errors: list[ErrorTuple] | None = None) -> str:
+def _result_xml(
+    status: str, name: str, controlid: str, body: str = "", errors: list[ErrorTuple] | None = None, trailer: str = ""
+) -> str:
     return (
         f"<result>{el('status', status)}{el('function', name)}{el('controlid', controlid)}{body}"
-        f"{errormessage(errors) if errors else ''}</result>"
+        f"{errormessage(errors) if errors else ''}{trailer}</result>"
     )
 
 
@@ -634,7 +712,7 @@ def _run_one(ctx: Context, controlid: str, element: Any) -> tuple[bool, str, lis
                 ExecutedControlId.objects.create(company=ctx.company, controlid=controlid)
         return True, body, []
     except FunctionError as exc:
-        return False, "", exc.errors
+        return False, exc.trailer, exc.errors
 
 
 def _run_functions(ctx: Context, op: Operation) -> str:
@@ -642,7 +720,10 @@ def _run_functions(ctx: Context, op: Operation) -> str:
         parts = []
         for controlid, element in op.functions:
             ok, body, errors = _run_one(ctx, controlid, element)
-            parts.append(_result_xml("success" if ok else "failure", element.tag, controlid, body, errors))
+            if ok:
+                parts.append(_result_xml("success", element.tag, controlid, body))
+            else:
+                parts.append(_result_xml("failure", element.tag, controlid, "", errors, trailer=body))
         return "".join(parts)
     outcomes: list[tuple[bool, str, list[ErrorTuple]]] = []
     with transaction.atomic():
@@ -708,14 +789,14 @@ def _query_failed(message: str) -> FunctionError:
 
 def _resolve_fields(obj: ObjectDef, names: list[str]) -> list[str]:
     if not names or names == ["*"]:
-        return list(obj.fields)
+        return list(obj.star_fields)
     fields: list[str] = []
     for raw in names:
         name = raw.strip().upper()
         if name in obj.field_set:
             fields.append(name)
             continue
-        nested = [f for f in obj.fields if f.startswith(name + ".")]
+        nested = [f for f in obj.star_fields if f.startswith(name + ".")]
         if not name or not nested:
             raise _query_failed(f"Field '{raw.strip()}' not found in object {obj.name}")
         fields.extend(nested)
@@ -769,6 +850,13 @@ def fn_get_api_session(ctx: Context, element: Any) -> str:
             expires_at=now + timedelta(seconds=ctx.company.session_lifetime_seconds),
         )
     endpoint = ctx.request.build_absolute_uri()
+    if ctx.company.session_endpoint_host:
+        # The real gateway answers the endpoint of the company's pod, usually another host than api.intacct.com.
+        parts = urlsplit(endpoint)
+        host = ctx.company.session_endpoint_host.strip()
+        if ":" not in host and parts.port:
+            host = f"{host}:{parts.port}"
+        endpoint = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return (
         f"<data><api>{el('sessionid', session.session_id)}{el('endpoint', endpoint)}"
         f"{el('locationid', entity.entity_id if entity else '')}</api></data>"
@@ -781,13 +869,17 @@ def fn_read_by_query(ctx: Context, element: Any) -> str:
     fields = _resolve_fields(obj, [f for f in (_text(element, "fields") or "*").split(",") if f.strip()])
     pagesize = _pagesize(_text(element, "pagesize"), 100, 1000)
     try:
-        node = parse_readbyquery(_text(element, "query") or "")
+        node, rownum_limit = take_rownum(parse_readbyquery(_text(element, "query") or ""))
+        node = apply_codes(node, obj)
         check_fields(node, obj)
     except FilterError as exc:
         raise _query_failed(f"Invalid query: {exc}") from exc
-    selection = Selection(ctx.company, obj, node)
+    selection = Selection(ctx.company, obj, node, fields=fields)
     total = selection.total()
-    records = selection.page_after(0, pagesize)
+    if rownum_limit is not None:
+        total = min(total, rownum_limit)
+        pagesize = max(1, min(pagesize, total))
+    records = selection.page_after(0, pagesize) if total else []
     remaining = max(0, total - len(records)) if len(records) == pagesize else 0
     result_id = ""
     if remaining:
@@ -843,8 +935,8 @@ def fn_read_more(ctx: Context, element: Any) -> str:
         )
     obj = OBJECTS[cursor.object]
     _require_read(ctx, obj, "READ_MORE")
-    selection = Selection(ctx.company, obj, cursor.filter, max_recordno=cursor.max_recordno)
-    records = selection.page_after(cursor.last_recordno, cursor.pagesize)
+    selection = Selection(ctx.company, obj, cursor.filter, max_recordno=cursor.max_recordno, fields=cursor.fields)
+    records = selection.page_after(cursor.last_recordno, cursor.pagesize)[: max(0, cursor.total - cursor.delivered)]
     delivered = cursor.delivered + len(records)
     remaining = max(0, cursor.total - delivered) if len(records) == cursor.pagesize else 0
     if remaining:
@@ -854,8 +946,9 @@ def fn_read_more(ctx: Context, element: Any) -> str:
         cursor.save(update_fields=["last_recordno", "delivered", "expires_at"])
         out_id = cursor.result_id
     else:
+        # The last page still names its resultId (SDK fixtures); the cursor itself is finished.
         cursor.delete()
-        out_id = ""
+        out_id = cursor.result_id
     return _read_by_query_data(obj, cursor.fields, records, cursor.total, remaining, out_id)
 
 
@@ -863,7 +956,14 @@ AGGREGATES = ("count", "sum", "avg", "min", "max")
 
 
 def fn_query(ctx: Context, element: Any) -> str:
-    obj = _object(_text(element, "object"))
+    name = (_text(element, "object") or "").strip()
+    if object_def(name) is None:
+        # query reports an unknown object as a function error, then an empty <data/> of that name.
+        raise FunctionError(
+            ("XL03000009", "There was an error processing the function", f"Object definition {name} not found", ""),
+            trailer=f'<data listtype="{esc(name)}" totalcount="0" offset="0" count="0" numremaining="0"/>',
+        )
+    obj = _object(name)
     _require_read(ctx, obj, "QUERY")
     select = element.find("select")
     if select is None or not len(select):
@@ -908,7 +1008,9 @@ def fn_query(ctx: Context, element: Any) -> str:
         raise FunctionError(
             ("DL02000001", "There was an error processing the request.", "offset must be 0 or more", "")
         )
-    selection = Selection(ctx.company, obj, node, caseinsensitive=caseinsensitive)
+    selection = Selection(
+        ctx.company, obj, node, caseinsensitive=caseinsensitive, fields=fields + [f for f, _ in order]
+    )
     total = selection.total()
     if aggregates:
         row = _aggregate(selection, aggregates, total)
@@ -925,7 +1027,9 @@ def fn_query(ctx: Context, element: Any) -> str:
     )
     if not records:
         return head + "/>"
-    return f"{head}>{render_records(records, compile_layout(fields), obj.name)}</data>"
+    # query names a related or grouped field with its dotted path as the element name (as it does for
+    # aggregates, COUNT.RECORDNO); readByQuery and read nest it (<PERSONALINFO><FIRSTNAME>).
+    return f"{head}>{render_records(records, [(f, f) for f in fields], obj.name)}</data>"
 
 
 def _aggregate(selection: Selection, aggregates: list[tuple[str, str]], total: int) -> dict[str, str]:
@@ -1001,7 +1105,7 @@ def _read_common(ctx: Context, element: Any, by_name: bool) -> str:
     records: list[dict[str, str]] = []
     if not keys and not by_name:
         # Without keys, read answers the first 100 records.
-        records = Selection(ctx.company, obj, None).page_after(0, 100)
+        records = Selection(ctx.company, obj, None, fields=fields).page_after(0, 100)
     for key in keys:
         if by_name:
             record = lookup.by_id(key)
@@ -1011,6 +1115,8 @@ def _read_common(ctx: Context, element: Any, by_name: bool) -> str:
             records.append(record)
     if not records:
         return f'<data listtype="{obj.name}" count="0"/>'
+    if obj.needs_completion(fields):
+        records = [obj.complete(lookup.gen, record) for record in records]
     return (
         f'<data listtype="{obj.name}" count="{len(records)}">'
         f"{render_records(records, compile_layout(fields), obj.name)}</data>"
@@ -1124,8 +1230,18 @@ UPDATABLE: dict[str, dict[str, Any]] = {
 IGNORED_LISTS = ("USERLOCATIONS", "USERDEPARTMENTS", "USERTERRITORIES")
 
 
-def _update_failed(message: str) -> FunctionError:
-    return FunctionError(("BL01001973", "Could not update record.", message, ""))
+def support_id() -> str:
+    """The ' [Support ID: …]' suffix the gateway appends to business errors (URL-encoded, '~' as %7E)."""
+    return f" [Support ID: {secrets.token_urlsafe(6)}%7E{secrets.token_urlsafe(18)}]"
+
+
+def _update_failed(message: str, obj_name: str = "") -> FunctionError:
+    """A refused update: the specific cause first, then the generic record error stacked under it."""
+    generic = f"Could not update {obj_name} record." if obj_name else "Could not update record."
+    return FunctionError(
+        ("BL01001973", "Could not update record.", message + support_id(), ""),
+        ("BL01001973", "", generic, ""),
+    )
 
 
 def fn_update(ctx: Context, element: Any) -> str:
@@ -1136,7 +1252,7 @@ def fn_update(ctx: Context, element: Any) -> str:
     for item in items:
         obj = _object(item.tag)
         if obj.name not in UPDATABLE:
-            raise _update_failed(f"Updating {obj.name} is not supported by the simulator.")
+            raise _update_failed(f"Updating {obj.name} is not supported by the simulator.", obj.name)
         if obj.name == "USERINFO" and ctx.user.admin_privileges != "Full":
             raise _permission_denied("UPDATE", obj.name)
         if obj.name == "EMPLOYEE" and "Edit" not in ctx.perms.get((obj.application, obj.policy), set()):
@@ -1151,19 +1267,19 @@ def fn_update(ctx: Context, element: Any) -> str:
             key_desc = f"{obj.id_field} '{values[obj.id_field]}'"
             record = lookup.by_id(values[obj.id_field])
         else:
-            raise _update_failed(f"RECORDNO or {obj.id_field} is required to update {obj.name}.")
+            raise _update_failed(f"RECORDNO or {obj.id_field} is required to update {obj.name}.", obj.name)
         if record is None:
-            raise _update_failed(f"No {obj.name} record with {key_desc} was found.")
+            raise _update_failed(f"No {obj.name} record with {key_desc} was found.", obj.name)
         changes: dict[str, str] = {}
         for name, value in values.items():
             if name in ("RECORDNO", obj.id_field) or name.split(".")[0] in IGNORED_LISTS:
                 continue
             validator = UPDATABLE[obj.name].get(name)
             if validator is None:
-                raise _update_failed(f"Field {name} cannot be updated on {obj.name}.")
+                raise _update_failed(f"Field {name} cannot be updated on {obj.name}.", obj.name)
             clean = validator(value)
             if clean is None:
-                raise _update_failed(f"Invalid value '{value}' for field {name}.")
+                raise _update_failed(f"Invalid value '{value}' for field {name}.", obj.name)
             changes[name] = clean
         recordno_int = int(record["RECORDNO"])
         updated = modify_record(ctx.company, obj.name, recordno_int, changes) if changes else record
@@ -1229,7 +1345,97 @@ def fn_get_list(ctx: Context, element: Any) -> str:
     return f'<listtype start="{start}" end="{end}" total="{total}">expensereportbatch</listtype><data>{rows}</data>'
 
 
+DATATYPES = {"int": "INTEGER", "dec": "DECIMAL", "date": "DATE", "ts": "TIMESTAMP", "bool": "BOOLEAN", "str": "TEXT"}
+READONLY_FIELDS = {"RECORDNO", "RECORD_URL", "WHENCREATED", "WHENMODIFIED", "CREATEDBY", "MODIFIEDBY",
+                   "MEGAENTITYKEY", "MEGAENTITYID", "MEGAENTITYNAME", "AUWHENCREATED"}
+
+
+def _field_label(obj: ObjectDef, name: str) -> str:
+    if name in obj.labels:
+        return obj.labels[name]
+    words = name.replace("_", " ").replace(".", " ").lower()
+    return words[:1].upper() + words[1:]
+
+
+def _field_definition(obj: ObjectDef, name: str) -> str:
+    return (
+        "<Field>"
+        f"{el('ID', name)}{el('LABEL', _field_label(obj, name))}{el('DESCRIPTION', _field_label(obj, name))}"
+        f"{el('REQUIRED', 'true' if name == obj.id_field else 'false')}"
+        f"{el('READONLY', 'true' if name in READONLY_FIELDS else 'false')}"
+        f"{el('DATATYPE', DATATYPES.get(obj.type_of(name), 'TEXT'))}"
+        f"{el('ISCUSTOM', 'true' if name in obj.custom_fields else 'false')}"
+        "</Field>"
+    )
+
+
+def _definition_object(element: Any) -> ObjectDef:
+    name = (_text(element, "object") or "").strip()
+    obj = object_def(name)
+    if obj is None:
+        raise FunctionError(("DL02000001", "", f"Object definition {name} not found", ""))
+    return obj
+
+
+def fn_lookup(ctx: Context, element: Any) -> str:
+    """The object's field definitions (lookup does not check the caller's permissions)."""
+    obj = _definition_object(element)
+    fields = "".join(_field_definition(obj, name) for name in obj.star_fields)
+    # Paths only query accepts (EMPLOYEE's CONTACT.*) are related objects, listed as relationships.
+    paths = sorted({name.split(".", 1)[0] for name in obj.query_only})
+    relationships = "".join(
+        f"<Relationship>{el('OBJECTPATH', path)}{el('OBJECTNAME', path)}{el('LABEL', path.title())}"
+        f"{el('RELATIONSHIPTYPE', 'MANY2ONE')}{el('RELATEDBY', path + 'KEY')}</Relationship>"
+        for path in paths
+    )
+    return (
+        f'<data listtype="All" count="1"><Type Name="{obj.name}" DocumentType="">'
+        f"<Fields>{fields}</Fields>"
+        + (f"<Relationships>{relationships}</Relationships>" if relationships else "<Relationships/>")
+        + "</Type></data>"
+    )
+
+
+def fn_inspect(ctx: Context, element: Any) -> str:
+    """Field names (detail 0) or full definitions (detail="1")."""
+    obj = _definition_object(element)
+    if (element.get("detail") or "0").strip() == "1":
+        fields = "".join(_field_definition(obj, name) for name in obj.star_fields)
+    else:
+        fields = "".join(el("Field", name) for name in obj.star_fields)
+    return f'<data listtype="All" count="1"><Type Name="{obj.name}"><Fields>{fields}</Fields></Type></data>'
+
+
+def _delete_failed(message: str, obj_name: str) -> FunctionError:
+    return FunctionError(
+        ("BL01001973", "Could not delete record.", message + support_id(), ""),
+        ("BL01001973", "", f"Could not delete {obj_name} record.", ""),
+    )
+
+
+def fn_delete(ctx: Context, element: Any) -> str:
+    """Delete records by RECORDNO; the answer is the status alone."""
+    obj = _object(_text(element, "object"))
+    if obj.name == "USERINFO":
+        if ctx.user.admin_privileges != "Full":
+            raise _permission_denied("DELETE", obj.name)
+    elif "Delete" not in ctx.perms.get((obj.application, obj.policy), set()):
+        raise _permission_denied("DELETE", obj.name)
+    keys = [k.strip() for k in (_text(element, "keys") or "").split(",") if k.strip()]
+    if not keys:
+        raise _delete_failed("Keys are required to delete.", obj.name)
+    for key in keys:
+        try:
+            delete_record(ctx.company, obj.name, int(key) if key.isdigit() else -1)
+        except KeyError as exc:
+            raise _delete_failed(f"Cannot find {obj.name.lower()} with key '{key}' to delete.", obj.name) from exc
+    return ""
+
+
 HANDLERS = {
+    "lookup": fn_lookup,
+    "inspect": fn_inspect,
+    "delete": fn_delete,
     "getAPISession": fn_get_api_session,
     "readByQuery": fn_read_by_query,
     "readMore": fn_read_more,

@@ -41,6 +41,11 @@ class SimCompany(models.Model):
     data_seed = models.IntegerField(default=1)
     data_sizes = models.JSONField(default=dict, blank=True)
     faults = models.JSONField(default=list, blank=True)
+    # getAPISession answers an endpoint on this host (e.g. "127.0.0.2" or "localhost:8001") instead of
+    # the host that was called, as the real gateway answers a pod's host (na12.intacct.com).
+    session_endpoint_host = models.CharField(max_length=255, blank=True)
+    # A demo/sandbox company past its end date: every request fails at control level with PL04000055.
+    demo_expired = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

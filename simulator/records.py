@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -344,6 +344,40 @@ class Gen:
         return mix((self.seed + i * GOLDEN) & M64)
 
 
+# Types of standard fields shared by several objects.
+STANDARD_TYPES = {
+    "CREATEDBY": "int",
+    "MODIFIEDBY": "int",
+    "MEGAENTITYKEY": "int",
+    "CONTACTKEY": "int",
+    "DUE_IN_DAYS": "int",
+    "TOTALSELECTED": "dec",
+    "TRX_TOTALENTERED": "dec",
+    "TRX_TOTALPAID": "dec",
+    "TRX_TOTALDUE": "dec",
+    "TRX_TOTALSELECTED": "dec",
+    "BIRTHDATE": "date",
+    "RECPAYMENTDATE": "date",
+    "AUWHENCREATED": "ts",
+}
+# readByQuery accepts these single-letter codes for USERINFO.USERTYPE (developer docs, Users object).
+USERTYPE_CODES = {
+    "B": "business user",
+    "E": "employee user",
+    "R": "view only user",
+    "W": "writeup user",
+    "D": "dashboard user",
+    "P": "project manager user",
+    "C": "construction manager user",
+    "A": "payment approver",
+    "T": "platform user",
+    "S": "CRM user",
+    "H": "warehouse user",
+}
+# ... and T/F for an active/inactive STATUS.
+STATUS_CODES = {"T": "active", "F": "inactive"}
+
+
 @dataclass
 class ObjectDef:
     """One Intacct object the simulator serves: fields (with types), ID field, permission, generator."""
@@ -360,10 +394,43 @@ class ObjectDef:
     write_right: str | None = None
     generic: bool = True
     id_number: Callable[[int], int] = staticmethod(lambda n: n)  # type: ignore[assignment]
+    # The rest of the object's standard field set, computed only when a request names one of them.
+    extend: Callable[[Gen, dict[str, str]], dict[str, str]] | None = None
+    # Related-object paths the query function accepts but ``*`` does not expand to.
+    query_only: frozenset[str] = frozenset()
+    # Single-letter codes a readByQuery condition may use for a field's values (USERTYPE = 'B').
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    custom_fields: frozenset[str] = frozenset()
+    labels: dict[str, str] = field(default_factory=dict)
     field_set: frozenset[str] = field(init=False)
+    extra_fields: frozenset[str] = field(init=False)
+    star_fields: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        core = tuple(self.fields)
+        extra: tuple[str, ...] = ()
+        if self.extend is not None:
+            sample = self.generate(Gen("X", 1, 1, {}, 1, 1), 1)
+            extra = tuple(k for k in self.extend(Gen("X", 1, 1, {}, 1, 1), sample) if k not in sample)
+        self.fields = core + extra
+        for name, kind in STANDARD_TYPES.items():
+            if name in self.fields:
+                self.types.setdefault(name, kind)
         self.field_set = frozenset(self.fields)
+        self.extra_fields = frozenset(extra)
+        self.star_fields = tuple(f for f in self.fields if f not in self.query_only)
+        if "STATUS" in self.field_set:
+            self.codes.setdefault("STATUS", STATUS_CODES)
+
+    def complete(self, gen: Gen, record: dict[str, str]) -> dict[str, str]:
+        """Fill in the fields outside the generated core (kept when the record already has them)."""
+        if self.extend is not None:
+            for key, value in self.extend(gen, record).items():
+                record.setdefault(key, value)
+        return record
+
+    def needs_completion(self, names: Iterable[str]) -> bool:
+        return not self.extra_fields.isdisjoint(names)
 
     def type_of(self, name: str) -> str:
         return self.types.get(name, "str")
@@ -384,7 +451,10 @@ def person(company_seed: int, j: int) -> tuple[str, str]:
 
 
 def _money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}" if cents >= 0 else f"-{(-cents) // 100}.{(-cents) % 100:02d}"
+    """An amount as real records carry it: no decimals when whole ("5900"), else two ("412.50")."""
+    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
+    whole, part = divmod(cents, 100)
+    return f"{sign}{whole}" if part == 0 else f"{sign}{whole}.{part:02d}"
 
 
 def _employee_ref(g: Gen, r: int) -> tuple[str, str]:
@@ -665,6 +735,208 @@ def gen_expensereportbatch(g: Gen, i: int) -> dict[str, str]:
     }
 
 
+# --- The rest of each object's standard field set (lazy: only when a request names a field) ----
+RECORD_URL_BASE = "https://www.intacct.com/ia/acct/ur.phtml?.r="
+GENDERS = ("male", "female", "")
+
+
+def location_name(n: int) -> str:
+    """NAME of generated location n (as gen_location builds it)."""
+    city = CITIES[(n - 1) % len(CITIES)][0]
+    round_ = (n - 1) // len(CITIES)
+    return city if round_ == 0 else f"{city} {round_ + 1}"
+
+
+def _audit(g: Gen, i: int, r: int, record: dict[str, str]) -> dict[str, str]:
+    """RECORD_URL and the audit fields every object carries."""
+    users = max(1, g.sizes.get("USERINFO", 1))
+    return {
+        "RECORD_URL": f"{RECORD_URL_BASE}{mix(g.seed ^ (i * 0x9E37)):016x}",
+        "CREATEDBY": str(r % users + 1),
+        "MODIFIEDBY": str((r >> 5) % users + 1),
+        "WHENCREATED": record.get("WHENMODIFIED", ""),
+    }
+
+
+def _entity(g: Gen, r: int, top_level: bool) -> dict[str, str]:
+    """MEGAENTITY*: empty for records owned by the top level, else one of the company's locations."""
+    count = g.sizes.get("LOCATION", 0)
+    if top_level or not count:
+        return {"MEGAENTITYKEY": "", "MEGAENTITYID": "", "MEGAENTITYNAME": ""}
+    n = r % count + 1
+    return {"MEGAENTITYKEY": str(n), "MEGAENTITYID": f"L{n:03d}", "MEGAENTITYNAME": location_name(n)}
+
+
+def _r(g: Gen, record: dict[str, str]) -> tuple[int, int]:
+    i = int(record["RECORDNO"])
+    return i, mix(g.r(i) ^ 0x5BD1E995)
+
+
+def ext_department(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {
+        **_audit(g, i, r, record),
+        **_entity(g, r, True),
+        "COST_CENTER_CODE": f"CC-{r % 900 + 100}",
+        "BUDGET_OWNER": record.get("SUPERVISORNAME", ""),
+    }
+
+
+def ext_location(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {
+        **_audit(g, i, r, record),
+        **_entity(g, r, True),
+        "ENTITY": "",
+        "REPORTINGTITLE": record.get("NAME", ""),
+        "REGION": ("West", "Central", "East", "International")[r % 4],
+        "SITE_CODE": f"S{r % 9000 + 1000}",
+    }
+
+
+EMPLOYEE_CONTACT = (
+    "CONTACTNAME PREFIX FIRSTNAME INITIAL LASTNAME COMPANYNAME PRINTAS PHONE1 PHONE2 CELLPHONE PAGER FAX "
+    "EMAIL1 EMAIL2 URL1 URL2 MAILADDRESS.ADDRESS1 MAILADDRESS.ADDRESS2 MAILADDRESS.CITY MAILADDRESS.STATE "
+    "MAILADDRESS.ZIP MAILADDRESS.COUNTRY MAILADDRESS.COUNTRYCODE"
+).split()
+
+
+def ext_employee(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    city, state, country = CITIES[r % len(CITIES)]
+    contact = {
+        "CONTACTNAME": record.get("PERSONALINFO.CONTACTNAME", ""),
+        "PREFIX": "",
+        "FIRSTNAME": record.get("PERSONALINFO.FIRSTNAME", ""),
+        "INITIAL": "",
+        "LASTNAME": record.get("PERSONALINFO.LASTNAME", ""),
+        "COMPANYNAME": "",
+        "PRINTAS": f"{record.get('PERSONALINFO.FIRSTNAME', '')} {record.get('PERSONALINFO.LASTNAME', '')}".strip(),
+        "PHONE1": f"555-02{r % 100:02d}",
+        "PHONE2": "",
+        "CELLPHONE": "",
+        "PAGER": "",
+        "FAX": "",
+        "EMAIL1": record.get("PERSONALINFO.EMAIL1", ""),
+        "EMAIL2": "",
+        "URL1": "",
+        "URL2": "",
+        "MAILADDRESS.ADDRESS1": f"{r % 9000 + 100} Main Street",
+        "MAILADDRESS.ADDRESS2": "",
+        "MAILADDRESS.CITY": city,
+        "MAILADDRESS.STATE": state,
+        "MAILADDRESS.ZIP": f"{r % 90000 + 10000}",
+        "MAILADDRESS.COUNTRY": country,
+        "MAILADDRESS.COUNTRYCODE": {"United States": "US", "Canada": "CA", "United Kingdom": "GB",
+                                    "Ireland": "IE", "Australia": "AU"}[country],
+    }
+    out = {
+        **_audit(g, i, r, record),
+        "SSN": "",
+        "BIRTHDATE": fmt_date_from_day(3650 + r % 12000),
+        "EMPLOYEETYPE1099TYPE": "",
+        "GENDER": GENDERS[r % 3],
+        "PAYMETHODKEY": "",
+        "CONTACTKEY": str(10_000 + i),
+        **_entity(g, r >> 8, False),
+        "PERSONALINFO.PHONE1": contact["PHONE1"],
+        "PERSONALINFO.PRINTAS": contact["PRINTAS"],
+        "BADGE_NUMBER": f"B{r % 100000:05d}",
+        "COST_CENTER": f"CC-{(r >> 20) % 900 + 100}",
+    }
+    out.update({f"CONTACT.{k}": v for k, v in contact.items()})
+    return out
+
+
+def ext_userinfo(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {**_audit(g, i, r, record), **_entity(g, r, True), "DEPARTMENT_CODE": ""}
+
+
+def ext_cctransaction(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {
+        **_audit(g, i, r, record),
+        "BASECURR": "USD",
+        "TRX_TOTALENTERED": record.get("TOTALENTERED", ""),
+        "TRX_TOTALPAID": record.get("TOTALPAID", ""),
+        "TOTALSELECTED": "0",
+        "TRX_TOTALSELECTED": "0",
+        "TRX_TOTALDUE": record.get("TOTALDUE", ""),
+        "RAWSTATE": "P" if record.get("STATE") == "Paid" else "A",
+        "CLEARED": "F" if r % 3 else "T",
+        "AUWHENCREATED": f"{record.get('WHENCREATED', '')} {r % 24:02d}:{(r >> 5) % 60:02d}:{(r >> 11) % 60:02d}"
+        if record.get("WHENCREATED")
+        else "",
+        "INCLUSIVETAX": "false",
+        "TAXSOLUTIONID": "",
+        "TAXMETHOD": "",
+        **_entity(g, r >> 8, False),
+        "EXPENSE_CATEGORY": ("Travel", "Meals", "Software", "Supplies")[r % 4],
+        "CARDHOLDER_NOTE": "",
+    }
+
+
+def ext_glaccount(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    flags = ("REQUIREPROJECT", "REQUIRECUSTOMER", "REQUIREVENDOR", "REQUIREEMPLOYEE", "REQUIREITEM", "REQUIRECLASS")
+    return {
+        **_audit(g, i, r, record),
+        "ALTERNATIVEACCOUNT": "None",
+        **{flag: "false" for flag in flags},
+        "TAXABLE": "false",
+        "SUBLEDGERCONTROLON": "true" if record.get("TITLE", "").startswith("Accounts ") else "false",
+        **_entity(g, r, True),
+        "REPORTING_GROUP": record.get("CATEGORY", ""),
+        "IFRS_CODE": f"IFRS-{r % 90 + 10}",
+    }
+
+
+def ext_apbill(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    key = record.get("MEGAENTITYID", "")
+    n = int(key[1:]) if key[1:].isdigit() else 0
+    due = parse_ts(record.get("WHENDUE", ""))
+    created = parse_ts(record.get("WHENCREATED", ""))
+    return {
+        **_audit(g, i, r, record),
+        "TOTALSELECTED": "0",
+        "TRX_TOTALENTERED": record.get("TOTALENTERED", ""),
+        "TRX_TOTALPAID": record.get("TOTALPAID", ""),
+        "TRX_TOTALDUE": record.get("TOTALDUE", ""),
+        "RECPAYMENTDATE": record.get("WHENDUE", ""),
+        "PAYMENTPRIORITY": ("normal", "high", "low", "urgent")[r % 4],
+        "ONHOLD": "true" if r % 40 == 0 else "false",
+        "DUE_IN_DAYS": str((due - created) // 86400) if due is not None and created is not None else "",
+        "MEGAENTITYKEY": str(n) if n else "",
+        "MEGAENTITYNAME": location_name(n) if n else "",
+        "PO_REFERENCE": f"PO-{r % 100000:05d}" if r % 3 else "",
+        "APPROVER": "",
+    }
+
+
+def ext_apadjustment(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {**_audit(g, i, r, record), **_entity(g, r, False), "BASECURR": "USD", "REASON_CODE": "RET"}
+
+
+def ext_eexpenses(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {
+        **_audit(g, i, r, record),
+        "TRX_TOTALENTERED": record.get("TOTALENTERED", ""),
+        "TRX_TOTALDUE": record.get("TOTALDUE", ""),
+        **_entity(g, r, False),
+        "PROJECT_CODE": f"PRJ-{r % 50 + 1:03d}" if r % 2 else "",
+        "TRIP_PURPOSE": "",
+    }
+
+
+def ext_expensereportbatch(g: Gen, record: dict[str, str]) -> dict[str, str]:
+    i, r = _r(g, record)
+    return {**_audit(g, i, r, record), **_entity(g, r, False)}
+
+
 def _types(ints: str = "", decs: str = "", dates: str = "", stamps: str = "", bools: str = "") -> dict[str, str]:
     result = {"RECORDNO": "int", "WHENMODIFIED": "ts", "WHENCREATED": "ts"}
     for kind, names in (("int", ints), ("dec", decs), ("date", dates), ("ts", stamps), ("bool", bools)):
@@ -685,6 +957,8 @@ OBJECTS: dict[str, ObjectDef] = {
             10,
             1,
             gen_department,
+            extend=ext_department,
+            custom_fields=frozenset(['COST_CENTER_CODE', 'BUDGET_OWNER']),
         ),
         ObjectDef(
             "LOCATION",
@@ -696,6 +970,8 @@ OBJECTS: dict[str, ObjectDef] = {
             5,
             1,
             gen_location,
+            extend=ext_location,
+            custom_fields=frozenset(['REGION', 'SITE_CODE']),
         ),
         ObjectDef(
             "EMPLOYEE",
@@ -707,6 +983,9 @@ OBJECTS: dict[str, ObjectDef] = {
             50,
             2,
             gen_employee,
+            extend=ext_employee,
+            custom_fields=frozenset(['BADGE_NUMBER', 'COST_CENTER']),
+            query_only=frozenset(f"CONTACT.{k}" for k in EMPLOYEE_CONTACT),
             write_right="Edit",
         ),
         ObjectDef(
@@ -719,6 +998,9 @@ OBJECTS: dict[str, ObjectDef] = {
             10,
             2,
             gen_userinfo,
+            extend=ext_userinfo,
+            custom_fields=frozenset(['DEPARTMENT_CODE']),
+            codes={"USERTYPE": USERTYPE_CODES},
         ),
         ObjectDef(
             "CCTRANSACTION",
@@ -730,6 +1012,8 @@ OBJECTS: dict[str, ObjectDef] = {
             200,
             3,
             gen_cctransaction,
+            extend=ext_cctransaction,
+            custom_fields=frozenset(['EXPENSE_CATEGORY', 'CARDHOLDER_NOTE']),
         ),
         ObjectDef(
             "GLACCOUNT",
@@ -741,6 +1025,8 @@ OBJECTS: dict[str, ObjectDef] = {
             60,
             1,
             gen_glaccount,
+            extend=ext_glaccount,
+            custom_fields=frozenset(['REPORTING_GROUP', 'IFRS_CODE']),
         ),
         ObjectDef(
             "APBILL",
@@ -757,6 +1043,8 @@ OBJECTS: dict[str, ObjectDef] = {
             500,
             3,
             gen_apbill,
+            extend=ext_apbill,
+            custom_fields=frozenset(['PO_REFERENCE', 'APPROVER']),
         ),
         ObjectDef(
             "APADJUSTMENT",
@@ -768,6 +1056,8 @@ OBJECTS: dict[str, ObjectDef] = {
             50,
             2,
             gen_apadjustment,
+            extend=ext_apadjustment,
+            custom_fields=frozenset(['REASON_CODE']),
         ),
         ObjectDef(
             "EEXPENSES",
@@ -779,6 +1069,8 @@ OBJECTS: dict[str, ObjectDef] = {
             100,
             2,
             gen_eexpenses,
+            extend=ext_eexpenses,
+            custom_fields=frozenset(['PROJECT_CODE', 'TRIP_PURPOSE']),
         ),
         ObjectDef(
             "EXPENSEREPORTBATCH",
@@ -790,6 +1082,8 @@ OBJECTS: dict[str, ObjectDef] = {
             20,
             1,
             gen_expensereportbatch,
+            extend=ext_expensereportbatch,
+            custom_fields=frozenset([]),
             generic=False,
         ),
         # Which roles each user holds: never generated, only the real users' roles (see stored_records).

@@ -9,10 +9,10 @@ one by one, and a keyset page (readMore) looks only as far as it needs.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from simulator.filters import Intervals, Node, _typed, analyse, compile_predicate, intersect
+from simulator.filters import Intervals, Node, _typed, analyse, compile_predicate, fields_of, intersect
 from simulator.models import SimCompany
 from simulator.records import Gen, ObjectDef, gen_for, parse_ts, stored_records
 
@@ -103,11 +103,17 @@ class Selection:
         *,
         caseinsensitive: bool = False,
         max_recordno: int | None = None,
+        fields: Iterable[str] = (),
     ) -> None:
         self.obj = obj
         self.gen: Gen = gen_for(company, obj)
         self.predicate = compile_predicate(node, obj, caseinsensitive)
+        # Fields outside the generated core are computed only when the request names one of them.
+        self.complete = obj.needs_completion(set(fields) | fields_of(node))
         stored, deleted = stored_records(company, obj)
+        if self.complete:
+            for record in stored.values():
+                obj.complete(self.gen, record)
         excluded = sorted(r for r in set(stored) | deleted if r <= self.gen.size)
         self.extras = {
             r: rec for r, rec in stored.items() if (max_recordno is None or r <= max_recordno) and self.predicate(rec)
@@ -120,6 +126,8 @@ class Selection:
         self._seq: IntervalSeq | ListSeq | None = IntervalSeq(must, excluded) if self.exact else None
 
     def generated(self, r: int) -> Record:
+        if self.complete:
+            return self.obj.complete(self.gen, self.obj.generate(self.gen, r))
         return self.obj.generate(self.gen, r)
 
     def record(self, r: int) -> Record:

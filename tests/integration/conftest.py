@@ -54,3 +54,21 @@ def company_factory(transactional_db) -> Callable:
         kwargs.setdefault("sizes", SMALL)
         return build_company(company_id, **kwargs)
     return make
+
+
+@pytest.fixture
+def gateway_for(transactional_db) -> Callable:
+    """A Gateway for an explicit URL (e.g. the live server under another host name)."""
+    inflight_reset()
+
+    def make(url: str, *, transport: httpx.BaseTransport | None = None, **overrides) -> Gateway:
+        gateway = Gateway(url, transport, "loopback")
+        base_config = gateway.config
+
+        def config(**more) -> ClientConfig:
+            return base_config(**{**overrides, **more})
+
+        gateway.config = config  # type: ignore[method-assign]
+        return gateway
+
+    return make

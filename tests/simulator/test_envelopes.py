@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.simulator.conftest import envelope, login_xml, post, text, tree
@@ -179,8 +181,18 @@ def test_transaction_rollback(gw, company):
     )
     results = doc.xpath("//result")
     assert [text(r, "status") for r in results] == ["aborted", "failure", "aborted"]
-    assert [e.text for e in results[1].xpath("errormessage/error/errorno")] == ["BL01001973", "XL03000009"]
-    assert text(results[1], "errormessage/error[1]/description2") == "Invalid value 'bogus' for field STATUS."
+    # The cause, the generic record error stacked under it (as the documented BL01001973 sample), then the rollback.
+    assert [e.text for e in results[1].xpath("errormessage/error/errorno")] == [
+        "BL01001973",
+        "BL01001973",
+        "XL03000009",
+    ]
+    assert re.fullmatch(
+        r"Invalid value 'bogus' for field STATUS\. \[Support ID: [\w%-]+\]",
+        text(results[1], "errormessage/error[1]/description2"),
+    )
+    assert text(results[1], "errormessage/error[2]/description") == ""
+    assert text(results[1], "errormessage/error[2]/description2") == "Could not update EMPLOYEE record."
     assert text(results[0], "errormessage/error/description") == (
         "The entire transaction in this operation has been rolled back due to an error."
     )
@@ -200,8 +212,8 @@ def test_without_transaction_failures_are_isolated(gw, company):
         "</EMPLOYEE></update></function>"
     )
     assert [text(r, "status") for r in doc.xpath("//result")] == ["success", "failure"]
-    assert text(doc, "//result[2]/errormessage/error/description2") == (
-        "No EMPLOYEE record with EMPLOYEEID 'NOPE' was found."
+    assert text(doc, "//result[2]/errormessage/error/description2").startswith(
+        "No EMPLOYEE record with EMPLOYEEID 'NOPE' was found. [Support ID: "
     )
     assert get_record(company, "EMPLOYEE", 1)["STATUS"] == "inactive"
 

@@ -195,3 +195,15 @@ def test_dropped_connection_over_real_http(live_server, transactional_db):
         httpx.post(url, content=body.encode(), timeout=10)
     response = httpx.post(url, content=body.encode(), timeout=10)
     assert response.status_code == 200 and b"</response>" in response.content
+
+
+def test_uniqueid_defaults_to_true_when_the_request_leaves_it_out(client, company):
+    """The documented default: without <uniqueid>, a completed function controlid is refused when repeated."""
+    from tests.simulator.conftest import envelope, post, tree
+
+    body = envelope(UPDATE.format(cid="no-flag-1")).replace("<uniqueid>false</uniqueid>", "")
+    first = tree(post(client, body))
+    assert text(first, "//result/status") == "success"
+    assert text(first, "/response/control/uniqueid") == "true"
+    again = tree(post(client, body))
+    assert text(again, "//result/errormessage/error/errorno") == "XL03000011"

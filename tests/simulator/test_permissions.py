@@ -164,6 +164,10 @@ def test_update_validates_values(client):
     bad, good, missing = doc.xpath("//result")
     assert text(bad, "errormessage/error/errorno") == "BL01001973"
     assert text(bad, "errormessage/error/description") == "Could not update record."
-    assert text(bad, "errormessage/error/description2") == "Invalid value 'fired' for field TERMINATIONTYPE."
+    assert text(bad, "errormessage/error/description2").startswith(
+        "Invalid value 'fired' for field TERMINATIONTYPE. [Support ID: "
+    )
     assert text(good, "status") == "success" and text(good, "data/employee/EMPLOYEEID") == "E00002"
-    assert text(missing, "errormessage/error/description2") == "No USERINFO record with LOGINID 'ghost' was found."
+    assert text(missing, "errormessage/error/description2").startswith(
+        "No USERINFO record with LOGINID 'ghost' was found. [Support ID: "
+    )
