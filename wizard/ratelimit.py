@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
@@ -93,6 +94,20 @@ def too_many(response: HttpResponse, seconds: int) -> HttpResponse:
     return response
 
 
+def username_key(raw: object) -> str:
+    """The typed username as Django's login form matches it (trimmed, NFKC), lower-cased: one key per account.
+
+    Django's UsernameField normalises with NFKC before the backend looks the user up, so "ａｌｉｃｅ" logs in as
+    "alice"; a counter keyed on the raw text would give every Unicode variant a fresh allowance. Lower-casing
+    goes further than the backend (which matches the exact case) and so only merges more attempts.
+    Like Django, a name longer than a username can be is not normalised (it cannot log in).
+    """
+    text = str(raw or "").strip()
+    if len(text) <= 150:
+        text = AbstractBaseUser.normalize_username(text).strip()
+    return text.lower()
+
+
 def _ip(request: HttpRequest) -> str:
     return client_ip(request) or "unknown"
 
@@ -110,8 +125,8 @@ class RateLimitedLoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         by_ip, by_account = login_limits()
         username = str(request.POST.get("username", ""))[:150]
-        ip_check, account_check = (by_ip, _ip(request)), (by_account, username)
-        wait = retry_after([ip_check, account_check] if username else [ip_check])
+        ip_check, account_check = (by_ip, _ip(request)), (by_account, username_key(request.POST.get("username")))
+        wait = retry_after([ip_check, account_check] if account_check[1] else [ip_check])
         if wait is not None:
             # The password is not even checked; the username stays in the form.
             form = self.get_form_class()(request, initial={"username": username})
@@ -119,5 +134,5 @@ class RateLimitedLoginView(auth_views.LoginView):
             return too_many(self.render_to_response(self.get_context_data(form=form)), wait)
         response = super().post(request, *args, **kwargs)
         failed = not request.user.is_authenticated
-        count([ip_check, account_check] if failed and username else [ip_check])
+        count([ip_check, account_check] if failed and account_check[1] else [ip_check])
         return response

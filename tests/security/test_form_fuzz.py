@@ -46,6 +46,14 @@ HOSTILE = st.one_of(
     st.just(""),
 )
 
+# Spellings of "alice" that Django's login form (NFKC, then an exact match) or sign-up treats as alice.
+ALICE_VARIANTS = st.builds(
+    lambda letters, before, after: before + "".join(letters) + after,
+    st.tuples(*[st.sampled_from([c, c.upper(), chr(ord(c) + 0xFEE0), chr(ord(c.upper()) + 0xFEE0)])
+                for c in "alice"]),
+    st.sampled_from(["", " ", "\u3000"]), st.sampled_from(["", " ", "\u3000"]),
+)
+
 
 def control_chars(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
@@ -415,6 +423,43 @@ def test_record_paging_with_huge_or_odd_numbers(after, connected, admin_client, 
         assert admin_client.get("/organisations/acme/records/USERINFO/", params).status_code == 200
     response = admin_client.get("/api/v1/organisations/acme/objects/USERINFO/records/", {"cursor": after})
     assert response.status_code in (200, 400)
+
+
+@FUZZ
+@given(username=st.one_of(ALICE_VARIANTS, st.integers(min_value=1, max_value=160).map(lambda n: "\ufdfa" * n)))
+def test_signup_refuses_every_spelling_of_a_taken_username(username, organisation, fuzz_settings):
+    """Sign-up stores names as Django does (NFKC): a fullwidth or other-case copy of alice is a form error."""
+    data = {"organisation_name": "Copy Ltd", "username": username, "email": "copy@evil.test",
+            "password": "Another-Passw0rd-42"}
+
+    def run():
+        before = snapshot(get_user_model(), Organisation)
+        response = Client().post("/accounts/signup/", data)
+        assert_no_500(response, data)
+        if unicodedata.normalize("NFKC", username).strip().lower() == "alice":
+            assert response.status_code == 200 and snapshot(get_user_model(), Organisation) == before
+        stored = list(get_user_model().objects.values_list("username", flat=True))
+        assert all(len(name) <= 150 for name in stored)
+        assert sum(unicodedata.normalize("NFKC", name).lower() == "alice" for name in stored) == 1
+    rolled_back(run)
+
+
+@FUZZ
+@given(username=ALICE_VARIANTS)
+def test_login_lockout_holds_for_every_spelling_of_the_username(username, organisation, settings):
+    """Once alice is locked, no spelling Django would log in as alice gets past the limiter."""
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_ENABLED = True
+    settings.LOGIN_RATE_LIMIT_PER_ACCOUNT, settings.LOGIN_RATE_LIMIT_PER_IP = 3, 1000
+    cache.clear()
+    for n in range(3):
+        Client().post("/accounts/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=f"192.0.2.{n}")
+    client = Client()
+    response = client.post("/accounts/login/", {"username": username, "password": PASSWORD},
+                           REMOTE_ADDR="198.51.100.77")
+    assert response.status_code == 429 and "_auth_user_id" not in client.session
+    cache.clear()
 
 
 def test_signup_refuses_a_username_django_would_not_accept(db, fuzz_settings):
