@@ -7,7 +7,6 @@ Secrets are never selected (password_token is deferred) and never rendered.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -37,6 +36,7 @@ from connector.models import (
     ValidationRun,
 )
 from connector.validation import CHECKS
+from wizard import csv_export
 from wizard.access import client_ip, support_access
 from wizard.steps import STEPS
 
@@ -238,29 +238,21 @@ def dashboard_export(request: HttpRequest) -> StreamingHttpResponse:
     queryset, _ = connections_filtered(request.GET, now=now)
     stale_before = now - timedelta(hours=settings.STALE_SYNC_HOURS)
 
-    class Echo:
-        def write(self, value):
-            return value
+    header = ["organisation", "slug", "company_id", "status", "status_since", "last_validation",
+              "last_validation_at", "failing_check", "last_successful_sync", "stale_sync", "records_held",
+              "errors_24h"]
 
-    writer = csv.writer(Echo())
-
-    def lines():
-        yield writer.writerow(["organisation", "slug", "company_id", "status", "status_since", "last_validation",
-                               "last_validation_at", "failing_check", "last_successful_sync", "stale_sync",
-                               "records_held", "errors_24h"])
+    def rows():
         for connection in queryset.iterator(chunk_size=2000):
             row = _row(connection, stale_before)
             run = row["run"]
-            yield writer.writerow([
-                connection.organisation.name, connection.organisation.slug, row["masked_company_id"],
-                connection.status, connection.status_changed_at.isoformat(), run.status if run else "",
-                run.finished_at.isoformat() if run and run.finished_at else "", row["failed_check"],
-                row["last_sync"].isoformat() if row["last_sync"] else "", "yes" if row["stale"] else "no",
-                row["records"], row["errors"]])
+            yield [connection.organisation.name, connection.organisation.slug, row["masked_company_id"],
+                   connection.status, connection.status_changed_at.isoformat(), run.status if run else "",
+                   run.finished_at.isoformat() if run and run.finished_at else "", row["failed_check"],
+                   row["last_sync"].isoformat() if row["last_sync"] else "", "yes" if row["stale"] else "no",
+                   row["records"], row["errors"]]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="connections.csv"'
-    return response
+    return csv_export.response(header, rows(), filename="connections.csv")
 
 
 @login_required
