@@ -1,4 +1,5 @@
-"""Response headers Django does not set itself: a Content Security Policy and a Permissions Policy.
+"""Response headers Django does not set itself (a Content Security Policy and a Permissions Policy), and the
+refusal of control characters in query parameters.
 
 Scripts may only come from our own origin (no inline script anywhere); styles allow inline `style`
 attributes, which the progress bars use. Frames, plugins and foreign form targets are refused.
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+import unicodedata
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -34,3 +37,28 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         return response
+
+
+def control_character_in(text: str) -> bool:
+    """True when the text holds a control character (NUL, escape, DEL, CR, LF, tab...)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+class QueryControlCharactersMiddleware:
+    """Answers 400 when a query parameter's name or value holds a control character (`?q=a%00b`).
+
+    No page expects one; PostgreSQL refuses NUL in text (a 500 from inside a search), SQLite silently
+    matches nothing (an empty CSV). Checking here, once, covers every view, present and future.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if control_character_in(name) or any(control_character_in(value) for value in values):
+                shown = name.encode("unicode_escape").decode("ascii")[:100]
+                return HttpResponseBadRequest(
+                    f"Bad request: the query parameter {shown!r} contains a control character (such as a NUL "
+                    "byte or a line break). Remove it and try again.\n", content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
