@@ -6,9 +6,8 @@ attributes, which the progress bars use. Frames, plugins and foreign form target
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import unicodedata
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
