@@ -354,3 +354,5 @@ CONNECT_RATE_LIMIT_PER_IP = env.int("CONNECT_RATE_LIMIT_PER_IP", default=20)
 CONNECT_RATE_LIMIT_PER_ORGANISATION = env.int("CONNECT_RATE_LIMIT_PER_ORGANISATION", default=10)
 CONNECT_RATE_LIMIT_WINDOW_SECONDS = env.int("CONNECT_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
 CSRF_COOKIE_HTTPONLY = True
+# Error pages and reports hide POST data and local variables of password views even with DEBUG on.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SecretHidingExceptionReporterFilter"

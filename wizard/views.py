@@ -11,6 +11,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connector import objects, services, validation
@@ -55,6 +56,8 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
                   {"organisations": organisations, "all_organisations": True})
 
 
+@sensitive_post_parameters()
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if not settings.SIGNUP_ENABLED:
@@ -109,6 +112,8 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
 
 
 @login_required
+@sensitive_post_parameters()  # step 6 takes the Intacct password (the connect() below)
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Steps 1-5: instructions, and "I've done this"; step 4 records the branch, step 5 deprovisioning."""
@@ -271,6 +276,8 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@sensitive_post_parameters()
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def connection_password(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug)
