@@ -293,8 +293,11 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=730)
 # Workers and beat write a heartbeat this often; /healthz fails when the newest is older than the limit.
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
 HEARTBEAT_STALE_SECONDS = env.int("HEARTBEAT_STALE_SECONDS", default=120)
-# When set, /metrics wants "Authorization: Bearer <METRICS_TOKEN>".
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# When set, /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; production refuses to start without one
+# (an empty value too), so its figures are never open to anyone who finds the URL.
+METRICS_TOKEN = _required("METRICS_TOKEN") if PRODUCTION else env.str("METRICS_TOKEN", default="")
+if PRODUCTION and not METRICS_TOKEN.strip():
+    raise ImproperlyConfigured("METRICS_TOKEN must be set when APP_ENV=production (it may not be empty).")
 # Load balancers and Prometheus call these over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Django's own logging would otherwise be replaced in the worker (config.logging keeps it).

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from connector import operations, services, sync
+from connector.masking import mask
 from connector.models import (
     AuditEvent,
     Connection,
@@ -156,14 +157,6 @@ def endpoint_label() -> tuple[str, str]:
     if settings.SIMULATOR_GATEWAY_PATH in url and not host.endswith(".intacct.com"):
         return "Simulator", host
     return "Production", host
-
-
-def mask(value: str) -> str:
-    if not value:
-        return ""
-    if len(value) <= 3:
-        return value[0] + "•" * (len(value) - 1)
-    return value[:2] + "•" * (len(value) - 3) + value[-1]
 
 
 # --- Pages ----------------------------------------------------------------------------------

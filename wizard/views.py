@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connector import objects, services, validation
+from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
 from wizard import forms, ratelimit
 from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
@@ -240,14 +241,6 @@ def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
 
 # --- The connection page --------------------------------------------------------------------
 
-def _mask(value: str) -> str:
-    if not value:
-        return ""
-    if len(value) <= 3:
-        return value[0] + "•" * (len(value) - 1)
-    return value[:2] + "•" * (len(value) - 3) + value[-1]
-
-
 @login_required
 def connection(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug, write=False)
@@ -256,7 +249,7 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "wizard/connection.html", {
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
-        "masked_company_id": _mask(conn.company_id), "masked_user_id": _mask(conn.user_id),
+        "masked_company_id": mask(conn.company_id), "masked_user_id": mask(conn.user_id),
         "status_check_label": validation.CHECK_LABELS.get(conn.status_check, conn.status_check),
         "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
