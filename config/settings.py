@@ -41,7 +41,8 @@ ALLOWED_HOSTS = (_required("ALLOWED_HOSTS", cast=list) if PRODUCTION
                  else env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]))
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PRODUCT_NAME = env.str("PRODUCT_NAME", default="Intacct Connect")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# E-mailed links (password reset included) are built from it, never from the request's Host header.
+SITE_URL = _required("SITE_URL") if PRODUCTION else env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

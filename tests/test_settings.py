@@ -31,6 +31,7 @@ PRODUCTION_ENV = {
     "INTACCT_SENDER_PASSWORD": secrets.token_urlsafe(16),
     "DATABASE_URL": "sqlite:////tmp/intacct-connect-prod-check.sqlite3",
     "METRICS_TOKEN": secrets.token_urlsafe(24),
+    "SITE_URL": "https://connect.example.com",
 }
 
 
@@ -77,7 +78,7 @@ def test_urls_switch_database_and_broker(tmp_path):
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS",
                                      "INTACCT_ENDPOINT_URL", "INTACCT_SENDER_ID", "INTACCT_SENDER_PASSWORD",
-                                     "METRICS_TOKEN"])
+                                     "METRICS_TOKEN", "SITE_URL"])
 def test_production_refuses_to_start_without(missing, tmp_path):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing} | {"VAR_DIR": str(tmp_path)}
     result = run_python(PROBE, env)
