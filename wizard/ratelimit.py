@@ -2,9 +2,9 @@
 
 Fixed windows: each (action, scope, who) pair has a counter in the cache that expires with its window.
 Login counts every attempt per IP and the failed ones per username (normalised as Django's login
-matches it); password reset counts every request per IP and per e-mail address; Connect counts every submission that
-would store credentials and ask Intacct (per IP and per organisation), so an over-eager admin or a stolen
-session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
+matches it); password reset counts every request per IP and per e-mail address; Connect counts every
+submission that would store credentials and ask Intacct (per IP and per organisation), so an over-eager
+admin or a stolen session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
 429 on the same page with the form kept, and nothing is saved or sent.
 
 The cache is settings.CACHES["default"]: Redis when the broker is Redis, else files under VAR_DIR, so the
