@@ -121,3 +121,14 @@ def test_simulator_gateway(db, debug):
         response = broken_client().post("/simulator/ia/xml/xmlgw.phtml", data=body.encode(),
                                         content_type="application/xml")
     assert_technical_500_without_secrets(response, TYPED)
+
+
+def test_admin_sets_a_users_password(organisation, debug):
+    """Django's admin screens that take a password are covered by the same filter."""
+    get_user_model().objects.create_superuser(username="root", email="root@operator.test", password=PASSWORD)
+    alice = get_user_model().objects.get(username="alice")
+    client = broken_client("root")
+    data = {"password1": TYPED, "password2": TYPED, "usable_password": "true"}
+    with failing_sql("auth_user", "UPDATE"):
+        response = client.post(f"/admin/auth/user/{alice.pk}/password/", data)
+    assert_technical_500_without_secrets(response, TYPED, alice.password)
