@@ -41,7 +41,8 @@ ALLOWED_HOSTS = (_required("ALLOWED_HOSTS", cast=list) if PRODUCTION
                  else env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]))
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PRODUCT_NAME = env.str("PRODUCT_NAME", default="Intacct Connect")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# E-mailed links (password reset included) are built from it, never from the request's Host header.
+SITE_URL = _required("SITE_URL") if PRODUCTION else env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -59,6 +60,7 @@ MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",
+    "config.security.QueryControlCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -292,8 +294,11 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=730)
 # Workers and beat write a heartbeat this often; /healthz fails when the newest is older than the limit.
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
 HEARTBEAT_STALE_SECONDS = env.int("HEARTBEAT_STALE_SECONDS", default=120)
-# When set, /metrics wants "Authorization: Bearer <METRICS_TOKEN>".
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# When set, /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; production refuses to start without one
+# (an empty value too), so its figures are never open to anyone who finds the URL.
+METRICS_TOKEN = _required("METRICS_TOKEN") if PRODUCTION else env.str("METRICS_TOKEN", default="")
+if PRODUCTION and not METRICS_TOKEN.strip():
+    raise ImproperlyConfigured("METRICS_TOKEN must be set when APP_ENV=production (it may not be empty).")
 # Load balancers and Prometheus call these over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Django's own logging would otherwise be replaced in the worker (config.logging keeps it).
@@ -355,7 +360,13 @@ RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 LOGIN_RATE_LIMIT_PER_IP = env.int("LOGIN_RATE_LIMIT_PER_IP", default=30)
 LOGIN_RATE_LIMIT_PER_ACCOUNT = env.int("LOGIN_RATE_LIMIT_PER_ACCOUNT", default=5)
 LOGIN_RATE_LIMIT_WINDOW_SECONDS = env.int("LOGIN_RATE_LIMIT_WINDOW_SECONDS", default=15 * 60)
+# Password reset: requests per IP and per e-mail address (each may send a mail).
+PASSWORD_RESET_RATE_LIMIT_PER_IP = env.int("PASSWORD_RESET_RATE_LIMIT_PER_IP", default=10)
+PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT = env.int("PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT", default=3)
+PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS = env.int("PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
 CONNECT_RATE_LIMIT_PER_IP = env.int("CONNECT_RATE_LIMIT_PER_IP", default=20)
 CONNECT_RATE_LIMIT_PER_ORGANISATION = env.int("CONNECT_RATE_LIMIT_PER_ORGANISATION", default=10)
 CONNECT_RATE_LIMIT_WINDOW_SECONDS = env.int("CONNECT_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
 CSRF_COOKIE_HTTPONLY = True
+# Error pages and reports hide POST data and local variables of password views even with DEBUG on.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SecretHidingExceptionReporterFilter"

@@ -7,6 +7,7 @@ one worker or one beat.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import time
@@ -24,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connector import services
+from connector.masking import mask
 from connector.models import (
     AuditEvent,
     CompanySlot,
@@ -293,13 +295,21 @@ def metrics_text(*, now: datetime | None = None) -> str:
     in_flight = (CompanySlot.objects.exclude(holder="").filter(lease_until__gt=now).values("company_key")
                  .annotate(n=Count("id")).order_by("company_key").values_list("company_key", "n"))
     for company, n in in_flight:
-        lines.append(f"intacct_connect_requests_in_flight{{{labels_text({'company': company})}}} {n}")
+        lines.append(f"intacct_connect_requests_in_flight{{{labels_text({'company': mask(company)})}}} {n}")
 
     family("intacct_connect_heartbeat_age_seconds", "gauge", "Seconds since each worker and beat was last seen.")
     for beat in Heartbeat.objects.order_by("name"):
         age = max(0.0, (now - beat.seen_at).total_seconds())
-        lines.append(f"intacct_connect_heartbeat_age_seconds{{{labels_text({'name': beat.name})}}} {age:.1f}")
+        label = labels_text({"name": heartbeat_pseudonym(beat.name)})
+        lines.append(f"intacct_connect_heartbeat_age_seconds{{{label}}} {age:.1f}")
     return "\n".join(lines) + "\n"
+
+
+def heartbeat_pseudonym(name: str) -> str:
+    """A worker's stable stand-in for /metrics ("worker-3f9a1c2e"): its host name is not for anonymous eyes."""
+    if not name.startswith(Heartbeat.WORKER_PREFIX):
+        return name
+    return "worker-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 def _number(value: float) -> str:

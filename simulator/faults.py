@@ -22,6 +22,11 @@ FAULT_KINDS = {
     "expire_session": "Expire the company's sessions early (applies to requests that use a session)",
     "offline": "Every function fails with XL03000012 The Service is Temporarily Off-line (HTTP 200)",
 }
+# Bounds of what may be armed: the simulator is reachable by anyone in development, and a huge delay would
+# hold a gateway thread for ever (or overflow time.sleep into a 500).
+MAX_DELAY_MS = 60_000
+MAX_COUNT = 1_000_000
+MAX_SEED = 2**32 - 1
 # Faults that replace the answer entirely, in the order they win when several trigger at once.
 TERMINAL_KINDS = ("http429", "html_error", "http524", "http5xx")
 _lock = threading.Lock()
@@ -42,8 +47,10 @@ def set_fault(
         raise ValueError(f"Unknown fault kind {kind!r}")
     if (count is None) == (rate is None):
         raise ValueError("Give exactly one of count or rate")
-    if count is not None and count < 1:
-        raise ValueError("count must be at least 1")
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be between 1 and {MAX_COUNT}")
+    if not 0 <= delay_ms <= MAX_DELAY_MS:
+        raise ValueError(f"delay_ms must be between 0 and {MAX_DELAY_MS}")
     if rate is not None and not 0 < rate <= 1:
         raise ValueError("rate must be in (0, 1]")
     if kind == "http5xx" and status not in (500, 502, 503, 504):

@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 
-from simulator.faults import FAULT_KINDS
+from simulator.faults import FAULT_KINDS, MAX_COUNT, MAX_DELAY_MS, MAX_SEED
 from simulator.models import (
     ADMIN_PRIVILEGES,
     LOGIN_FAILURE_STYLES,
@@ -120,16 +120,23 @@ class FaultForm(forms.Form):
         label="Applies to",
         choices=[("count", "The next N requests"), ("rate", "Each request with probability")],
     )
-    count = forms.IntegerField(label="N (requests)", min_value=1, required=False, initial=1)
+    count = forms.IntegerField(label="N (requests)", min_value=1, max_value=MAX_COUNT, required=False, initial=1,
+                               error_messages={"max_value": f"N can be at most {MAX_COUNT} requests."})
     rate = forms.FloatField(label="Probability (0-1)", min_value=0.0001, max_value=1, required=False)
-    delay_ms = forms.IntegerField(label="Delay (ms, slow responses)", min_value=0, initial=2000)
+    delay_ms = forms.IntegerField(
+        label="Delay (ms, slow responses)", min_value=0, max_value=MAX_DELAY_MS, initial=2000,
+        help_text=f"0 to {MAX_DELAY_MS} ms (one minute).",
+        error_messages={"max_value": f"The delay can be at most {MAX_DELAY_MS} ms (one minute).",
+                        "min_value": "The delay must be at least 0 ms."})
     status = forms.TypedChoiceField(
         label="HTTP status (5xx)",
         coerce=int,
         initial=503,
         choices=[(500, "500"), (502, "502"), (503, "503"), (504, "504")],
     )
-    seed = forms.IntegerField(label="Random seed", initial=0)
+    seed = forms.IntegerField(label="Random seed", initial=0, min_value=0, max_value=MAX_SEED,
+                              error_messages={"max_value": f"The seed must be at least 0 and at most {MAX_SEED}.",
+                                              "min_value": f"The seed must be at least 0 and at most {MAX_SEED}."})
 
     def clean(self) -> dict:
         data = super().clean() or {}

@@ -24,7 +24,7 @@ from django.utils import timezone
 from lxml import etree
 
 from simulator import inflight
-from simulator.faults import TERMINAL_KINDS, draw_faults
+from simulator.faults import MAX_DELAY_MS, TERMINAL_KINDS, draw_faults
 from simulator.filters import (
     FilterError,
     Node,
@@ -384,7 +384,7 @@ def _with_company(
         if session is not None:
             session.expires_at = past
     if "slow" in hits:
-        slept = hits["slow"]["delay_ms"] / 1000
+        slept = min(max(0, int(hits["slow"]["delay_ms"])), MAX_DELAY_MS) / 1000  # armed before the bound existed
         time.sleep(slept)
     for kind in TERMINAL_KINDS:
         if kind in hits:

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
 from simulator import gateway as gateway_module
@@ -36,6 +37,8 @@ from simulator.services import (
 
 
 @csrf_exempt
+@sensitive_post_parameters()  # the XML body carries the sender's and the user's passwords
+@sensitive_variables()
 def gateway(request: HttpRequest) -> HttpResponse:
     """POST-only XML gateway at /simulator/ia/xml/xmlgw.phtml."""
     if request.method != "POST":

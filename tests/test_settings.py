@@ -30,6 +30,8 @@ PRODUCTION_ENV = {
     "INTACCT_SENDER_ID": "ExampleSender",
     "INTACCT_SENDER_PASSWORD": secrets.token_urlsafe(16),
     "DATABASE_URL": "sqlite:////tmp/intacct-connect-prod-check.sqlite3",
+    "METRICS_TOKEN": secrets.token_urlsafe(24),
+    "SITE_URL": "https://connect.example.com",
 }
 
 
@@ -75,7 +77,8 @@ def test_urls_switch_database_and_broker(tmp_path):
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS",
-                                     "INTACCT_ENDPOINT_URL", "INTACCT_SENDER_ID", "INTACCT_SENDER_PASSWORD"])
+                                     "INTACCT_ENDPOINT_URL", "INTACCT_SENDER_ID", "INTACCT_SENDER_PASSWORD",
+                                     "METRICS_TOKEN", "SITE_URL"])
 def test_production_refuses_to_start_without(missing, tmp_path):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing} | {"VAR_DIR": str(tmp_path)}
     result = run_python(PROBE, env)
@@ -91,6 +94,12 @@ def test_production_refuses_an_endpoint_that_is_not_intacct(endpoint, tmp_path):
     result = run_python(PROBE, PRODUCTION_ENV | {"INTACCT_ENDPOINT_URL": endpoint, "VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "INTACCT_ENDPOINT_URL must be an https://*.intacct.com address" in result.stderr
+
+
+def test_production_refuses_an_empty_metrics_token(tmp_path):
+    """.env.example lists METRICS_TOKEN= empty: left so, /metrics would be open to anyone."""
+    result = run_python(PROBE, PRODUCTION_ENV | {"METRICS_TOKEN": "", "VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "METRICS_TOKEN must be set when APP_ENV=production" in result.stderr
 
 
 def test_production_refuses_the_simulator(tmp_path):

@@ -7,7 +7,6 @@ Secrets are never selected (password_token is deferred) and never rendered.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -24,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from connector import operations, services, sync
+from connector.masking import mask
 from connector.models import (
     AuditEvent,
     Connection,
@@ -37,6 +37,7 @@ from connector.models import (
     ValidationRun,
 )
 from connector.validation import CHECKS
+from wizard import csv_export
 from wizard.access import client_ip, support_access
 from wizard.steps import STEPS
 
@@ -158,14 +159,6 @@ def endpoint_label() -> tuple[str, str]:
     return "Production", host
 
 
-def mask(value: str) -> str:
-    if not value:
-        return ""
-    if len(value) <= 3:
-        return value[0] + "•" * (len(value) - 1)
-    return value[:2] + "•" * (len(value) - 3) + value[-1]
-
-
 # --- Pages ----------------------------------------------------------------------------------
 
 @login_required
@@ -238,29 +231,21 @@ def dashboard_export(request: HttpRequest) -> StreamingHttpResponse:
     queryset, _ = connections_filtered(request.GET, now=now)
     stale_before = now - timedelta(hours=settings.STALE_SYNC_HOURS)
 
-    class Echo:
-        def write(self, value):
-            return value
+    header = ["organisation", "slug", "company_id", "status", "status_since", "last_validation",
+              "last_validation_at", "failing_check", "last_successful_sync", "stale_sync", "records_held",
+              "errors_24h"]
 
-    writer = csv.writer(Echo())
-
-    def lines():
-        yield writer.writerow(["organisation", "slug", "company_id", "status", "status_since", "last_validation",
-                               "last_validation_at", "failing_check", "last_successful_sync", "stale_sync",
-                               "records_held", "errors_24h"])
+    def rows():
         for connection in queryset.iterator(chunk_size=2000):
             row = _row(connection, stale_before)
             run = row["run"]
-            yield writer.writerow([
-                connection.organisation.name, connection.organisation.slug, row["masked_company_id"],
-                connection.status, connection.status_changed_at.isoformat(), run.status if run else "",
-                run.finished_at.isoformat() if run and run.finished_at else "", row["failed_check"],
-                row["last_sync"].isoformat() if row["last_sync"] else "", "yes" if row["stale"] else "no",
-                row["records"], row["errors"]])
+            yield [connection.organisation.name, connection.organisation.slug, row["masked_company_id"],
+                   connection.status, connection.status_changed_at.isoformat(), run.status if run else "",
+                   run.finished_at.isoformat() if run and run.finished_at else "", row["failed_check"],
+                   row["last_sync"].isoformat() if row["last_sync"] else "", "yes" if row["stale"] else "no",
+                   row["records"], row["errors"]]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="connections.csv"'
-    return response
+    return csv_export.response(header, rows(), filename="connections.csv")
 
 
 @login_required

@@ -6,6 +6,7 @@ import unicodedata
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
@@ -166,7 +167,11 @@ class SignupForm(forms.Form):
     password = PasswordField(label="Password", max_length=200)
 
     def clean_username(self) -> str:
-        username = self.cleaned_data["username"]
+        # Stored as Django stores it (create_user normalises with NFKC): "ａｌｉｃｅ" is a copy of "alice".
+        username = AbstractBaseUser.normalize_username(self.cleaned_data["username"])
+        if len(username) > 150:  # NFKC can lengthen a name ("ﷺ" is 18 letters)
+            raise forms.ValidationError("That username is too long once normalised; choose a shorter one.")
+        UnicodeUsernameValidator()(username)
         if get_user_model().objects.filter(username__iexact=username).exists():
             raise forms.ValidationError("That username is taken.")
         return username

@@ -1,9 +1,10 @@
-"""Login and "Connect" attempts limited per IP address and per account or organisation (Django's cache).
+"""Login, password reset and "Connect" attempts limited per IP address and per account or organisation.
 
 Fixed windows: each (action, scope, who) pair has a counter in the cache that expires with its window.
-Login counts every attempt per IP and the failed ones per username; Connect counts every submission that
-would store credentials and ask Intacct (per IP and per organisation), so an over-eager admin or a stolen
-session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
+Login counts every attempt per IP and the failed ones per username (normalised as Django's login
+matches it); password reset counts every request per IP and per e-mail address; Connect counts every
+submission that would store credentials and ask Intacct (per IP and per organisation), so an over-eager
+admin or a stolen session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
 429 on the same page with the form kept, and nothing is saved or sent.
 
 The cache is settings.CACHES["default"]: Redis when the broker is Redis, else files under VAR_DIR, so the
@@ -14,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import unicodedata
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
@@ -27,7 +31,7 @@ from wizard.access import client_ip
 
 @dataclass(frozen=True)
 class Limit:
-    action: str  # "login" or "connect"
+    action: str  # "login", "password_reset" or "connect"
     scope: str  # "ip", "account" or "organisation"
     limit: int
     window: int  # seconds
@@ -37,6 +41,12 @@ def login_limits() -> tuple[Limit, Limit]:
     window = settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS
     return (Limit("login", "ip", settings.LOGIN_RATE_LIMIT_PER_IP, window),
             Limit("login", "account", settings.LOGIN_RATE_LIMIT_PER_ACCOUNT, window))
+
+
+def password_reset_limits() -> tuple[Limit, Limit]:
+    window = settings.PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS
+    return (Limit("password_reset", "ip", settings.PASSWORD_RESET_RATE_LIMIT_PER_IP, window),
+            Limit("password_reset", "account", settings.PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT, window))
 
 
 def connect_limits() -> tuple[Limit, Limit]:
@@ -93,6 +103,26 @@ def too_many(response: HttpResponse, seconds: int) -> HttpResponse:
     return response
 
 
+def username_key(raw: object) -> str:
+    """The typed username as Django's login form matches it (trimmed, NFKC), lower-cased: one key per account.
+
+    Django's UsernameField normalises with NFKC before the backend looks the user up, so "ａｌｉｃｅ" logs in as
+    "alice"; a counter keyed on the raw text would give every Unicode variant a fresh allowance. Lower-casing
+    goes further than the backend (which matches the exact case) and so only merges more attempts.
+    Like Django, a name longer than a username can be is not normalised (it cannot log in).
+    """
+    text = str(raw or "").strip()
+    if len(text) <= 150:
+        text = AbstractBaseUser.normalize_username(text).strip()
+    return text.lower()
+
+
+def email_key(raw: object) -> str:
+    """The typed e-mail address as Django's reset form matches accounts (NFKC, case-folded), trimmed."""
+    text = str(raw or "").strip()[:320]
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
 def _ip(request: HttpRequest) -> str:
     return client_ip(request) or "unknown"
 
@@ -110,8 +140,8 @@ class RateLimitedLoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         by_ip, by_account = login_limits()
         username = str(request.POST.get("username", ""))[:150]
-        ip_check, account_check = (by_ip, _ip(request)), (by_account, username)
-        wait = retry_after([ip_check, account_check] if username else [ip_check])
+        ip_check, account_check = (by_ip, _ip(request)), (by_account, username_key(request.POST.get("username")))
+        wait = retry_after([ip_check, account_check] if account_check[1] else [ip_check])
         if wait is not None:
             # The password is not even checked; the username stays in the form.
             form = self.get_form_class()(request, initial={"username": username})
@@ -119,5 +149,31 @@ class RateLimitedLoginView(auth_views.LoginView):
             return too_many(self.render_to_response(self.get_context_data(form=form)), wait)
         response = super().post(request, *args, **kwargs)
         failed = not request.user.is_authenticated
-        count([ip_check, account_check] if failed and username else [ip_check])
+        count([ip_check, account_check] if failed and account_check[1] else [ip_check])
         return response
+
+
+class RateLimitedPasswordResetView(auth_views.PasswordResetView):
+    """Django's PasswordResetView, limited like login, whose e-mailed link is built from settings.SITE_URL.
+
+    Django builds the link from the request's Host header; a forged Host would send a real token to the
+    forger's site. The e-mail's `protocol` and `domain` come from SITE_URL instead (its context overrides).
+    """
+
+    @property
+    def extra_email_context(self) -> dict:
+        site = urlsplit(settings.SITE_URL)
+        return {"protocol": site.scheme, "domain": site.netloc, "site_name": settings.PRODUCT_NAME}
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        by_ip, by_account = password_reset_limits()
+        account = email_key(request.POST.get("email"))
+        checks = [(by_ip, _ip(request))] + ([(by_account, account)] if account else [])
+        wait = retry_after(checks)
+        if wait is not None:
+            # Nothing is sent; the address stays in the form.
+            form = self.get_form_class()(initial={"email": str(request.POST.get("email", ""))[:254]})
+            messages.error(request, message(wait))
+            return too_many(self.render_to_response(self.get_context_data(form=form)), wait)
+        count(checks)
+        return super().post(request, *args, **kwargs)

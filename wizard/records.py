@@ -5,7 +5,6 @@ others 404). The JSON API also accepts an organisation's bearer token (ApiToken)
 """
 from __future__ import annotations
 
-import csv
 import unicodedata
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connector import deprovision, objects, services, sync
 from connector.models import ApiToken, Connection, Organisation, Record, SyncRun
+from wizard import csv_export
 from wizard.access import OrgAccess, client_ip, organisation_access
 
 BROWSE_PAGE_SIZE = 50
@@ -149,15 +149,8 @@ def record_list(request: HttpRequest, slug: str, object_name: str) -> HttpRespon
     })
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_rows(connection: Connection, definition: objects.ObjectDefinition, query: str) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+def _csv_rows(connection: Connection, definition: objects.ObjectDefinition, query: str) -> Iterator[list]:
     columns = list(definition.fields)
-    yield writer.writerow([*columns, "whenmodified_local", "first_seen", "last_seen"])
     after = 0
     base = _records(connection, definition, query)
     while True:
@@ -166,16 +159,8 @@ def _csv_rows(connection: Connection, definition: objects.ObjectDefinition, quer
         if not chunk:
             return
         for _recordno, modified, data, first_seen, last_seen in chunk:
-            values = ["" if data.get(c) is None else data.get(c) for c in columns]
-            yield writer.writerow([*(_csv_safe(v) for v in values), modified, first_seen.isoformat(),
-                                   last_seen.isoformat()])
+            yield [*(data.get(c) for c in columns), modified, first_seen.isoformat(), last_seen.isoformat()]
         after = chunk[-1][0]
-
-
-def _csv_safe(value: object) -> str:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet.
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @login_required
@@ -183,10 +168,9 @@ def _csv_safe(value: object) -> str:
 def record_csv(request: HttpRequest, slug: str, object_name: str) -> StreamingHttpResponse:
     access = organisation_access(request, slug, write=False)
     definition = _definition(object_name)
-    response = StreamingHttpResponse(_csv_rows(access.connection, definition, request.GET.get("q", "")),
-                                     content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{slug}-{definition.name.lower()}.csv"'
-    return response
+    header = [*definition.fields, "whenmodified_local", "first_seen", "last_seen"]
+    return csv_export.response(header, _csv_rows(access.connection, definition, request.GET.get("q", "")),
+                               filename=f"{slug}-{definition.name.lower()}.csv")
 
 
 def _int(value: str | None, default: int) -> int:

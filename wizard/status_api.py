@@ -11,8 +11,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from connector.masking import mask
 from connector.models import Connection, SyncObjectRun, SyncRun, ValidationCheck
-from wizard.dashboard import endpoint_label, mask
+from wizard.dashboard import endpoint_label
 from wizard.records import api_view
 
 # Per-object figures come from this many recent runs (each run normally covers every object).

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("wizard.records_urls")),  # synced data (issue 6)
     path("", views.home, name="home"),
     path("accounts/login/", ratelimit.RateLimitedLoginView.as_view(), name="login"),  # before auth.urls
+    path("accounts/password_reset/", ratelimit.RateLimitedPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/signup/", views.signup, name="signup"),
     path("organisations/", views.organisation_list, name="organisation_list"),

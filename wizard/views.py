@@ -11,9 +11,11 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connector import objects, services, validation
+from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
 from wizard import forms, ratelimit
 from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
@@ -55,6 +57,8 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
                   {"organisations": organisations, "all_organisations": True})
 
 
+@sensitive_post_parameters()
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if not settings.SIGNUP_ENABLED:
@@ -109,6 +113,8 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
 
 
 @login_required
+@sensitive_post_parameters()  # step 6 takes the Intacct password (the connect() below)
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Steps 1-5: instructions, and "I've done this"; step 4 records the branch, step 5 deprovisioning."""
@@ -235,14 +241,6 @@ def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
 
 # --- The connection page --------------------------------------------------------------------
 
-def _mask(value: str) -> str:
-    if not value:
-        return ""
-    if len(value) <= 3:
-        return value[0] + "•" * (len(value) - 1)
-    return value[:2] + "•" * (len(value) - 3) + value[-1]
-
-
 @login_required
 def connection(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug, write=False)
@@ -255,7 +253,7 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "wizard/connection.html", {
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
-        "masked_company_id": _mask(conn.company_id), "masked_user_id": _mask(conn.user_id),
+        "masked_company_id": mask(conn.company_id), "masked_user_id": mask(conn.user_id),
         "status_check_label": validation.CHECK_LABELS.get(check_key, check_key),
         "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
@@ -275,6 +273,8 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@sensitive_post_parameters()
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def connection_password(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug)

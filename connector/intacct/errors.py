@@ -16,6 +16,24 @@ from typing import Any
 from .redaction import redact
 
 LEVELS = ("control", "authentication", "result", "http", "transport")
+# Intacct's words are kept, stored and shown at most this long each (a gateway once sent a 7.6 MB
+# description); a longer text ends with CUT_MARK so nobody mistakes it for the whole.
+MAX_ERROR_TEXT = 2000
+MAX_ERRORS_KEPT = 20
+CUT_MARK = "… [cut]"
+
+
+def bounded(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """The text, or its beginning marked with CUT_MARK when it is longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(CUT_MARK)] + CUT_MARK
+
+
+def _kept(text: str) -> str:
+    # Redact first, then cut: a cut first could leave the beginning of a secret that redaction no longer
+    # recognises.
+    return bounded(redact(text))
 
 
 @dataclass(frozen=True)
@@ -57,10 +75,11 @@ class IntacctError(Exception):
         permanent: bool | None = None,
         **extra: Any,
     ) -> None:
-        # Gateways sometimes echo request values back; keep the details as redacted as the text.
+        # Gateways sometimes echo request values back; keep the details as redacted as the text. This is where
+        # Intacct's answer becomes what we store and show, so each text is bounded here, once.
         self.errors: list[ErrorDetail] = [
-            ErrorDetail(*(redact(part) for part in (e.errorno, e.description, e.description2, e.correction)))
-            for e in errors
+            ErrorDetail(*(_kept(part) for part in (e.errorno, e.description, e.description2, e.correction)))
+            for e in list(errors)[:MAX_ERRORS_KEPT]
         ]
         first = self.errors[0] if self.errors else ErrorDetail()
         self.errorno = first.errorno
@@ -79,7 +98,7 @@ class IntacctError(Exception):
         if not message:
             message = "; ".join(e.text() for e in self.errors if e.text()) or type(self).__name__
         # Secrets registered by the client never reach an exception's text or repr.
-        super().__init__(redact(message))
+        super().__init__(_kept(message))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructor arguments: pickle (Celery, multiprocessing) needs help.

@@ -91,6 +91,28 @@ def test_any_unicode_in_a_field_round_trips_or_fails_typed(text):
             if text else outcome[0]["STATE"] is None
 
 
+def result_failure(description: bytes) -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?><response><control><status>success</status></control>'
+            b"<operation><authentication><status>success</status></authentication><result><status>failure"
+            b"</status><function>readByQuery</function><controlid>f</controlid><errormessage><error><errorno>"
+            b"BL01001973</errorno><description>" + description + b"</description><description2>Short."
+            b"</description2><correction></correction></error></errormessage></result></operation></response>")
+
+
+@FUZZ
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40),
+       st.sampled_from([b"", b"\x00", b"&#0;", b"&#x1b;", b"%00"]), st.integers(min_value=0, max_value=3000))
+def test_any_error_text_nul_bytes_included_fails_typed_and_bounded(text, nul, repeat):
+    """Intacct's words, however long or hostile (a NUL byte raw or as a reference), come out bounded."""
+    piece = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode("utf-8") + nul
+    outcome = read_with(result_failure(piece * repeat))
+    assert isinstance(outcome, errors.IntacctError)
+    for part in (outcome.errorno, outcome.description, outcome.description2, outcome.correction, str(outcome)):
+        assert len(part) <= errors.MAX_ERROR_TEXT
+        assert "\x00" not in part
+    if len(outcome.description) == errors.MAX_ERROR_TEXT:
+        assert outcome.description.endswith(errors.CUT_MARK)
+
 HOSTILE = {
     "deep-nesting": b"<response>" + b"<a>" * 200_000 + b"</a>" * 200_000 + b"</response>",
     "internal-entity-bomb": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "' + b"x" * 1000 + b'">'

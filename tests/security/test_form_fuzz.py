@@ -46,6 +46,14 @@ HOSTILE = st.one_of(
     st.just(""),
 )
 
+# Spellings of "alice" that Django's login form (NFKC, then an exact match) or sign-up treats as alice.
+ALICE_VARIANTS = st.builds(
+    lambda letters, before, after: before + "".join(letters) + after,
+    st.tuples(*[st.sampled_from([c, c.upper(), chr(ord(c) + 0xFEE0), chr(ord(c.upper()) + 0xFEE0)])
+                for c in "alice"]),
+    st.sampled_from(["", " ", "\u3000"]), st.sampled_from(["", " ", "\u3000"]),
+)
+
 
 def control_chars(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
@@ -92,6 +100,19 @@ def rolled_back(call):
 
 def assert_no_500(response, what) -> None:
     assert response.status_code < 500, (what, response.status_code)
+
+
+def any_control(params: dict) -> bool:
+    """A query with a control character (NUL...) in any value: the middleware answers 400 before any view."""
+    return any(unicodedata.category(ch) == "Cc" for value in params.values() for ch in str(value))
+
+
+def assert_refused_if_control(response, params: dict) -> bool:
+    """True (after checking the clear 400) when the query held a control character; False otherwise."""
+    if not any_control(params):
+        return False
+    assert response.status_code == 400 and b"control character" in response.content, (params, response.status_code)
+    return True
 
 
 # --- the wizard's forms -----------------------------------------------------------------------
@@ -222,7 +243,8 @@ def test_support_dashboard(step, q, status, check, sort, page, org, stale, conne
         for url in ("/support/", "/support/connections.csv"):
             response = support_client.get(url, params)
             assert_no_500(response, params)
-            assert response.status_code == 200
+            if not assert_refused_if_control(response, params):
+                assert response.status_code == 200
         before = (len(mail.outbox), AuditEvent.objects.filter(action="support.step_link_sent").count())
         response = support_client.post(f"/support/connections/{connected.pk}/step-link/", {"step": step})
         assert_no_500(response, step)
@@ -255,6 +277,8 @@ def test_records_search_and_paging(q, after, obj, connected, admin_client, fuzz_
     for url in (f"/organisations/acme/records/{path}/", f"/organisations/acme/records/{path}/csv/"):
         response = admin_client.get(url, {"q": q, "after": after})
         assert_no_500(response, (url, q, after))
+        if assert_refused_if_control(response, {"q": q, "after": after}):
+            continue
         assert response.status_code in (200, 404)
         if response.status_code == 200 and url.endswith("csv/"):
             b"".join(response.streaming_content)  # the whole stream is produced without error
@@ -266,6 +290,8 @@ def test_api_records_parameters(cursor, limit, since, deleted, connected, admin_
     params = {"cursor": cursor, "limit": limit, "modified_since": since, "include_deleted": deleted}
     response = admin_client.get("/api/v1/organisations/acme/objects/USERINFO/records/", params)
     assert_no_500(response, params)
+    if assert_refused_if_control(response, params):
+        return
     assert response.status_code in (200, 400)
     body = response.json()
     assert ("records" in body) if response.status_code == 200 else ("error" in body)
@@ -292,8 +318,11 @@ def test_user_deprovision_parameters(recordno, action, end_date, with_employee, 
     def run():
         url = f"/organisations/acme/users/{recordno}/{quote(action, safe='') or 'deactivate'}/"
         for method in ("get", "post"):
-            response = getattr(admin_client, method)(url, {"end_date": end_date, "with_employee": with_employee})
+            params = {"end_date": end_date, "with_employee": with_employee}
+            response = getattr(admin_client, method)(url, params)
             assert_no_500(response, (url, end_date))
+            if method == "get" and assert_refused_if_control(response, params):
+                continue
             assert response.status_code in (200, 404)
     rolled_back(run)
 
@@ -384,6 +413,7 @@ def test_simulator_forms(a, b, c, d, choice, number, sim_company, fuzz_settings)
             assert response.status_code in (200, 302, 404), (url, response.status_code)
         response = client.get("/simulator/mailbox/", {"to": a})
         assert_no_500(response, a)
+        assert_refused_if_control(response, {"to": a})
         assert_simulator_clean()
         for created in SimCompany.objects.exclude(pk=company.pk):
             assert Client().get(f"/simulator/companies/{created.company_id}/").status_code == 200
@@ -409,12 +439,65 @@ def test_connect_refuses_a_password_intacct_could_not_receive(connected, admin_c
     assert crypto.decrypt(Connection.objects.get(pk=connected.pk).password_token) == "Old-Passw0rd"
 
 
+@FUZZ
+@given(before=st.text(max_size=8), after=st.text(max_size=8), control=CONTROL, name=st.sampled_from(
+    ["q", "after", "cursor", "page", "sort", "status", "organisation", "next"]))
+def test_a_nul_or_control_byte_in_any_query_parameter_is_a_400(before, after, control, name, connected,
+                                                               admin_client, support_client, fuzz_settings):
+    """Whatever surrounds it, a control character (NUL first of all) in a query is a clear 400 on every page."""
+    params = {name: before + control + after}
+    for client, url in ((support_client, "/support/"), (support_client, "/support/connections.csv"),
+                        (admin_client, "/organisations/acme/records/USERINFO/"),
+                        (admin_client, "/organisations/acme/records/USERINFO/csv/"),
+                        (admin_client, "/api/v1/organisations/acme/objects/USERINFO/records/"),
+                        (Client(), "/accounts/login/"), (Client(), "/accounts/password_reset/")):
+        response = client.get(url, params)
+        assert assert_refused_if_control(response, params), (url, params)
+
+
 @pytest.mark.parametrize("after", ["9" * 30, "²", "-1"])
 def test_record_paging_with_huge_or_odd_numbers(after, connected, admin_client, fuzz_settings):
     for params in ({"after": after}, {"q": after}):
         assert admin_client.get("/organisations/acme/records/USERINFO/", params).status_code == 200
     response = admin_client.get("/api/v1/organisations/acme/objects/USERINFO/records/", {"cursor": after})
     assert response.status_code in (200, 400)
+
+
+@FUZZ
+@given(username=st.one_of(ALICE_VARIANTS, st.integers(min_value=1, max_value=160).map(lambda n: "\ufdfa" * n)))
+def test_signup_refuses_every_spelling_of_a_taken_username(username, organisation, fuzz_settings):
+    """Sign-up stores names as Django does (NFKC): a fullwidth or other-case copy of alice is a form error."""
+    data = {"organisation_name": "Copy Ltd", "username": username, "email": "copy@evil.test",
+            "password": "Another-Passw0rd-42"}
+
+    def run():
+        before = snapshot(get_user_model(), Organisation)
+        response = Client().post("/accounts/signup/", data)
+        assert_no_500(response, data)
+        if unicodedata.normalize("NFKC", username).strip().lower() == "alice":
+            assert response.status_code == 200 and snapshot(get_user_model(), Organisation) == before
+        stored = list(get_user_model().objects.values_list("username", flat=True))
+        assert all(len(name) <= 150 for name in stored)
+        assert sum(unicodedata.normalize("NFKC", name).lower() == "alice" for name in stored) == 1
+    rolled_back(run)
+
+
+@FUZZ
+@given(username=ALICE_VARIANTS)
+def test_login_lockout_holds_for_every_spelling_of_the_username(username, organisation, settings):
+    """Once alice is locked, no spelling Django would log in as alice gets past the limiter."""
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_ENABLED = True
+    settings.LOGIN_RATE_LIMIT_PER_ACCOUNT, settings.LOGIN_RATE_LIMIT_PER_IP = 3, 1000
+    cache.clear()
+    for n in range(3):
+        Client().post("/accounts/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=f"192.0.2.{n}")
+    client = Client()
+    response = client.post("/accounts/login/", {"username": username, "password": PASSWORD},
+                           REMOTE_ADDR="198.51.100.77")
+    assert response.status_code == 429 and "_auth_user_id" not in client.session
+    cache.clear()
 
 
 def test_signup_refuses_a_username_django_would_not_accept(db, fuzz_settings):

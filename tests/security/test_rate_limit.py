@@ -154,3 +154,34 @@ def test_default_limits_are_set():
     assert settings.RATE_LIMIT_ENABLED
     assert 0 < settings.LOGIN_RATE_LIMIT_PER_ACCOUNT <= settings.LOGIN_RATE_LIMIT_PER_IP
     assert 0 < settings.CONNECT_RATE_LIMIT_PER_ORGANISATION <= settings.CONNECT_RATE_LIMIT_PER_IP
+
+
+# --- usernames as Django matches them (issue 13, item 8) ----------------------------------------
+
+FULLWIDTH_ALICE = "ａｌｉｃｅ"  # NFKC-normalises to "alice", which Django's login form logs in as alice
+
+
+def test_a_fullwidth_copy_of_the_username_counts_against_the_same_account(organisation, limits):
+    for _ in range(3):
+        assert login(Client(), "alice", "wrong", ip="203.0.113.7").status_code == 200
+    # Django's login form normalises the name (NFKC): the fullwidth name is alice, and alice is locked.
+    blocked = login(Client(), FULLWIDTH_ALICE, PASSWORD, ip="198.51.100.9")
+    assert blocked.status_code == 429
+    assert "_auth_user_id" not in Client().session
+
+
+def test_failed_fullwidth_attempts_lock_the_plain_username(organisation, limits):
+    for n, name in enumerate([FULLWIDTH_ALICE, " alice", "ALICE", "ａｌｉｃｅ "]):
+        login(Client(), name, "wrong", ip=f"198.51.100.{n + 1}")
+    assert login(Client(), "alice", PASSWORD, ip="192.0.2.1").status_code == 429
+
+
+def test_signup_with_a_fullwidth_copy_of_a_taken_username_is_a_form_error(organisation, settings):
+    settings.SIGNUP_ENABLED = True
+    data = {"organisation_name": "Mallory Ltd", "username": FULLWIDTH_ALICE, "email": "m@evil.test",
+            "password": "Another-Passw0rd-42"}
+    response = Client().post("/accounts/signup/", data)
+    assert response.status_code == 200
+    assert "That username is taken." in response.content.decode()
+    from django.contrib.auth import get_user_model
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["alice"]

@@ -253,3 +253,29 @@ def test_seed_command_is_idempotent(db, capsys):
     call_command("simulator_seed", "--reset")
     assert SimCompany.objects.count() == first
     assert SimCompany.objects.get(company_id="DEMO-CO").pk != demo.pk
+
+
+@pytest.mark.parametrize("field,value,error", [
+    ("delay_ms", 10**30, "at most 60000"),
+    ("delay_ms", 60001, "at most 60000"),
+    ("delay_ms", -1, "at least 0"),
+    ("delay_ms", "1e9", "whole number"),
+    ("count", 10**30, "at most 1000000"),
+    ("seed", 10**30, "at most 4294967295"),
+])
+def test_faults_page_refuses_unbounded_values_with_a_form_error(client, company, field, value, error):
+    """Anyone can reach the simulator in development: a huge delay would hang or crash the gateway."""
+    data = {"action": "arm", "kind": "slow", "mode": "count", "count": 1, "delay_ms": 100, "status": 503,
+            "seed": 0, field: value}
+    response = client.post(f"{BASE}/faults/", data)
+    assert response.status_code == 200 and error in response.content.decode()
+    company.refresh_from_db()
+    assert company.faults == []
+
+
+def test_set_fault_refuses_a_delay_beyond_a_minute(company):
+    from simulator.faults import MAX_DELAY_MS, set_fault
+
+    with pytest.raises(ValueError, match="delay_ms"):
+        set_fault(company, "slow", count=1, delay_ms=MAX_DELAY_MS + 1)
+    assert set_fault(company, "slow", count=1, delay_ms=MAX_DELAY_MS)["delay_ms"] == 60_000
