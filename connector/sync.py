@@ -466,8 +466,9 @@ class SyncEngine:
         run.save(update_fields=["status", "started_at"])
         if not can_sync(self.connection):
             why = self.connection.status_message or "validate it first"
-            _finish(run, SyncRun.Status.FAILED, f"Not run: the connection is {self.connection.get_status_display().lower()}"
-                    f" ({why}). Fix it and re-validate; a sync starts as soon as it works.")
+            state = self.connection.get_status_display().lower()
+            _finish(run, SyncRun.Status.FAILED, f"Not run: the connection is {state} ({why}). Fix it and re-validate; "
+                    "a sync starts as soon as it works.")
             return run
         object_runs = [SyncObjectRun.objects.update_or_create(
             run=run, object_name=definition.name, defaults={"position": position})[0]

@@ -461,6 +461,11 @@ class IntacctClient:
                 errors=errors, http_status=429, function=call.name, level="http",
                 retry_after=_retry_after(response.headers.get("retry-after")),
             )
+        if status >= 400 and "html" in content_type:
+            # A CDN's error page (Cloudflare-style 403) in front of the gateway: an outage, not an answer.
+            snippet = self._read_limited(response)
+            raise InvalidResponse(f"HTML instead of XML (HTTP {status}): {snippet[:200]}", http_status=status,
+                                  function=call.name, level="http", permanent=call.is_write)
         if status >= 400:
             # 4xx answers are small; their XML (whatever the content type says) names the cause,
             # e.g. 401 XMLGW_JPP0002 or 400 GW-0011.

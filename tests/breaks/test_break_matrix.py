@@ -247,7 +247,9 @@ ROWS: list[Row] = [
     Row("5xx-storm", fault("http5xx", status=503), clear, sync_words=("answered with an error (HTTP 503)",),
         deprovisioning=True, deprovision="answered with an error (HTTP 503)", **TRANSIENT),
     Row("524-storm", fault("http524"), clear, sync_words=("timed out before answering (HTTP 524)",), **TRANSIENT),
-    Row("html-error-page", fault("html", status=520), clear, sync_words=("HTML error page",), **TRANSIENT),
+    Row("html-error-page", fault("html_error", status=520), clear, sync_words=("answered with an error (HTTP 520)",),
+        **TRANSIENT),
+    Row("html-403-page", fault("html_error", status=403), clear, sync_words=("HTML error page",), **TRANSIENT),
 ]
 
 # Causes no row can make on a working connection, and why (each is covered elsewhere).
