@@ -157,6 +157,11 @@ def _check_page_size(page_size: int, maximum: int) -> None:
         raise ValueError(f"page_size must be between 1 and {maximum}")
 
 
+def _refused_at_sign_in(exc: IntacctError) -> bool:
+    """True for an authentication-level failure (or HTTP 401): no function ran."""
+    return exc.level == "authentication" or exc.http_status == 401
+
+
 def _write_retry_is_safe(exc: IntacctError) -> bool:
     """True when a failed write certainly did not run (or a repeat is caught by uniqueid)."""
     if isinstance(exc, RateLimited):
@@ -300,15 +305,21 @@ class IntacctClient:
             try:
                 parsed, http_status = self._roundtrip(call, auth, endpoint)
                 result = self._check(parsed, call, http_status)
-            except SessionExpired:
-                if session is None or logged_in_again:
-                    raise
-                logged_in_again = True
-                attempt -= 1  # logging in again is not a retry of a failure
-                self._log.info("Intacct session expired during %s; logging in again", call.name)
-                self._drop_session(session)
-                continue
             except IntacctError as exc:
+                if session is not None and _refused_at_sign_in(exc):
+                    if logged_in_again:
+                        raise SessionExpired(
+                            f"{call.name} was refused at sign-in again right after a new session was opened: {exc}",
+                            errors=exc.errors, http_status=exc.http_status, function=call.name) from None
+                    # Whatever the words, a refused session is settled by logging in once more: if the
+                    # login succeeds the session had expired, if it fails its own error says why.
+                    logged_in_again = True
+                    attempt -= 1  # logging in again is not a retry of a failure
+                    self._log.info("Intacct refused the session during %s (%s); logging in again",
+                                   call.name, type(exc).__name__)
+                    self._drop_session(session)
+                    self.get_api_session()
+                    continue
                 elapsed = max(time.monotonic() - started, waited)
                 delay = self._retry_delay(exc, call, attempt, elapsed)
                 if delay is None:

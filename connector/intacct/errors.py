@@ -185,7 +185,11 @@ class InvalidEntity(IntacctError):
 
 
 class SessionExpired(IntacctError):
-    """The API session is unknown or expired; logging in again fixes it."""
+    """A call was refused at authentication again right after a new session was opened for it.
+
+    An expired session alone never reaches the caller: the client logs in again and repeats the
+    call. This is raised only when the fresh session is refused too, which trying later may fix.
+    """
 
     default_level = "authentication"
     permanent = False
@@ -287,8 +291,9 @@ _TRANSPORT_POLICY = "not a valid transport policy"
 
 # Phrases that identify an authentication-level problem wherever Intacct reports it. Order matters:
 # "...incorrect. The user 'U' is inactive." must not be read as a plain wrong password.
+# No phrase means "expired session": its wording is not published, so the client logs in again on any
+# authentication-level failure of a call made with a session and lets that login tell what is wrong.
 _AUTH_PHRASES: tuple[tuple[tuple[str, ...], type[IntacctError]], ...] = (
-    (("invalid session",), SessionExpired),
     (("not subscribed", "not authorized for xml transactions", "subscribe to the xml gateway"),
      WebServicesNotSubscribed),
     (("ip address",), IPAddressRejected),
@@ -352,8 +357,6 @@ def _classify_result(errors: Sequence[ErrorDetail]) -> type[IntacctError]:
             return DuplicateRequest
         if number == "XL03000012" or any(p in text for p in _OFFLINE_PHRASES):
             return GatewayUnavailable
-        if "invalid session" in text:
-            return SessionExpired
         if number.startswith("BL"):
             return RecordError
     return ResultError

@@ -12,6 +12,7 @@ from django.conf import settings
 from connector.intacct import ClientConfig, Credentials, F, IntacctClient, RetryPolicy, errors
 from simulator.demo import CONNECT_PERMISSIONS, DEMO_PASSWORD, without
 from simulator.faults import set_fault
+from simulator.gateway import SESSION_REFUSED_ERROR
 from simulator.inflight import inflight_stats
 from simulator.models import SimUser
 from simulator.records import delete_record, modify_record
@@ -219,13 +220,31 @@ def test_result_level_permission_denied_after_a_successful_login(gateway, compan
 
 # --- sessions, retries, limits ------------------------------------------------------------
 
-def test_expired_session_logs_in_again_once(gateway, company_factory):
+def test_expired_session_logs_in_again_once(gateway, company_factory, caplog):
     built = company_factory("ACME")
+    # The simulator words a refused session in a way no phrase of the client knows.
+    assert not isinstance(errors.classify("authentication", [errors.ErrorDetail(*SESSION_REFUSED_ERROR)]),
+                          errors.SessionExpired)
     with gateway.client("ACME") as client:
         list(client.read_by_query("DEPARTMENT", fields=("RECORDNO",)))
+        first = client.get_api_session()
         set_fault(built.company, "expire_session", count=1)
-        assert len(list(client.read_by_query("LOCATION", fields=("RECORDNO",)))) == 5
-        assert client.stats.logins == 2
+        with caplog.at_level(logging.INFO, logger="connector.intacct"):
+            assert len(list(client.read_by_query("LOCATION", fields=("RECORDNO",)))) == 5
+        assert client.stats.logins == 2 and client.stats.retries == 0
+        assert client.get_api_session().session_id != first.session_id
+    assert "refused the session during readByQuery" in caplog.text
+
+
+def test_expired_session_of_a_user_deactivated_since_raises_the_login_error(gateway, company_factory):
+    company_factory("ACME")
+    with gateway.client("ACME") as client:
+        list(client.read_by_query("DEPARTMENT", fields=("RECORDNO",)))
+        SimUser.objects.filter(login_id="ws_connect").update(status="inactive")
+        with pytest.raises(errors.UserInactive) as caught:
+            list(client.read_by_query("LOCATION", fields=("RECORDNO",)))
+        assert caught.value.level == "authentication" and caught.value.permanent
+        assert client.stats.logins == 1  # the session call, then one login that failed
 
 
 def test_transient_5xx_is_retried_with_backoff_then_succeeds(gateway, company_factory):
