@@ -35,6 +35,7 @@ from .errors import (
 from .filters import Filter
 from .redaction import redact, register_secret, unregister_secret
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
+from .transport import DeadlineTransport, deadline_passed, request_deadline
 
 READ_BY_QUERY_MAX_PAGE = 1000
 QUERY_MAX_PAGE = 2000
@@ -195,7 +196,9 @@ class IntacctClient:
         self._session_lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 - jitter, not security
         self._http = httpx.Client(
-            transport=config.transport,
+            # Ours bounds connect + every read of a request by one deadline; a transport handed in
+            # (tests, benchmarks) is bounded by the body loop's own check of the same deadline.
+            transport=config.transport or DeadlineTransport(),
             timeout=config.timeout,
             # A redirect could carry our credentials to another host; the gateway never redirects.
             follow_redirects=False,
@@ -381,7 +384,10 @@ class IntacctClient:
         self.stats.add(requests=1)
         started = time.monotonic()
         try:
-            with slot, self._http.stream("POST", endpoint, content=body) as response:
+            # The deadline starts once the company's request slot is held: waiting for a slot is not
+            # talking to Intacct.
+            with slot, request_deadline(self._config.timeout), \
+                    self._http.stream("POST", endpoint, content=body) as response:
                 parsed, size = self._read(response, call)
                 self._log.debug(
                     "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
@@ -392,8 +398,8 @@ class IntacctClient:
             raise ConnectionDropped(f"could not connect to {endpoint}: {type(exc).__name__}",
                                     function=call.name, request_sent=False) from None
         except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"no complete answer within {self._config.timeout}s: {type(exc).__name__}",
-                                 function=call.name) from None
+            raise RequestTimeout(f"no complete answer within the {self._config.timeout}s deadline: "
+                                 f"{type(exc).__name__}", function=call.name) from None
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise ConnectionDropped(f"connection dropped: {type(exc).__name__}: {exc}",
                                     function=call.name) from None
@@ -405,9 +411,12 @@ class IntacctClient:
                                   permanent=call.is_write) from None
 
     def _body(self, response: httpx.Response) -> Iterator[bytes]:
-        """Decoded body chunks, counted in stats as they arrive."""
+        """Decoded body chunks, counted in stats as they arrive, cut off at the request's deadline."""
         for chunk in response.iter_bytes():
             self.stats.add(bytes_received=len(chunk))
+            if deadline_passed():
+                raise RequestTimeout(f"the answer was still arriving at the {self._config.timeout}s deadline",
+                                     http_status=response.status_code)
             yield chunk
 
     def _read(self, response: httpx.Response, call: _Call) -> tuple[ParsedResponse, int]:
@@ -490,6 +499,8 @@ class IntacctClient:
                     return []
                 parser.feed(chunk)
             return parser.close().control_errors
+        except RequestTimeout:
+            raise
         except (ResponseSyntaxError, IntacctError):
             return []
 
