@@ -280,6 +280,10 @@ class InvalidResponse(IntacctError):
     """The answer is not the XML we expect (not XML, truncated, unexpected status or shape)."""
 
 
+class UnexpectedContent(InvalidResponse):
+    """The answer carries more content outside records than any real answer does: refused unread."""
+
+
 # --- classification --------------------------------------------------------------------------
 
 _PERMISSION_RE = re.compile(r"API operation\s+(\S+)\s+on objects of type\s+(\S+?)\.?$", re.IGNORECASE)
