@@ -147,6 +147,34 @@ def test_update_deprovisions_and_reactivates_idempotently(gateway, company_facto
             client.update("USERINFO", {"LOGINID": "nobody", "STATUS": "inactive"}, control_id="deprov-nobody")
 
 
+def test_an_update_whose_answer_is_lost_is_confirmed_by_reading_the_user_back(gateway, company_factory):
+    built = company_factory("ACME")
+    SimUser.objects.create(company=built.company, login_id="jdoe", first_name="J", last_name="Doe",
+                           email="j@example.com", recordno=5001, status="active")
+    with gateway.client("ACME") as client:
+        client.get_api_session()
+        # The simulator applies the update, then the connection drops part-way through the answer.
+        set_fault(built.company, "drop", count=1)
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-jdoe-1")
+        assert outcome.answer == "applied (confirmed by read-back)"
+        assert outcome.attempts == 1 and len(outcome.lost_answers) == 1
+        assert outcome.record["STATUS"] == "inactive"
+    assert SimUser.objects.get(login_id="jdoe").status == "inactive"
+
+
+def test_an_update_refused_by_a_524_before_it_ran_is_sent_again_after_reading_back(gateway, company_factory):
+    built = company_factory("ACME")
+    SimUser.objects.create(company=built.company, login_id="jdoe", first_name="J", last_name="Doe",
+                           email="j@example.com", recordno=5001, status="active")
+    with gateway.client("ACME") as client:
+        client.get_api_session()
+        set_fault(built.company, "http524", count=1)
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-jdoe-1")
+        assert outcome.answer == "applied" and outcome.attempts == 2 and not outcome.confirmed_by_read_back
+        assert client.stats.requests == 1 + 3  # login, update (524), read back (still active), update
+    assert SimUser.objects.get(login_id="jdoe").status == "inactive"
+
+
 # --- errors from each level ---------------------------------------------------------------
 
 AUTH_CASES = [
@@ -269,15 +297,15 @@ def test_retries_are_bounded(gateway, company_factory, kind):
         assert client.stats.requests == 1 + 4  # the policy's four attempts, no more
 
 
-def test_524_on_a_write_is_not_retried(gateway, company_factory):
+def test_524_on_a_write_is_never_resent_blindly(gateway, company_factory):
     built = company_factory("ACME")
     with gateway.client("ACME") as client:
         client.get_api_session()
         set_fault(built.company, "http524", count=1)
-        with pytest.raises(errors.GatewayUnavailable) as caught:
-            client.update("USERINFO", {"LOGINID": "ws_connect", "STATUS": "active"}, control_id="w-524")
-        assert caught.value.http_status == 524
-        assert client.stats.requests == 2 and client.stats.retries == 0
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "ws_connect", "STATUS": "active"}, "w-524")
+        # The user is already active: reading back settles it and the update is not sent again.
+        assert outcome.confirmed_by_read_back and "GatewayUnavailable" in outcome.lost_answers[0]
+        assert client.stats.requests == 3 and client.stats.retries == 0
 
 
 def test_more_requests_than_the_limit_get_429_and_the_simulator_counts_them(live_server, company_factory):
