@@ -30,6 +30,7 @@ from .errors import (
     RequestTimeout,
     ResponseTooLarge,
     SessionExpired,
+    UnexpectedContent,
     classify,
 )
 from .filters import Filter
@@ -531,6 +532,9 @@ class IntacctClient:
             if exc.http_status is None:
                 exc.http_status = status
             exc.function = exc.function or call.name
+            if isinstance(exc, UnexpectedContent):
+                # Like any unreadable answer: a read may be tried again, a write's outcome is unknown.
+                exc.permanent = call.is_write
             raise
 
     def _read_limited(self, response: httpx.Response) -> str:

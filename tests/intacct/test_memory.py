@@ -25,7 +25,7 @@ def test_a_hostile_answer_is_refused_within_50_mb(case: str, megabytes: int) -> 
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["result"] == "refused", outcome
-    assert outcome["error"] == "UnexpectedContent"
+    assert outcome["error"] == "UnexpectedContent" and outcome["permanent"] is False  # a read may try again
     assert outcome["peak_rss_growth_mb"] < 50, outcome
 
 

@@ -84,6 +84,7 @@ LOST_ANSWERS = {
     "dropped": httpx.RemoteProtocolError("peer closed connection"),
     "truncated": UPDATE_OK[:80],
     "html page": httpx.Response(200, text="<html>Cloudflare</html>", headers={"content-type": "text/html"}),
+    "junk-filled answer": UPDATE_OK.replace(b'count="1">', b'count="1">' + b"<x/>" * 20_000),
 }
 
 
