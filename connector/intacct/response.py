@@ -220,10 +220,11 @@ class ResponseParser:
             if _DECLARATION_RE.search(self._head, 0, match.start()):
                 raise UnsafeResponse("response declares a DOCTYPE or entity; refused")
             name = _ROOT_NAME_RE.match(self._head, match.start())
-            if name is None or not name.group(1) or (
-                    name.end() >= len(self._head) and not b"response".startswith(name.group(1))):
-                return  # the root's name is not complete yet
-            if name.group(1) != b"response" and name.end() < len(self._head):
+            assert name is not None  # noqa: S101 - the pattern matches any "<" at that position
+            complete = name.end() < len(self._head)
+            if not complete and b"response".startswith(name.group(1)):
+                return  # the root's name may still become "response": wait for the next chunk
+            if name.group(1) != b"response":
                 # Refused at once: nothing but <response> is an answer, and nothing else is policed.
                 raise ResponseSyntaxError(f"root element is <{name.group(1)[:40].decode('utf-8', 'replace')}>, "
                                           "not <response>")

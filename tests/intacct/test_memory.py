@@ -82,10 +82,26 @@ def test_a_payload_without_record_tags_is_kept_but_capped() -> None:
         _feed(ResponseParser(max_held_elements=1000), payload)
 
 
-def test_a_root_other_than_response_is_refused_at_its_first_bytes() -> None:
+@pytest.mark.parametrize("split", [None, 24, 25, 26, 27, 30])
+def test_a_root_other_than_response_is_refused_at_its_first_bytes(split) -> None:
+    head = b'<?xml version="1.0"?>\n<html><body>' + b"<p>x</p>" * 10
     parser = ResponseParser(("APBILL",))
     with pytest.raises(ResponseSyntaxError):
-        parser.feed(b'<?xml version="1.0"?><html><body>' + b"<p>x</p>" * 10)
+        if split is None:
+            parser.feed(head)
+        else:  # the root's name cut between two chunks
+            parser.feed(head[:split])
+            parser.feed(head[split:])
+
+
+@pytest.mark.parametrize("split", [22, 23, 25, 28, 30, 31])
+def test_a_response_root_cut_between_chunks_is_accepted(split) -> None:
+    body = _page(records_xml("APBILL", [{"RECORDNO": "1"}]))
+    parser = ResponseParser(("APBILL",))
+    cut = body.index(b"<response>") + split - 22
+    parser.feed(body[:cut])
+    parser.feed(body[cut:])
+    assert parser.close().results[0].records == [{"RECORDNO": "1"}]
 
 
 def test_a_record_tag_in_another_case_is_still_a_record() -> None:
