@@ -392,6 +392,27 @@ def test_hostile_xml_over_loopback_is_refused_fast(hostile_server, payload):
     assert time.monotonic() - started < 1.0
 
 
+def test_20_mb_of_junk_inside_data_over_loopback_is_refused_after_reading_little(hostile_server):
+    url, body = hostile_server
+    body["value"] = (b"<response><control><status>success</status></control><operation><authentication>"
+                     b"<status>success</status></authentication><result><status>success</status><function>"
+                     b"getAPISession</function><controlid>f</controlid><data><api><sessionid>S1</sessionid>"
+                     b"<endpoint>" + url.encode() + b"</endpoint></api></data></result></operation></response>")
+    config = ClientConfig(endpoint_url=url, allowed_endpoints=(url,), sender_id="S", sender_password="sp",
+                          retry=RetryPolicy(max_attempts=1))
+    with IntacctClient(config, Credentials("C", "U", "pw")) as client:
+        client.get_api_session()
+        body["value"] = (b"<response><control><status>success</status></control><operation><authentication>"
+                         b"<status>success</status></authentication><result><status>success</status>"
+                         b"<function>query</function><controlid>f</controlid><data listtype=\"APBILL\" count=\"0\">"
+                         + b"<x/>" * (5 * 1024 * 1024) + b"</data></result></operation></response>")
+        started = time.monotonic()
+        with pytest.raises(errors.UnexpectedContent):
+            client.query_page("APBILL", fields=["RECORDNO"])
+        assert time.monotonic() - started < 5
+        assert client.stats.bytes_received < 4 * 1024 * 1024  # refused long before the 20 MB end
+
+
 def test_session_endpoint_outside_the_allowlist_gets_no_credentials(hostile_server):
     url, body = hostile_server
     body["value"] = (b"<response><control><status>success</status></control><operation><authentication>"
