@@ -2,7 +2,9 @@
 
 Prints: records/s; the client's CPU time per record against a bare lxml iterparse of the same
 response bytes (target <= 1.5x); peak RSS streaming 10,000 vs 1,000,000 records (target: within 20 MB);
-the simulator's own time per page. Run with `make bench` (or `.venv/bin/python bench/bench_client.py`).
+the simulator's own time per page; hostile answers (20 MB of <x/> inside <data>, 40 MB of junk inside
+<control>, ...): what the client did and its peak RSS growth (target: refused, <= ~50 MB).
+Run with `make bench` (or `.venv/bin/python bench/bench_client.py`; `--hostile-only` for the last part).
 
 The simulator runs under gunicorn in its own process, on a throwaway SQLite database, so the client
 process measured here does nothing but be the client.
@@ -196,15 +198,44 @@ def measure_rss(url: str, var_dir: Path, env: dict) -> dict:
     return out
 
 
+HOSTILE = (("junk-in-data", 20, "20 MB of <x/> inside <data>"),
+           ("junk-in-control", 40, "40 MB of <junk>…</junk> inside <control>, then a valid answer"),
+           ("text-in-control", 40, "40 MB of text (and <x/>) inside <control>, then a valid answer"),
+           ("junk-in-one-element", 40, "40 MB of <x/> inside one open <status> leaf"))
+
+
+def measure_hostile() -> list[dict]:
+    """Each hostile answer streamed through a real client in a fresh process (its peak RSS is its own)."""
+    out = []
+    for case, megabytes, label in HOSTILE:
+        result = subprocess.run([sys.executable, "-m", "tests.intacct.hostile", case, "--mb", str(megabytes)],
+                                cwd=ROOT, capture_output=True, text=True, check=True)
+        out.append({**json.loads(result.stdout.strip().splitlines()[-1]), "label": label})
+    return out
+
+
+def print_hostile(results: list[dict]) -> None:
+    print("\n## Client: hostile answers (mock transport streaming 64 KiB chunks; fresh process each)\n")
+    print("| answer | outcome | bytes read before refusing | seconds | peak RSS growth MB |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        outcome = r["result"] if r["result"] == "succeeded" else f"refused: {r['error']}"
+        print(f"| {r['label']} | {outcome} | {r['received_mb']} MB | {r['seconds']} | {r['peak_rss_growth_mb']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream-only")
     parser.add_argument("--url")
     parser.add_argument("--var-dir")
     parser.add_argument("--expected", type=int)
+    parser.add_argument("--hostile-only", action="store_true")
     args = parser.parse_args()
     if args.stream_only:
         stream_only(args.url, args.stream_only, Path(args.var_dir), args.expected)
+        return
+    if args.hostile_only:
+        print_hostile(measure_hostile())
         return
     with tempfile.TemporaryDirectory(prefix="ic-bench-") as tmp:
         var_dir = Path(tmp)
@@ -242,6 +273,7 @@ def main() -> None:
         print(f"| {n:,} | {mb:.1f} |")
     difference = rss[1_000_000] - rss[10_000]
     print(f"\nDifference 1,000,000 vs 10,000: {difference:.1f} MB (target: within 20 MB)")
+    print_hostile(measure_hostile())
 
 
 if __name__ == "__main__":

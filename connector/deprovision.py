@@ -135,8 +135,10 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
             payload = {"RECORDNO": str(recordno), **values}
             sent.append({"object": object_name, "values": payload, "control_id": control_id})
             try:
-                client.update(object_name, payload, control_id)
-                answers.append({"object": object_name, "answer": "applied"})
+                # A lost answer (5xx, dropped connection, timeout) is settled by the client reading the
+                # record back: "applied (confirmed by read-back)".
+                outcome = client.update_confirmed(object_name, payload, control_id)
+                answers.append({"object": object_name, "answer": outcome.answer})
             except errors.DuplicateRequest:
                 answers.append({"object": object_name, "answer": "already applied (same control ID)"})
             except errors.IntacctError as exc:

@@ -351,7 +351,7 @@ def _handle(request: HttpRequest, control: Control) -> tuple[HttpResponse, float
         company = session.company if session else None
     if company is None:
         # An unknown session names no company: nothing to count or fault, every operation fails.
-        body = "".join(_auth_failure_xml(op, None, _INVALID_SESSION) for op in operations)
+        body = "".join(_auth_failure_xml(op, None, SESSION_REFUSED_ERROR) for op in operations)
         return xml_response(f"<response>{control_xml(control, 'success')}{body}</response>"), 0.0
     if company.demo_expired:
         # Answered before anything else about the company, with an empty sender and control id.
@@ -507,7 +507,10 @@ def _sender_valid(control: Control) -> bool:
     )
 
 
-_INVALID_SESSION: ErrorTuple = ("XL03000006", "", "Invalid session", "")
+# Intacct publishes no wording for an expired or unknown session (docs/protocol-choices.md); this one is
+# ours and deliberately unlike any phrase the client knows, so tests prove the client matches none.
+SESSION_REFUSED_ERROR: ErrorTuple = (
+    "XL03000006", "", "Your session is no longer active; start a new one.", "")
 _WRONG_LOGIN: ErrorTuple = ("XL03000006", "", "Sign-in information is incorrect", "")
 
 
@@ -604,7 +607,7 @@ def _run_operation(
             .first()
         )
         if session is None:
-            return _auth_failure_xml(op, company, _INVALID_SESSION)
+            return _auth_failure_xml(op, company, SESSION_REFUSED_ERROR)
     problem = _company_checks(request, control, company)
     if problem:
         return _auth_failure_xml(op, company, problem)
@@ -655,7 +658,7 @@ def _run_operation(
         assert session is not None
         user, entity = session.user, session.entity
         if session.expires_at <= now or user.status != "active":
-            return _auth_failure_xml(op, company, _INVALID_SESSION)
+            return _auth_failure_xml(op, company, SESSION_REFUSED_ERROR)
         timeout = now + timedelta(seconds=company.session_lifetime_seconds)
         # Sliding expiry: every call made before the timeout moves it forward.
         SimSession.objects.filter(pk=session.pk).update(expires_at=timeout)

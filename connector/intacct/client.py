@@ -30,11 +30,13 @@ from .errors import (
     RequestTimeout,
     ResponseTooLarge,
     SessionExpired,
+    UnexpectedContent,
     classify,
 )
 from .filters import Filter
 from .redaction import redact, register_secret, unregister_secret
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
+from .transport import DeadlineTransport, deadline_passed, request_deadline
 
 READ_BY_QUERY_MAX_PAGE = 1000
 QUERY_MAX_PAGE = 2000
@@ -74,6 +76,26 @@ class Permission:
     application: str
     policy: str
     rights: frozenset[str]
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What became of one write, and how we know it was applied.
+
+    ``confirmed_by_read_back`` is True when an answer was lost on the way (5xx, 524, a dropped
+    connection, a timeout, an unreadable answer) and reading the record back showed every value we
+    asked for: the write is applied, but no answer of Intacct's says so.
+    """
+
+    record: Record
+    confirmed_by_read_back: bool = False
+    attempts: int = 1
+    lost_answers: tuple[str, ...] = ()
+
+    @property
+    def answer(self) -> str:
+        """The outcome in the words the audit uses."""
+        return "applied (confirmed by read-back)" if self.confirmed_by_read_back else "applied"
 
 
 @dataclass
@@ -203,18 +225,52 @@ def _check_page_size(page_size: int, maximum: int) -> None:
         raise ValueError(f"page_size must be between 1 and {maximum}")
 
 
+def _refused_at_sign_in(exc: IntacctError) -> bool:
+    """True for an authentication-level failure (or HTTP 401): no function ran."""
+    return exc.level == "authentication" or exc.http_status == 401
+
+
 def _write_retry_is_safe(exc: IntacctError) -> bool:
-    """True when a failed write certainly did not run (or a repeat is caught by uniqueid)."""
+    """True when a failed write certainly did not run, so sending it again needs no read-back."""
     if isinstance(exc, RateLimited):
         return True
     if isinstance(exc, ConnectionDropped):
         return not exc.request_sent
     if isinstance(exc, GatewayUnavailable):
-        # 524: the CDN gave up but the gateway may still be writing. Other 5xx are retried like the
-        # official SDKs do; uniqueid=true with the caller's stable control ID turns a repeat into
-        # DuplicateRequest instead of a second write.
-        return exc.http_status != 524
+        # The gateway answered that the function did not run (off-line); a 5xx/524 answer is lost.
+        return exc.level == "result"
     return False
+
+
+def _answer_lost(exc: IntacctError) -> bool:
+    """True when a write may or may not have run: its answer never reached us intact."""
+    if isinstance(exc, RequestTimeout):
+        return True
+    if isinstance(exc, ConnectionDropped):
+        return exc.request_sent
+    if isinstance(exc, GatewayUnavailable):
+        return exc.level == "http"  # 5xx, including 524 (the CDN gave up, the gateway may go on)
+    if isinstance(exc, InvalidResponse):
+        return exc.level != "http"  # truncated, malformed, HTML, no result; not an unexpected 4xx
+    return False
+
+
+# The key each documented write object is updated by when the caller does not send RECORDNO.
+_WRITE_KEYS = {"USERINFO": "LOGINID", "EMPLOYEE": "EMPLOYEEID"}
+
+
+def _write_key(obj: str, values: Mapping[str, object]) -> str | None:
+    if "RECORDNO" in values:
+        return "RECORDNO"
+    key = _WRITE_KEYS.get(obj.upper())
+    return key if key in values else None
+
+
+def _same_value(read: object, wanted: object) -> bool:
+    if isinstance(read, list):
+        return False
+    as_text = "" if read is None else str(read)
+    return as_text.strip().casefold() == ("" if wanted is None else str(wanted)).strip().casefold()
 
 
 class IntacctClient:
@@ -236,7 +292,9 @@ class IntacctClient:
         self._session_lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 - jitter, not security
         self._http = httpx.Client(
-            transport=config.transport,
+            # Ours bounds connect + every read of a request by one deadline; a transport handed in
+            # (tests, benchmarks) is bounded by the body loop's own check of the same deadline.
+            transport=config.transport or DeadlineTransport(),
             timeout=config.timeout,
             # A redirect could carry our credentials to another host; the gateway never redirects.
             follow_redirects=False,
@@ -346,15 +404,21 @@ class IntacctClient:
             try:
                 parsed, http_status = self._roundtrip(call, auth, endpoint)
                 result = self._check(parsed, call, http_status)
-            except SessionExpired:
-                if session is None or logged_in_again:
-                    raise
-                logged_in_again = True
-                attempt -= 1  # logging in again is not a retry of a failure
-                self._log.info("Intacct session expired during %s; logging in again", call.name)
-                self._drop_session(session)
-                continue
             except IntacctError as exc:
+                if session is not None and _refused_at_sign_in(exc):
+                    if logged_in_again:
+                        raise SessionExpired(
+                            f"{call.name} was refused at sign-in again right after a new session was opened: {exc}",
+                            errors=exc.errors, http_status=exc.http_status, function=call.name) from None
+                    # Whatever the words, a refused session is settled by logging in once more: if the
+                    # login succeeds the session had expired, if it fails its own error says why.
+                    logged_in_again = True
+                    attempt -= 1  # logging in again is not a retry of a failure
+                    self._log.info("Intacct refused the session during %s (%s); logging in again",
+                                   call.name, type(exc).__name__)
+                    self._drop_session(session)
+                    self.get_api_session()
+                    continue
                 elapsed = max(time.monotonic() - started, waited)
                 delay = self._retry_delay(exc, call, attempt, elapsed)
                 if delay is None:
@@ -373,15 +437,19 @@ class IntacctClient:
 
     def _retry_delay(self, exc: IntacctError, call: _Call, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before the next attempt, or None when this error must be raised."""
-        policy = self._config.retry
         if exc.permanent or isinstance(exc, SessionExpired):
             return None
         if call.is_write and not _write_retry_is_safe(exc):
             return None
+        retry_after = getattr(exc, "retry_after", None)
+        return self._backoff(attempt, elapsed, retry_after if isinstance(exc, RateLimited) else None)
+
+    def _backoff(self, attempt: int, elapsed: float, retry_after: float | None = None) -> float | None:
+        """The wait before attempt ``attempt + 1`` under the retry policy, or None when none is left."""
+        policy = self._config.retry
         if attempt >= policy.max_attempts:
             return None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(exc, RateLimited) and retry_after is not None:
+        if retry_after is not None:
             delay = float(retry_after)
         else:
             ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
@@ -417,7 +485,10 @@ class IntacctClient:
         self.stats.add(requests=1)
         started = time.monotonic()
         try:
-            with slot, self._http.stream("POST", endpoint, content=body) as response:
+            # The deadline starts once the company's request slot is held: waiting for a slot is not
+            # talking to Intacct.
+            with slot, request_deadline(self._config.timeout), \
+                    self._http.stream("POST", endpoint, content=body) as response:
                 parsed, size = self._read(response, call)
                 self._log.debug(
                     "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
@@ -428,8 +499,8 @@ class IntacctClient:
             raise ConnectionDropped(f"could not connect to {endpoint}: {type(exc).__name__}",
                                     function=call.name, request_sent=False) from None
         except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"no complete answer within {self._config.timeout}s: {type(exc).__name__}",
-                                 function=call.name) from None
+            raise RequestTimeout(f"no complete answer within the {self._config.timeout}s deadline: "
+                                 f"{type(exc).__name__}", function=call.name) from None
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise ConnectionDropped(f"connection dropped: {type(exc).__name__}: {exc}",
                                     function=call.name) from None
@@ -441,9 +512,12 @@ class IntacctClient:
                                   permanent=call.is_write) from None
 
     def _body(self, response: httpx.Response) -> Iterator[bytes]:
-        """Decoded body chunks, counted in stats as they arrive."""
+        """Decoded body chunks, counted in stats as they arrive, cut off at the request's deadline."""
         for chunk in response.iter_bytes():
             self.stats.add(bytes_received=len(chunk))
+            if deadline_passed():
+                raise RequestTimeout(f"the answer was still arriving at the {self._config.timeout}s deadline",
+                                     http_status=response.status_code)
             yield chunk
 
     def _read(self, response: httpx.Response, call: _Call) -> tuple[ParsedResponse, int]:
@@ -510,6 +584,9 @@ class IntacctClient:
             if exc.http_status is None:
                 exc.http_status = status
             exc.function = exc.function or call.name
+            if isinstance(exc, UnexpectedContent):
+                # Like any unreadable answer: a read may be tried again, a write's outcome is unknown.
+                exc.permanent = call.is_write
             raise
 
     def _read_limited(self, response: httpx.Response) -> str:
@@ -531,6 +608,8 @@ class IntacctClient:
                     return []
                 parser.feed(chunk)
             return parser.close().control_errors
+        except RequestTimeout:
+            raise
         except (ResponseSyntaxError, IntacctError):
             return []
 
@@ -778,14 +857,79 @@ class IntacctClient:
     # --- writes -------------------------------------------------------------------------------
 
     def update(self, obj: str, values: Mapping[str, object], control_id: str) -> Record:
-        """Update one record idempotently (uniqueid=true + the caller's stable control_id).
+        """Update one record (uniqueid=true + the caller's stable control_id); see update_confirmed.
 
-        Raises DuplicateRequest when a function with this control_id already ran: the update is
-        already applied.
+        Returns the record Intacct answered (or the record read back when the answer was lost).
+        """
+        return self.update_confirmed(obj, values, control_id).record
+
+    def update_confirmed(
+        self, obj: str, values: Mapping[str, object], control_id: str, *, key_field: str | None = None,
+    ) -> WriteOutcome:
+        """Update one record; when its answer is lost, learn the outcome by reading the record back.
+
+        An update sets absolute values, so it is confirmed by reading the record (by ``key_field``:
+        RECORDNO, else LOGINID for USERINFO and EMPLOYEEID for EMPLOYEE) and finding every value asked
+        for. After a lost answer (5xx, 524, dropped connection, timeout, unreadable answer) the record
+        is read back; if not applied yet the update is sent again, with the same control ID, within
+        the retry policy. A refusal of that repeat is also settled by reading back, whatever its words.
+        A refusal of the first attempt is raised as Intacct's typed error.
         """
         envelope.check_control_id(control_id)
         values = dict(values)
-        result, _, _ = self._execute(_Call(
-            name="update", obj=obj, is_write=True, function_control_id=control_id,
-            record_tags=_record_tags(obj), build=lambda: envelope.update(obj, values)))
-        return result.records[0] if result.records else {}
+        key = key_field or _write_key(obj, values)
+        if key is not None and key not in values:
+            raise ValueError(f"values must hold the key field {key}")
+        started = time.monotonic()
+        waited = 0.0
+        lost: list[IntacctError] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result, _, _ = self._execute(_Call(
+                    name="update", obj=obj, is_write=True, function_control_id=control_id,
+                    record_tags=_record_tags(obj), build=lambda: envelope.update(obj, values)))
+            except IntacctError as exc:
+                repeat_refused = bool(lost) and exc.level == "result"
+                if key is None or not (repeat_refused or _answer_lost(exc)):
+                    raise
+                if not repeat_refused:
+                    lost.append(exc)
+                self._log.warning("Intacct update of %s %s: %s (%s); reading the record back",
+                                  obj, values.get(key), "the repeat was refused" if repeat_refused
+                                  else "the answer was lost", type(exc).__name__)
+                try:
+                    record = self._read_back(obj, key, values)
+                except IntacctError as read_exc:
+                    self._log.warning("Intacct update of %s %s: reading back failed (%s)", obj, values.get(key),
+                                      type(read_exc).__name__)
+                    raise exc from None
+                if record is not None:
+                    self._log.info("Intacct update of %s %s: applied (confirmed by read-back)",
+                                   obj, values.get(key))
+                    return WriteOutcome(record, confirmed_by_read_back=True, attempts=attempt,
+                                        lost_answers=tuple(f"{type(e).__name__}: {e}" for e in lost))
+                delay = None if repeat_refused else self._backoff(attempt, max(time.monotonic() - started, waited))
+                if delay is None:
+                    raise
+                self.stats.add(retries=1)
+                self._config.sleep(delay)
+                waited += delay
+                continue
+            return WriteOutcome(result.records[0] if result.records else {}, attempts=attempt,
+                                lost_answers=tuple(f"{type(e).__name__}: {e}" for e in lost))
+
+    def _read_back(self, obj: str, key: str, values: Mapping[str, object]) -> Record | None:
+        """The record if it holds every value of ``values``, else None."""
+        fields = [key, *(name for name in values if name != key)]
+        if key == "RECORDNO":
+            found = self.read(obj, [values[key]], fields=fields)
+        else:
+            found = self.read_by_name(obj, [str(values[key])], fields=fields)
+        if not found:
+            return None
+        record = found[0]
+        if all(_same_value(record.get(name), wanted) for name, wanted in values.items() if name != key):
+            return record
+        return None

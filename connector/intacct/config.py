@@ -38,6 +38,7 @@ class ClientConfig:
     sender_password: str = field(repr=False)
     endpoint_url: str = DEFAULT_ENDPOINT
     allowed_endpoints: tuple[str, ...] = ()
+    # One deadline per request: connect, sending and every read of the answer together.
     timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_response_bytes: int = 256 * 1024 * 1024

@@ -131,6 +131,27 @@ class CompanyNotFound(IntacctError):
     default_level = "control"
 
 
+class DemoCompanyExpired(IntacctError):
+    """The company is a demo or sandbox company whose time has run out (PL04000055): nothing runs."""
+
+    default_level = "control"
+    cause = ("This Intacct company is a demo or sandbox company and its trial period has ended, so Intacct "
+             "refuses every request to it. Ask Sage to extend or convert the company, or connect your "
+             "production company instead.")
+
+
+class TransportPolicyInvalid(IntacctError):
+    """The request named a transport (delivery) policy Intacct does not know for this sender.
+
+    Our online requests send no ``policyid``; this answer means the gateway or our sender's setup
+    is wrong on our side, not anything in the customer's company.
+    """
+
+    default_level = "control"
+    cause = ("Intacct refused how our request asked to be delivered (its transport policy). This is a "
+             "problem on our side, not a setting in your Intacct company; our team has to fix it.")
+
+
 # --- authentication level --------------------------------------------------------------------
 
 class AuthenticationError(IntacctError):
@@ -183,7 +204,11 @@ class InvalidEntity(IntacctError):
 
 
 class SessionExpired(IntacctError):
-    """The API session is unknown or expired; logging in again fixes it."""
+    """A call was refused at authentication again right after a new session was opened for it.
+
+    An expired session alone never reaches the caller: the client logs in again and repeats the
+    call. This is raised only when the fresh session is refused too, which trying later may fix.
+    """
 
     default_level = "authentication"
     permanent = False
@@ -274,15 +299,24 @@ class InvalidResponse(IntacctError):
     """The answer is not the XML we expect (not XML, truncated, unexpected status or shape)."""
 
 
+class UnexpectedContent(InvalidResponse):
+    """The answer carries more content outside records than any real answer does: refused unread."""
+
+
 # --- classification --------------------------------------------------------------------------
 
 _PERMISSION_RE = re.compile(r"API operation\s+(\S+)\s+on objects of type\s+(\S+?)\.?$", re.IGNORECASE)
 _ROLLBACK = "XL03000009"
+_DEMO_EXPIRED = "PL04000055"  # SDK fixtures: control failure "This company is a demo company and has expired."
+# SDK fixtures: XL03000006 "<x> is not a valid transport policy." -- the number of a bad sender, so the
+# published words are what tell them apart.
+_TRANSPORT_POLICY = "not a valid transport policy"
 
 # Phrases that identify an authentication-level problem wherever Intacct reports it. Order matters:
 # "...incorrect. The user 'U' is inactive." must not be read as a plain wrong password.
+# No phrase means "expired session": its wording is not published, so the client logs in again on any
+# authentication-level failure of a call made with a session and lets that login tell what is wrong.
 _AUTH_PHRASES: tuple[tuple[tuple[str, ...], type[IntacctError]], ...] = (
-    (("invalid session",), SessionExpired),
     (("not subscribed", "not authorized for xml transactions", "subscribe to the xml gateway"),
      WebServicesNotSubscribed),
     (("ip address",), IPAddressRejected),
@@ -346,8 +380,6 @@ def _classify_result(errors: Sequence[ErrorDetail]) -> type[IntacctError]:
             return DuplicateRequest
         if number == "XL03000012" or any(p in text for p in _OFFLINE_PHRASES):
             return GatewayUnavailable
-        if "invalid session" in text:
-            return SessionExpired
         if number.startswith("BL"):
             return RecordError
     return ResultError
@@ -362,7 +394,13 @@ def classify(
     control_id: str | None = None,
 ) -> IntacctError:
     """Build the typed exception for Intacct errors reported at ``level``."""
-    if level == "control":
+    numbers = {e.errorno.upper() for e in errors}
+    if _DEMO_EXPIRED in numbers:
+        # Documented at control level; the number means one thing wherever it comes.
+        cls: type[IntacctError] = DemoCompanyExpired
+    elif any(_TRANSPORT_POLICY in _haystack(e) for e in errors):
+        cls = TransportPolicyInvalid
+    elif level == "control":
         cls = _classify_control(errors)
     elif level == "authentication":
         cls = _match_auth_phrase(errors) or AuthenticationError

@@ -88,9 +88,26 @@ def test_control_failure_bad_sender_credentials() -> None:
 def test_control_failure_schema_error_and_unknown_control_error() -> None:
     exc = _login_fails_with(control_failure(error_xml("XL03000003", "XML Parse schema error: bad element")))
     assert type(exc) is errors.MalformedRequest and exc.permanent
-    exc = _login_fails_with(control_failure(error_xml("PL04000055", "Demo company expired")))
+    exc = _login_fails_with(control_failure(error_xml("XL03999999", "Something new")))
     assert type(exc) is errors.ControlError
-    assert exc.errorno == "PL04000055" and exc.level == "control"
+    assert exc.errorno == "XL03999999" and exc.level == "control"
+
+
+def test_demo_company_expired_has_its_own_permanent_error_and_cause() -> None:
+    exc = _login_fails_with(control_failure(error_xml(
+        "PL04000055", "", "This company is a demo company and has expired.")))
+    assert type(exc) is errors.DemoCompanyExpired
+    assert exc.permanent and exc.level == "control" and exc.errorno == "PL04000055"
+    assert "demo or sandbox company" in exc.cause and "sender" not in exc.cause.lower()
+
+
+def test_transport_policy_error_is_not_a_bad_sender() -> None:
+    exc = _login_fails_with(control_failure(error_xml(
+        "XL03000006", "", "asyncPolicy is not a valid transport policy.")))
+    assert type(exc) is errors.TransportPolicyInvalid
+    assert not isinstance(exc, errors.SenderCredentialsInvalid)
+    assert exc.permanent and exc.level == "control" and exc.errorno == "XL03000006"
+    assert "transport policy" in exc.cause and "sender" not in exc.cause.lower()
 
 
 def test_http_401_xml_login_failure() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from connector.intacct import RetryPolicy, errors
 
-from .fakes import Gateway, SleepRecorder, envelope, make_client, records_xml, result_xml
+from .fakes import Gateway, SleepRecorder, envelope, error_xml, make_client, records_xml, result_xml
 
 READ_OK = envelope(result_xml("read", '<data listtype="APBILL" count="1">'
                                       + records_xml("APBILL", [{"RECORDNO": "1"}]) + "</data>"))
@@ -68,45 +68,115 @@ def test_429_honours_retry_after_and_falls_back_to_backoff(sleeps: SleepRecorder
     assert sleeps.delays == [3.0, 2.0]
 
 
-def test_524_on_update_is_never_retried(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[_status(524, "<html>timeout</html>", "text/html"), UPDATE_OK])
-    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.GatewayUnavailable) as info:
-        _update(client)
-    assert info.value.http_status == 524
-    assert len(gateway.calls) == 1 and sleeps.delays == []
+def _user(status: str) -> bytes:
+    return envelope(result_xml("readByName", '<data listtype="USERINFO" count="1">' + records_xml(
+        "USERINFO", [{"LOGINID": "jdoe", "STATUS": status}]) + "</data>"))
 
 
-def test_524_on_read_and_on_login_is_retried(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[_status(524, "<html>timeout</html>", "text/html"), READ_OK],
-                      login_script=[_status(524, "<html>timeout</html>", "text/html")])
+def _function_ids(gateway: Gateway) -> list[tuple[str, str]]:
+    return [(c.function_name, c.xml.find("operation/content/function").get("controlid")) for c in gateway.calls]
+
+
+LOST_ANSWERS = {
+    "524": _status(524, "<html>timeout</html>", "text/html"),
+    "502": _status(502),
+    "timeout": httpx.ReadTimeout("read timed out"),
+    "dropped": httpx.RemoteProtocolError("peer closed connection"),
+    "truncated": UPDATE_OK[:80],
+    "html page": httpx.Response(200, text="<html>Cloudflare</html>", headers={"content-type": "text/html"}),
+    "junk-filled answer": UPDATE_OK.replace(b'count="1">', b'count="1">' + b"<x/>" * 20_000),
+}
+
+
+@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+def test_a_lost_answer_to_an_update_that_went_through_is_confirmed_by_reading_back(sleeps, lost) -> None:
+    gateway = Gateway(script=[lost, _user("inactive")])
     with make_client(gateway, sleep=sleeps) as client:
-        assert client.read("APBILL", [1]) == [{"RECORDNO": "1"}]
-    assert len(gateway.logins) == 2 and len(gateway.calls) == 2
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-1-v1")
+    assert outcome.confirmed_by_read_back and outcome.answer == "applied (confirmed by read-back)"
+    assert outcome.record == {"LOGINID": "jdoe", "STATUS": "inactive"} and len(outcome.lost_answers) == 1
+    # Never sent twice: the read-back showed it applied.
+    assert _function_ids(gateway) == [("update", "deprov-1-v1"), ("readByName", _function_ids(gateway)[1][1])]
+    assert gateway.calls[1].function.findtext("keys") == "jdoe"
+    assert sleeps.delays == []
 
 
-def test_timeout_on_update_is_not_retried(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[httpx.ReadTimeout("read timed out"), UPDATE_OK])
-    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.RequestTimeout) as info:
+@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+def test_a_lost_update_that_did_not_go_through_is_sent_again_with_the_same_control_id(sleeps, lost) -> None:
+    gateway = Gateway(script=[lost, _user("active"), UPDATE_OK])
+    with make_client(gateway, sleep=sleeps) as client:
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-1-v1")
+    assert not outcome.confirmed_by_read_back and outcome.answer == "applied" and outcome.attempts == 2
+    assert outcome.record == {"RECORDNO": "9"}
+    assert [f for f in _function_ids(gateway) if f[0] == "update"] == [("update", "deprov-1-v1")] * 2
+    assert sleeps.delays == [1.0]
+
+
+@pytest.mark.parametrize("refusal", [
+    error_xml("XL03000011", "Duplicate request", "A function with control ID 'X' has already been executed."),
+    error_xml("BL01001973", "Could not update record.", "Some wording nobody published."),
+], ids=["duplicate wording", "any other wording"])
+def test_a_refused_repeat_after_a_lost_answer_is_settled_by_reading_back_whatever_the_words(sleeps, refusal):
+    refused = envelope(result_xml("update", status="failure", errors=[refusal]))
+    gateway = Gateway(script=[_status(502), _user("active"), refused, _user("inactive")])
+    with make_client(gateway, sleep=sleeps) as client:
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-1-v1")
+    assert outcome.confirmed_by_read_back and outcome.attempts == 2
+
+
+def test_a_refused_repeat_that_read_back_does_not_confirm_is_raised(sleeps) -> None:
+    refused = envelope(result_xml("update", status="failure", errors=[error_xml(
+        "BL01001973", "Could not update record.", "Invalid value.")]))
+    gateway = Gateway(script=[_status(502), _user("active"), refused, _user("active")])
+    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.RecordError):
         _update(client)
-    assert info.value.permanent is False  # the caller may try later, with the same control id
-    assert len(gateway.calls) == 1 and sleeps.delays == []
 
 
-def test_dropped_connection_on_update_is_not_retried(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[httpx.RemoteProtocolError("peer closed connection"), UPDATE_OK])
-    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.ConnectionDropped):
+def test_a_first_refusal_is_raised_without_reading_back(sleeps) -> None:
+    refused = envelope(result_xml("update", status="failure", errors=[error_xml(
+        "XL03000011", "Duplicate request", "A function with control ID 'X' has already been executed.")]))
+    gateway = Gateway(script=[refused])
+    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.DuplicateRequest):
         _update(client)
     assert len(gateway.calls) == 1
 
 
+def test_answers_lost_every_time_end_within_the_retry_policy(sleeps) -> None:
+    gateway = Gateway(script=[_status(502), _user("active")] * 3)
+    policy = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=30.0, total_budget=120.0, jitter=False)
+    with make_client(gateway, sleep=sleeps, retry=policy) as client, pytest.raises(errors.GatewayUnavailable):
+        _update(client)
+    assert [f[0] for f in _function_ids(gateway)] == ["update", "readByName"] * 3
+    assert sleeps.delays == [1.0, 2.0]
+
+
+def test_when_reading_back_fails_the_lost_answer_is_raised(sleeps) -> None:
+    gateway = Gateway(script=[httpx.ReadTimeout("slow"), httpx.Response(403, text="Forbidden")])
+    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.RequestTimeout) as info:
+        _update(client)
+    assert info.value.permanent is False
+
+
+def test_update_by_recordno_reads_back_by_recordno(sleeps) -> None:
+    back = envelope(result_xml("read", '<data listtype="EMPLOYEE" count="1">' + records_xml(
+        "EMPLOYEE", [{"RECORDNO": "4", "STATUS": "inactive", "ENDDATE": "06/30/2024"}]) + "</data>"))
+    gateway = Gateway(script=[_status(503), back])
+    with make_client(gateway, sleep=sleeps) as client:
+        outcome = client.update_confirmed("EMPLOYEE", {"RECORDNO": "4", "STATUS": "inactive",
+                                                       "ENDDATE": "06/30/2024"}, "deprov-emp-4")
+    assert outcome.confirmed_by_read_back
+    read = gateway.calls[1]
+    assert read.function_name == "read" and read.function.findtext("keys") == "4"
+    assert read.function.findtext("fields") == "RECORDNO,STATUS,ENDDATE"
+
+
 def test_update_is_retried_when_the_request_never_left_or_was_rate_limited(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[httpx.ConnectError("refused"), httpx.Response(429, text="busy"),
-                              _status(502), UPDATE_OK])
+    gateway = Gateway(script=[httpx.ConnectError("refused"), httpx.Response(429, text="busy"), UPDATE_OK])
     with make_client(gateway, sleep=sleeps) as client:
         assert _update(client) == {"RECORDNO": "9"}
     # Every repeat carries the same function control id, so Intacct refuses a second execution.
     ids = {c.xml.find("operation/content/function").get("controlid") for c in gateway.calls}
-    assert ids == {"deprov-1-v1"} and len(gateway.calls) == 4
+    assert ids == {"deprov-1-v1"} and len(gateway.calls) == 3
 
 
 def test_timeout_and_dropped_connection_on_read_are_retried(sleeps: SleepRecorder) -> None:
@@ -128,13 +198,6 @@ def test_truncated_xml_read_gives_up_as_transient_invalid_response(sleeps: Sleep
     with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.InvalidResponse) as info:
         client.read("APBILL", [1])
     assert info.value.permanent is False and len(gateway.calls) == 6
-
-
-def test_truncated_xml_to_a_write_is_raised_without_retry(sleeps: SleepRecorder) -> None:
-    gateway = Gateway(script=[UPDATE_OK[:80], UPDATE_OK])
-    with make_client(gateway, sleep=sleeps) as client, pytest.raises(errors.InvalidResponse) as info:
-        _update(client)
-    assert info.value.permanent is True and len(gateway.calls) == 1
 
 
 def test_stream_dropped_mid_body_on_read_is_retried(sleeps: SleepRecorder) -> None:

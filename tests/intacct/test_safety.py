@@ -171,6 +171,7 @@ def test_secrets_never_appear_in_logs_exceptions_or_reprs(caplog: pytest.LogCapt
             read_ok,
             envelope(result_xml("read", status="failure", errors=[echo])),
             httpx.ReadTimeout("timed out"),
+            envelope(result_xml("readByName", status="failure", errors=[echo])),  # the read-back fails
         ],
         login_script=[session_body(SESSION_ID), session_body(SESSION_ID_2)],
     )

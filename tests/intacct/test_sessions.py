@@ -16,11 +16,13 @@ from .fakes import (
     SESSION_ID_2,
     Gateway,
     auth_failure,
+    control_failure,
     envelope,
     error_xml,
     make_client,
     result_xml,
     session_body,
+    xml_response,
 )
 
 READ_EMPTY = envelope(result_xml("read", '<data listtype="USERINFO" count="0"/>'))
@@ -54,11 +56,61 @@ def test_expired_session_logs_in_again_exactly_once_and_retries() -> None:
     assert len(gateway.logins) == 2
 
 
+# However Intacct words a refused session, the client must not care: none of these texts is relied on.
+REFUSED_SESSION_ANSWERS = {
+    "invalid session": INVALID_SESSION,
+    "wording we never match": auth_failure(error_xml("XL03000006", "", "The session has timed out. Start over.")),
+    "wrong-password wording": auth_failure(error_xml("XL03000006", "", "Sign-in information is incorrect")),
+    "no words at all": auth_failure(error_xml("XL03000099")),
+    "bare authentication failure": auth_failure(),
+    "HTTP 401 with XML": xml_response(control_failure(error_xml(
+        "XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.")), 401),
+    "bare HTTP 401": httpx.Response(401, text="Unauthorized"),
+}
+
+
+@pytest.mark.parametrize("answer", REFUSED_SESSION_ANSWERS.values(), ids=REFUSED_SESSION_ANSWERS.keys())
+def test_any_refused_session_is_recovered_by_one_new_login_whatever_the_words(answer) -> None:
+    gateway = Gateway(script=[answer, READ_EMPTY], login_script=[session_body(SESSION_ID), session_body(SESSION_ID_2)])
+    with make_client(gateway) as client:
+        assert client.read("USERINFO", [1]) == []
+        assert client.stats.logins == 2 and client.stats.retries == 0
+        assert client.get_api_session().session_id == SESSION_ID_2
+    assert [c.session_id for c in gateway.calls] == [SESSION_ID, SESSION_ID_2]
+
+
+@pytest.mark.parametrize(("login_answer", "expected"), [
+    (auth_failure(error_xml("XL03000006", "", "Sign-in information is incorrect")), errors.LoginFailed),
+    (auth_failure(error_xml("XL03000006", "", "Sign-in information is incorrect. The user 'ws_user' is "
+                                              "inactive.")), errors.UserInactive),
+    (control_failure(error_xml("XL03000006", "", "Incorrect Intacct XML Partner ID or password.")),
+     errors.SenderCredentialsInvalid),
+    (control_failure(error_xml("PL04000055", "", "This company is a demo company and has expired.")),
+     errors.DemoCompanyExpired),
+])
+def test_when_the_new_login_fails_its_own_error_is_raised(login_answer, expected) -> None:
+    gateway = Gateway(script=[REFUSED_SESSION_ANSWERS["wording we never match"], READ_EMPTY],
+                      login_script=[session_body(SESSION_ID), login_answer])
+    with make_client(gateway) as client, pytest.raises(errors.IntacctError) as info:
+        client.read("USERINFO", [1])
+    assert type(info.value) is expected
+    assert len(gateway.logins) == 2 and len(gateway.calls) == 1
+
+
+def test_when_the_new_login_cannot_get_through_the_transient_error_is_raised() -> None:
+    gateway = Gateway(script=[INVALID_SESSION, READ_EMPTY],
+                      login_script=[session_body(SESSION_ID)] + [httpx.Response(502, text="bad gateway")] * 6)
+    with make_client(gateway) as client, pytest.raises(errors.GatewayUnavailable) as info:
+        client.read("USERINFO", [1])
+    assert info.value.permanent is False and len(gateway.logins) == 7
+
+
 def test_session_still_invalid_after_one_relogin_raises() -> None:
     gateway = Gateway(script=[INVALID_SESSION, INVALID_SESSION, READ_EMPTY])
-    with make_client(gateway) as client, pytest.raises(errors.SessionExpired):
+    with make_client(gateway) as client, pytest.raises(errors.SessionExpired) as info:
         client.read("USERINFO", [1])
     assert len(gateway.logins) == 2 and len(gateway.calls) == 2
+    assert info.value.permanent is False
 
 
 def test_session_endpoint_outside_allowlist_is_refused_before_sending() -> None:

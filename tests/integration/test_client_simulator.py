@@ -12,6 +12,7 @@ from django.conf import settings
 from connector.intacct import ClientConfig, Credentials, F, IntacctClient, RetryPolicy, errors
 from simulator.demo import CONNECT_PERMISSIONS, DEMO_PASSWORD, without
 from simulator.faults import set_fault
+from simulator.gateway import SESSION_REFUSED_ERROR
 from simulator.inflight import inflight_stats
 from simulator.models import SimUser
 from simulator.records import delete_record, modify_record
@@ -146,6 +147,34 @@ def test_update_deprovisions_and_reactivates_idempotently(gateway, company_facto
             client.update("USERINFO", {"LOGINID": "nobody", "STATUS": "inactive"}, control_id="deprov-nobody")
 
 
+def test_an_update_whose_answer_is_lost_is_confirmed_by_reading_the_user_back(gateway, company_factory):
+    built = company_factory("ACME")
+    SimUser.objects.create(company=built.company, login_id="jdoe", first_name="J", last_name="Doe",
+                           email="j@example.com", recordno=5001, status="active")
+    with gateway.client("ACME") as client:
+        client.get_api_session()
+        # The simulator applies the update, then the connection drops part-way through the answer.
+        set_fault(built.company, "drop", count=1)
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-jdoe-1")
+        assert outcome.answer == "applied (confirmed by read-back)"
+        assert outcome.attempts == 1 and len(outcome.lost_answers) == 1
+        assert outcome.record["STATUS"] == "inactive"
+    assert SimUser.objects.get(login_id="jdoe").status == "inactive"
+
+
+def test_an_update_refused_by_a_524_before_it_ran_is_sent_again_after_reading_back(gateway, company_factory):
+    built = company_factory("ACME")
+    SimUser.objects.create(company=built.company, login_id="jdoe", first_name="J", last_name="Doe",
+                           email="j@example.com", recordno=5001, status="active")
+    with gateway.client("ACME") as client:
+        client.get_api_session()
+        set_fault(built.company, "http524", count=1)
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "jdoe", "STATUS": "inactive"}, "deprov-jdoe-1")
+        assert outcome.answer == "applied" and outcome.attempts == 2 and not outcome.confirmed_by_read_back
+        assert client.stats.requests == 1 + 3  # login, update (524), read back (still active), update
+    assert SimUser.objects.get(login_id="jdoe").status == "inactive"
+
+
 # --- errors from each level ---------------------------------------------------------------
 
 AUTH_CASES = [
@@ -219,13 +248,31 @@ def test_result_level_permission_denied_after_a_successful_login(gateway, compan
 
 # --- sessions, retries, limits ------------------------------------------------------------
 
-def test_expired_session_logs_in_again_once(gateway, company_factory):
+def test_expired_session_logs_in_again_once(gateway, company_factory, caplog):
     built = company_factory("ACME")
+    # The simulator words a refused session in a way no phrase of the client knows.
+    assert not isinstance(errors.classify("authentication", [errors.ErrorDetail(*SESSION_REFUSED_ERROR)]),
+                          errors.SessionExpired)
     with gateway.client("ACME") as client:
         list(client.read_by_query("DEPARTMENT", fields=("RECORDNO",)))
+        first = client.get_api_session()
         set_fault(built.company, "expire_session", count=1)
-        assert len(list(client.read_by_query("LOCATION", fields=("RECORDNO",)))) == 5
-        assert client.stats.logins == 2
+        with caplog.at_level(logging.INFO, logger="connector.intacct"):
+            assert len(list(client.read_by_query("LOCATION", fields=("RECORDNO",)))) == 5
+        assert client.stats.logins == 2 and client.stats.retries == 0
+        assert client.get_api_session().session_id != first.session_id
+    assert "refused the session during readByQuery" in caplog.text
+
+
+def test_expired_session_of_a_user_deactivated_since_raises_the_login_error(gateway, company_factory):
+    company_factory("ACME")
+    with gateway.client("ACME") as client:
+        list(client.read_by_query("DEPARTMENT", fields=("RECORDNO",)))
+        SimUser.objects.filter(login_id="ws_connect").update(status="inactive")
+        with pytest.raises(errors.UserInactive) as caught:
+            list(client.read_by_query("LOCATION", fields=("RECORDNO",)))
+        assert caught.value.level == "authentication" and caught.value.permanent
+        assert client.stats.logins == 1  # the session call, then one login that failed
 
 
 def test_transient_5xx_is_retried_with_backoff_then_succeeds(gateway, company_factory):
@@ -250,15 +297,15 @@ def test_retries_are_bounded(gateway, company_factory, kind):
         assert client.stats.requests == 1 + 4  # the policy's four attempts, no more
 
 
-def test_524_on_a_write_is_not_retried(gateway, company_factory):
+def test_524_on_a_write_is_never_resent_blindly(gateway, company_factory):
     built = company_factory("ACME")
     with gateway.client("ACME") as client:
         client.get_api_session()
         set_fault(built.company, "http524", count=1)
-        with pytest.raises(errors.GatewayUnavailable) as caught:
-            client.update("USERINFO", {"LOGINID": "ws_connect", "STATUS": "active"}, control_id="w-524")
-        assert caught.value.http_status == 524
-        assert client.stats.requests == 2 and client.stats.retries == 0
+        outcome = client.update_confirmed("USERINFO", {"LOGINID": "ws_connect", "STATUS": "active"}, "w-524")
+        # The user is already active: reading back settles it and the update is not sent again.
+        assert outcome.confirmed_by_read_back and "GatewayUnavailable" in outcome.lost_answers[0]
+        assert client.stats.requests == 3 and client.stats.retries == 0
 
 
 def test_more_requests_than_the_limit_get_429_and_the_simulator_counts_them(live_server, company_factory):
@@ -343,6 +390,27 @@ def test_hostile_xml_over_loopback_is_refused_fast(hostile_server, payload):
     with IntacctClient(config, Credentials("C", "U", "pw")) as client, pytest.raises(errors.UnsafeResponse):
         client.get_api_session()
     assert time.monotonic() - started < 1.0
+
+
+def test_20_mb_of_junk_inside_data_over_loopback_is_refused_after_reading_little(hostile_server):
+    url, body = hostile_server
+    body["value"] = (b"<response><control><status>success</status></control><operation><authentication>"
+                     b"<status>success</status></authentication><result><status>success</status><function>"
+                     b"getAPISession</function><controlid>f</controlid><data><api><sessionid>S1</sessionid>"
+                     b"<endpoint>" + url.encode() + b"</endpoint></api></data></result></operation></response>")
+    config = ClientConfig(endpoint_url=url, allowed_endpoints=(url,), sender_id="S", sender_password="sp",
+                          retry=RetryPolicy(max_attempts=1))
+    with IntacctClient(config, Credentials("C", "U", "pw")) as client:
+        client.get_api_session()
+        body["value"] = (b"<response><control><status>success</status></control><operation><authentication>"
+                         b"<status>success</status></authentication><result><status>success</status>"
+                         b"<function>query</function><controlid>f</controlid><data listtype=\"APBILL\" count=\"0\">"
+                         + b"<x/>" * (5 * 1024 * 1024) + b"</data></result></operation></response>")
+        started = time.monotonic()
+        with pytest.raises(errors.UnexpectedContent):
+            client.query_page("APBILL", fields=["RECORDNO"])
+        assert time.monotonic() - started < 5
+        assert client.stats.bytes_received < 4 * 1024 * 1024  # refused long before the 20 MB end
 
 
 def test_session_endpoint_outside_the_allowlist_gets_no_credentials(hostile_server):

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from simulator.demo import build_company
+from simulator.gateway import SESSION_REFUSED_ERROR
 from simulator.inflight import holding, inflight_stats
 from simulator.models import SimSession, SimUser
 from simulator.services import add_entity, ensure_sender
@@ -281,7 +282,7 @@ def test_entity_not_allowed_for_user(client, company):
 
 def test_unknown_session(client, company):
     _, doc = call(client, "TEST-CO", auth="<sessionid>nope..</sessionid>")
-    expect_auth(doc, "", "Invalid session")
+    expect_auth(doc, "", SESSION_REFUSED_ERROR[2])
 
 
 def test_expired_session(client, company):
@@ -289,7 +290,7 @@ def test_expired_session(client, company):
     session_id = text(doc, "//api/sessionid")
     SimSession.objects.filter(session_id=session_id).update(expires_at=timezone.now() - timedelta(seconds=1))
     _, doc = call(client, "TEST-CO", auth=f"<sessionid>{session_id}</sessionid>")
-    expect_auth(doc, "", "Invalid session")
+    expect_auth(doc, "", SESSION_REFUSED_ERROR[2])
 
 
 def test_session_of_deactivated_user_is_invalid(client, company):
@@ -297,7 +298,7 @@ def test_session_of_deactivated_user_is_invalid(client, company):
     session_id = text(doc, "//api/sessionid")
     SimUser.objects.filter(login_id="ws_connect").update(status="inactive")
     _, doc = call(client, "TEST-CO", auth=f"<sessionid>{session_id}</sessionid>")
-    expect_auth(doc, "", "Invalid session")
+    expect_auth(doc, "", SESSION_REFUSED_ERROR[2])
 
 
 def test_session_requests_still_check_subscription(client, company):

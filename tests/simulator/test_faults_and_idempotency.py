@@ -7,6 +7,7 @@ import time
 import pytest
 
 from simulator.faults import clear_faults, set_fault
+from simulator.gateway import SESSION_REFUSED_ERROR
 from simulator.models import ExecutedControlId
 from tests.simulator.conftest import text
 
@@ -92,7 +93,7 @@ def test_expire_session_fault_only_hits_session_requests(gw, company):
     _, doc = gw(SESSION_FN)  # a login request: not consumed
     assert text(doc, "//authentication/status") == "success"
     _, doc = gw(SESSION_FN, auth=f"<sessionid>{session}</sessionid>")
-    assert text(doc, "//operation/errormessage/error/description2") == "Invalid session"
+    assert text(doc, "//operation/errormessage/error/description2") == SESSION_REFUSED_ERROR[2]
     company.refresh_from_db()
     assert company.faults == []
 

@@ -1,11 +1,13 @@
 """Deprovisioning on the simulator: the confirmation page, the write, the read-back, the audit, reactivation."""
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from connector import sync
+from connector import deprovision, sync
 from connector.models import AuditEvent, Connection, Record, SyncRun
 from simulator import records as sim_records
+from simulator.faults import set_fault
 from tests.sync.conftest import connect
 
 
@@ -66,3 +68,24 @@ def test_refused_when_validation_showed_no_write_permission(synced, admin_client
     admin_client.post(url)
     assert sim_records.get_record(company, "USERINFO", 3)["STATUS"] == before
     assert not AuditEvent.objects.filter(action__startswith="user_").exists()
+
+
+def test_a_deactivation_whose_answer_was_lost_is_audited_as_applied_confirmed_by_read_back(synced):
+    company = synced.company
+    connection = connect(synced.organisation, "SYNC-CO", deprovisioning=True)
+    sim_records.modify_record(company, "USERINFO", 3, {"STATUS": "active"})
+    run = SyncRun.objects.create(connection=connection)
+    assert sync.run_sync(run_id=run.pk).status == SyncRun.Status.SUCCEEDED
+    user = Record.objects.get(connection=connection, object_name="USERINFO", recordno=3)
+    alice = get_user_model().objects.get(username="alice")
+    with sync.client_for_sync(connection, 2) as client:
+        client.get_api_session()
+        # Intacct applies the update, then the connection drops before its answer is complete.
+        set_fault(company, "drop", count=1)
+        details = deprovision.apply(connection=connection, user=user, action=deprovision.DEACTIVATE,
+                                    with_employee=False, by=alice, client=client)
+    assert details["verified"]
+    assert details["answers"][0]["answer"] == "applied (confirmed by read-back)"
+    assert sim_records.get_record(company, "USERINFO", 3)["STATUS"] == "inactive"
+    event = AuditEvent.objects.get(action="user_deactivated")
+    assert event.details["answers"][0]["answer"] == "applied (confirmed by read-back)"
