@@ -263,12 +263,17 @@ def sign_in_refused(connection: Connection, exc: BaseException, history: SignInH
     """Why Intacct refused the sign-in, for each way it says so."""
     history = history or SignInHistory()
     company, user, entity = connection.company_id, connection.user_id, connection.entity_id
-    if isinstance(exc, errors.SenderCredentialsInvalid) or getattr(exc, "cause_key", "") == "transport_policy":
+    if isinstance(exc, errors.TransportPolicyInvalid):
+        return Finding(Cause.OUR_SENDER_REFUSED,
+                       "Intacct refused how our request asked to be delivered (its transport policy). This is on our "
+                       "side, not a setting in your Intacct company: our support team has been told.",
+                       None, BROKEN, our_side=True)
+    if isinstance(exc, errors.SenderCredentialsInvalid):
         return Finding(Cause.OUR_SENDER_REFUSED,
                        "Intacct did not accept our own Sender ID and password (or our request's settings). This is on "
                        "our side, not yours: our support team has been told. Nothing for you to change.",
                        None, BROKEN, our_side=True)
-    if getattr(exc, "cause_key", "") == "company_expired" or str(getattr(exc, "errorno", "")).upper() == "PL04000055":
+    if isinstance(exc, errors.DemoCompanyExpired):
         return Finding(Cause.COMPANY_EXPIRED,
                        f"Intacct says the company \"{company}\" has expired (a demo or sandbox company past its end "
                        "date). Connect a live company, or ask Sage to extend it, then enter its ID in step "

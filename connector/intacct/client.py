@@ -137,6 +137,7 @@ class _Call:
     max_records: int | None = None
     # A batch: more functions in the same request, each result judged on its own (none raised here).
     more: Callable[[], list[tuple[str, etree._Element]]] | None = None
+    payload_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -565,7 +566,7 @@ class IntacctClient:
         if declared and declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(f"response of {declared} bytes exceeds the {limit}-byte cap",
                                    http_status=status, function=call.name)
-        parser = ResponseParser(call.record_tags, call.max_records)
+        parser = ResponseParser(call.record_tags, call.max_records, payload_tags=call.payload_tags)
         received = 0
         try:
             # Decoded bytes are counted, so a small gzip body cannot expand past the cap.
@@ -805,6 +806,7 @@ class IntacctClient:
         call = _Call(name="batch", obj=",".join(dict.fromkeys(c.obj for c in calls)), build=first.build,
                      function_control_id=first_id, record_tags=tags,
                      max_records=sum(max(c.max_records, 0) for c in calls) or None,
+                     payload_tags=("permissions",) if any(c.name == "getUserPermissions" for c in calls) else (),
                      more=lambda: [(cid, c.build()) for cid, c in pairs[1:]])
         _, parsed, _ = self._execute(call)
         outcomes: dict[str, BatchOutcome] = {}

@@ -135,9 +135,6 @@ class DemoCompanyExpired(IntacctError):
     """The company is a demo or sandbox company whose time has run out (PL04000055): nothing runs."""
 
     default_level = "control"
-    cause = ("This Intacct company is a demo or sandbox company and its trial period has ended, so Intacct "
-             "refuses every request to it. Ask Sage to extend or convert the company, or connect your "
-             "production company instead.")
 
 
 class TransportPolicyInvalid(IntacctError):
@@ -148,8 +145,6 @@ class TransportPolicyInvalid(IntacctError):
     """
 
     default_level = "control"
-    cause = ("Intacct refused how our request asked to be delivered (its transport policy). This is a "
-             "problem on our side, not a setting in your Intacct company; our team has to fix it.")
 
 
 # --- authentication level --------------------------------------------------------------------

@@ -32,7 +32,25 @@ Record = dict[str, object]
 
 # Anything but a comment before the root element is a DTD construct; we never need one.
 _DECLARATION_RE = re.compile(rb"<!(?!--)")
-_ROOT_START_RE = re.compile(rb"<[^?!]")
+
+
+def _root_start(head: bytes) -> int | None:
+    """Where the root element starts, skipping comments and processing instructions (whose text may hold a
+    "<"); None while the prolog is not complete yet."""
+    position = 0
+    while True:
+        start = head.find(b"<", position)
+        if start < 0 or start + 1 >= len(head):
+            return None
+        for opener, closer in ((b"<!--", b"-->"), (b"<?", b"?>")):
+            if head.startswith(opener, start):
+                end = head.find(closer, start + len(opener))
+                if end < 0:
+                    return None
+                position = end + len(closer)
+                break
+        else:
+            return start
 # A real prolog is a few dozen bytes; a long one is an attack or garbage.
 _MAX_PROLOG = 64 * 1024
 _ROOT_NAME_RE = re.compile(rb"<([^\s/>]*)")
@@ -177,9 +195,12 @@ class ResponseParser:
         max_stray_text: int = MAX_STRAY_TEXT,
         max_held_elements: int = MAX_HELD_ELEMENTS,
         max_held_text: int = MAX_HELD_TEXT,
+        payload_tags: Iterable[str] = (),
     ) -> None:
         tags = tuple(dict.fromkeys(record_tags))
         self._record_tags = frozenset(tags)
+        # Payloads kept whole inside <data> beside records (a batch's <permissions>), counted as held.
+        self._payload_tags = frozenset(payload_tags)
         # A record tag spelt in another case (<userInfo> for USERINFO) is still a record, collected by
         # the walk instead of the parser's (case-sensitive) tag filter.
         self._folded_tags = frozenset(t.lower() for t in tags)
@@ -210,16 +231,16 @@ class ResponseParser:
         self._seen_bytes = True
         if not self._prolog_checked:
             self._head += chunk
-            match = _ROOT_START_RE.search(self._head)
-            if match is None:
+            start = _root_start(self._head)
+            if start is None:
                 if _DECLARATION_RE.search(self._head):
                     raise UnsafeResponse("response declares a DOCTYPE or entity; refused")
                 if len(self._head) > _MAX_PROLOG:
                     raise ResponseSyntaxError("no root element within the first 64 KiB")
                 return
-            if _DECLARATION_RE.search(self._head, 0, match.start()):
+            if _DECLARATION_RE.search(self._head, 0, start) or self._head.startswith(b"<!", start):
                 raise UnsafeResponse("response declares a DOCTYPE or entity; refused")
-            name = _ROOT_NAME_RE.match(self._head, match.start())
+            name = _ROOT_NAME_RE.match(self._head, start)
             assert name is not None  # noqa: S101 - the pattern matches any "<" at that position
             complete = name.end() < len(self._head)
             if not complete and b"response".startswith(name.group(1)):
@@ -337,6 +358,10 @@ class ResponseParser:
                 elements, text = _subtree_size(child)
                 held[0] += elements
                 held[1] += text
+            elif tag in self._payload_tags:
+                elements, text = _subtree_size(child)
+                held[0] += elements
+                held[1] += text
             else:
                 self._stray(child, index == last)
 
@@ -376,9 +401,12 @@ class ResponseParser:
         if not self._prolog_checked:
             raise ResponseSyntaxError("response has no root element")
         try:
-            root = self._parser.close()
+            closed = self._parser.close()
         except etree.XMLSyntaxError as exc:
             raise ResponseSyntaxError(str(exc)) from None
+        # The <response> seen on its start event: what close() hands back can be another element once records
+        # nesting grouped fields (<PERSONALINFO><FIRSTNAME>) were removed during the parse.
+        root = self._root if self._root is not None else closed
         if root.tag == "response":
             # Now nothing is still growing: every stray is dropped and counted, every record taken.
             self._root = root

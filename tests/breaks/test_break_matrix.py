@@ -256,9 +256,9 @@ ROWS: list[Row] = [
 NOT_A_BREAK = {
     Cause.NONE: "no cause",
     Cause.PASSWORD_REFUSED: "a wrong password before the first success (tests/validation/test_checks.py)",
-    Cause.PASSWORD_ENTERED_REFUSED: "a password mistyped in our own Change password (test_mistyped_new_password…)",
+    Cause.PASSWORD_ENTERED_REFUSED: "a password mistyped in our own Change password (test_a_mistyped_new_password…)",
     Cause.COMPANY_NOT_FOUND: "a connected company does not lose its ID (tests/validation/test_checks.py)",
-    Cause.COMPANY_EXPIRED: "a demo company past its end date (tests/validation/test_checks.py)",
+    Cause.COMPANY_EXPIRED: "a demo company past its end date (tests/validation/test_checks.py, company-expired)",
     Cause.OUR_SENDER_REFUSED: "our own Sender ID refused: support is alerted (tests/validation/test_checks.py)",
     Cause.NOT_WEB_SERVICES_USER: "a user cannot be turned into an ordinary one (tests/validation/test_checks.py)",
     Cause.OBJECT_UNAVAILABLE: "an application unsubscribed (tests/connector/test_diagnosis.py)",
@@ -433,3 +433,18 @@ def test_break(row: Row, simulator, settings, queued_syncs, mailoutbox):
         resumed.refresh_from_db()
         assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.summary
     assert len(failure_mails()) == row.mails
+
+
+def test_a_mistyped_new_password_is_blamed_on_the_entry_not_on_an_intacct_admin(simulator, queued_syncs, mailoutbox):
+    """Issue 11 section 5: our own audit log knows the password was changed here minutes before."""
+    demo = build_company("BRK-MISTYPED", sizes=SMALL)
+    connection = make_connection(demo.company.company_id)
+    assert validate(connection).status == "passed"
+    mail.outbox.clear()
+    services.connection_set_password(connection=connection, password="Not-The-Right-One-1", by=None)
+    run = validate(connection)
+    assert run.status == "failed" and run.cause == Cause.PASSWORD_ENTERED_REFUSED
+    assert "refused the password entered here on" in run.summary and "reset it" not in run.summary
+    [message] = failure_mails()
+    assert "stopped working: the new password was refused" in message.subject
+    assert "Not-The-Right-One-1" not in message.body

@@ -89,10 +89,11 @@ def test_cdn_403_page_is_an_error_not_a_crash(gateway, company_factory):
     built = company_factory("ACME")
     with gateway.client("ACME") as client:
         client.get_api_session()
-        set_fault(built.company, "html_error", count=1, status=403)
-        with pytest.raises(errors.IntacctError) as caught:
+        set_fault(built.company, "html_error", count=20, status=403)
+        with pytest.raises(errors.InvalidResponse) as caught:
             client.query_page("LOCATION", fields=["RECORDNO"])
-    assert caught.value.http_status == 403
+    # An outage in front of the gateway, not a refused read: tried again, then transient.
+    assert caught.value.http_status == 403 and not caught.value.permanent
 
 
 def test_stacked_update_errors_are_one_record_error(gateway, company_factory):

@@ -35,6 +35,8 @@ CASES = [
          words=("on our side", "Nothing for you to change")),
     Case("company", connection={"company_id": "NO-SUCH-COMPANY"}, failing="company", step=6,
          words=('no company with the ID "NO-SUCH-COMPANY"',)),
+    Case("company-expired", company={"demo_expired": True}, failing="company", step=6,
+         words=("has expired", "demo or sandbox")),
     Case("subscription", company={"subscribed": False}, failing="subscription", step=1,
          words=("Company > Admin > Subscriptions",)),
     Case("ip", company={"ip_filter": ["203.0.113.0/24"]}, failing="ip_address", step=2,

@@ -1,0 +1,75 @@
+"""Several read functions in one request: each result judged on its own (validation's probes use this)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from connector.intacct import errors
+from tests.intacct.fakes import Gateway, envelope, error_xml, make_client, records_xml, result_xml, xml_response
+
+PERMISSIONS = ("<data><permissions><appSubscription><applicationName>Company</applicationName><policies><policy>"
+               "<policyName>Employees</policyName><rights>List|View|Edit</rights></policy></policies>"
+               "</appSubscription></permissions></data>")
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    """Answer each function by its control ID, in order, as the gateway does."""
+    from xml.etree import ElementTree as ET  # noqa: N817 - the standard library, to read our own request
+
+    functions = ET.fromstring(request.read()).findall("operation/content/function")  # noqa: S314
+    results = []
+    for function in functions:
+        controlid, name = function.get("controlid"), function[0].tag
+        if name == "getUserPermissions":
+            results.append(result_xml(name, PERMISSIONS, controlid=controlid))
+        elif function[0].findtext("object") == "APBILL":
+            results.append(result_xml(name, status="failure", controlid=controlid, errors=[error_xml(
+                "PL04000005", "", "You do not have permission for API operation QUERY on objects of type apbill")]))
+        else:
+            results.append(result_xml(name, '<data listtype="DEPARTMENT" count="1" totalcount="9" numremaining="8">'
+                                      + records_xml("DEPARTMENT", [{"RECORDNO": "1", "DEPARTMENTID": "D1"}])
+                                      + "</data>", controlid=controlid))
+    return xml_response(envelope(*results))
+
+
+def test_three_functions_go_in_one_request_and_each_answers_on_its_own() -> None:
+    gateway = Gateway(script=[answer])
+    client = make_client(gateway)
+    with client:
+        outcomes = client.batch([
+            client.query_call("departments", "DEPARTMENT", ["DEPARTMENTID"]),
+            client.query_call("bills", "APBILL", ["RECORDNO"]),
+            client.get_user_permissions_call("permissions", "ws_user"),
+        ])
+    sent = [r for r in gateway.received if not r.is_login]
+    assert len(sent) == 1 and len(sent[0].xml.findall("operation/content/function")) == 3
+    assert outcomes["departments"].error is None and outcomes["departments"].value() == [
+        {"RECORDNO": "1", "DEPARTMENTID": "D1"}]
+    assert isinstance(outcomes["bills"].error, errors.PermissionDenied)
+    with pytest.raises(errors.PermissionDenied):
+        outcomes["bills"].value()
+    [permission] = outcomes["permissions"].permissions
+    assert (permission.application, permission.policy, permission.rights) == (
+        "Company", "Employees", frozenset({"List", "View", "Edit"}))
+    assert client.stats.snapshot()["requests"] == 2  # the login and the batch
+
+
+def test_a_function_the_gateway_did_not_answer_is_a_transient_error_of_its_own() -> None:
+    def drop_last(request: httpx.Request) -> httpx.Response:
+        body = answer(request).content.decode()
+        cut = body.rindex("<result>")
+        return xml_response((body[:cut] + "</operation></response>").encode())
+
+    client = make_client(Gateway(script=[drop_last]))
+    with client:
+        outcomes = client.batch([client.query_call("a", "DEPARTMENT", ["DEPARTMENTID"]),
+                                 client.query_call("b", "LOCATION", ["LOCATIONID"])])
+    assert outcomes["a"].error is None
+    assert isinstance(outcomes["b"].error, errors.InvalidResponse) and not outcomes["b"].error.permanent
+
+
+def test_batch_keys_must_be_unique() -> None:
+    client = make_client(Gateway())
+    with client, pytest.raises(ValueError, match="unique"):
+        client.batch([client.query_call("a", "DEPARTMENT", ["DEPARTMENTID"]),
+                      client.query_call("a", "LOCATION", ["LOCATIONID"])])
