@@ -492,9 +492,7 @@ class SyncEngine:
                         failed.append(object_run)
             finally:
                 self._add_stats()
-        run = self._conclude(object_runs, failed, stop)
-        self._tell_connection(stop, object_runs, failed)
-        return run
+        return self._conclude(object_runs, failed, stop)
 
     def _add_stats(self) -> None:
         assert self.client is not None
@@ -522,6 +520,8 @@ class SyncEngine:
             labels = ", ".join(objects.OBJECTS_BY_NAME[o.object_name].label.lower() for o in failed)
             status = SyncRun.Status.PARTIAL
             summary = f"Synced all but {labels}: {failed[0].message}"
+        # The connection is told first: whoever sees the run finished sees the connection's new status too.
+        self._tell_connection(stop, object_runs, failed)
         _finish(self.run, status, summary)
         return self.run
 
