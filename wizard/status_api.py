@@ -40,6 +40,9 @@ def connection_status(request: HttpRequest, connection: Connection) -> JsonRespo
             "status": connection.status,
             "status_since": _iso(connection.status_changed_at),
             "failing_check": connection.status_check,
+            # Why it fails, in the words the admin and support see (connector.diagnosis), and its cause key.
+            "cause": connection.status_cause,
+            "message": connection.status_message,
             "company_id": mask(connection.company_id),
             "user_id": mask(connection.user_id),
             "endpoint": endpoint_kind.lower(),
