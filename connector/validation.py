@@ -496,10 +496,12 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
                        else "Every check passed.")
         new_status = Connection.Status.CONNECTED
     run.finished_at = timezone.now()
+    if ctx is not None and ctx.client is not None and hasattr(ctx.client, "stats"):
+        run.requests = ctx.client.stats.snapshot()["requests"]
     facts = ctx.known_facts if ctx is not None else None
     with transaction.atomic():
         run.save(update_fields=["status", "summary", "failed_step", "failed_check", "cause", "retry_at",
-                                "finished_at"])
+                                "finished_at", "requests"])
         previous = services.connection_record_validation(
             connection=connection, run=run, new_status=new_status, cause=run.cause, message=message,
             permission_model=facts.model if facts is not None and facts.reported else "")

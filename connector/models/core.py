@@ -166,6 +166,8 @@ class ValidationRun(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
     # What broke a connection that used to work, where Intacct's answers tell it apart.
     cause = models.CharField(max_length=40, choices=Cause.choices, blank=True, default=Cause.NONE)
+    # Requests the run sent to Intacct (retries included): a full validation takes two.
+    requests = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -151,6 +151,8 @@ def test_a_healthy_company_passes_every_check_and_shows_its_role(simulator):
     run = validate(connection)
     assert set(statuses(run).values()) == {"passed"}, statuses(run)
     assert '"Intacct Connect"' in run.checks.get(key="permission_model").message
+    # One sign-in, then every read as one request of several functions (issue 11: at most 5).
+    assert run.requests == 2
     assert (run.finished_at - run.started_at).total_seconds() < 3
 
 
