@@ -334,6 +334,12 @@ SYNC_MONTHLY_CALL_ALLOWANCE = env.int("SYNC_MONTHLY_CALL_ALLOWANCE", default=100
 SYNC_TASK_SOFT_TIME_LIMIT = env.int("SYNC_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
 SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
 SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
+# A run whose task could not be sent (broker down) is sent again by this sweep once the broker is back
+# (connector.requeue); the minimum age leaves a request that is still sending alone.
+RESEND_UNSENT_INTERVAL_SECONDS = env.int("RESEND_UNSENT_INTERVAL_SECONDS", default=20)
+RESEND_UNSENT_MIN_AGE_SECONDS = env.int("RESEND_UNSENT_MIN_AGE_SECONDS", default=5)
+CELERY_BEAT_SCHEDULE["resend-unsent-runs"] = {"task": "connector.resend_unsent_runs",
+                                              "schedule": float(RESEND_UNSENT_INTERVAL_SECONDS)}
 CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
 

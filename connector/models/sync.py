@@ -59,6 +59,8 @@ class SyncRun(models.Model):
     bytes_received = models.PositiveBigIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
     summary = models.CharField(max_length=1000, blank=True)
+    # Set while the run is queued but its task could not be sent (broker down); connector.requeue sends it again.
+    unsent_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
