@@ -298,6 +298,8 @@ class Soak:
             self.redis = RedisServer(self.var_dir / "redis")
             self.redis.start()
             env["CELERY_BROKER_URL"] = env["CELERY_RESULT_BACKEND"] = self.redis.url
+            # A task taken by a SIGKILLed worker comes back after a minute (production: 10), inside the soak.
+            env["REDIS_VISIBILITY_TIMEOUT_SECONDS"] = "60"
             # The probe logs in twice a second or so: keep the login limits out of its way (they still run).
             env["LOGIN_RATE_LIMIT_PER_IP"] = env["LOGIN_RATE_LIMIT_PER_ACCOUNT"] = "1000000"
         elif self.config.broker_url:
@@ -589,10 +591,11 @@ class Soak:
             else:
                 self.postgres_away(seconds)
             restored = time.monotonic()
-            recover = self.time_to_recover(restored)
+            recovery = self.time_to_recover(restored)
             self.figures.outages.append({"what": what, "at_s": round(began - self.began), "down_s":
-                                         round(restored - began, 1), "recover_s": recover})
-            self.say(f"{what} back; recovered in {recover}s (/healthz 200 and a task through the queue)")
+                                         round(restored - began, 1), **recovery})
+            self.say(f"{what} back; every worker answering and /healthz 200 after {recovery['recover_s']}s; a new "
+                     f"task through the queue after {recovery['queue_s']}s")
 
     def postgres_away(self, seconds: float) -> None:
         """What a PostgreSQL restart looks like to clients: open connections cut, new ones refused, for a while."""
@@ -609,24 +612,31 @@ class Soak:
             finally:
                 conn.execute(f'ALTER DATABASE "{self.db_name}" ALLOW_CONNECTIONS true')
 
-    def time_to_recover(self, restored: float, timeout: float = 240) -> float | None:
-        """Seconds from the service's return until /healthz answers 200 and a task goes through the queue."""
+    def time_to_recover(self, restored: float, timeout: float = 240) -> dict:
+        """Seconds from the service's return until every worker answers (its consumer reconnected) and /healthz
+        is 200 ("recover_s"), and until a new task went through the queue, behind whatever waited there
+        ("queue_s")."""
         from config.celery import app
 
-        pinged = None
-        while time.monotonic() - restored < timeout:
-            if pinged is None:
+        reconnected = through_queue = pending = None
+        while time.monotonic() - restored < timeout and (reconnected is None or through_queue is None):
+            if reconnected is None:
                 try:
-                    app.send_task("connector.ping", queue=self.queue).get(timeout=10)
-                    pinged = time.monotonic() - restored
-                except Exception:  # noqa: BLE001 - not yet: the queue or its consumers are still coming back
-                    time.sleep(0.5)
-                    continue
-            healthy = self.probe.healthy_since(restored) if self.probe else 0.0
-            if healthy is not None:
-                return round(max(pinged, healthy), 1)
+                    replies = app.control.ping(timeout=1.0)
+                except Exception:  # noqa: BLE001 - the broker is still coming back
+                    replies = []
+                healthy = self.probe.healthy_since(restored) if self.probe else 0.0
+                if len(replies) >= self.config.workers and healthy is not None:
+                    reconnected = round(max(time.monotonic() - restored, healthy), 1)
+            try:
+                if pending is None:
+                    pending = app.send_task("connector.ping", queue=self.queue)  # one, waiting its turn
+                elif through_queue is None and pending.ready():
+                    through_queue = round(time.monotonic() - restored, 1)
+            except Exception:  # noqa: BLE001 - the broker or the result store is still coming back
+                self.say("recovery probe: the queue is not answering yet")
             time.sleep(0.5)
-        return None
+        return {"recover_s": reconnected, "queue_s": through_queue}
 
     def progress(self) -> str:
         from connector.models import SyncRun, ValidationRun
@@ -861,8 +871,9 @@ def report(figures: Figures, config: Config) -> str:
         f"workers that exited by themselves: {figures.worker_self_exits}",
     ]
     if config.stack == "postgres-redis":
-        lines += [f"outage: {o['what']} at {o['at_s']}s, away {o['down_s']}s, recovered in {o['recover_s']}s"
-                  for o in figures.outages]
+        lines += [f"outage: {o['what']} at {o['at_s']}s, away {o['down_s']}s; every worker answering and "
+                  f"/healthz 200 after {o['recover_s']}s; a new task through the queue (behind the backlog) after "
+                  f"{o['queue_s']}s" for o in figures.outages]
         lines.append(f"runs whose task could not be sent at once (re-sent by the sweep): "
                      f"{json.dumps(figures.runs_unsent)}; logins/connects let through by the limiter with "
                      f"Redis down: {figures.rate_limit_fail_open}")

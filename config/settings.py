@@ -212,6 +212,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task a worker took but never acknowledged (the worker was SIGKILLed, or Redis dropped while it held
+    # it) goes back to the queue after this long; Redis's default (an hour) left such runs "queued" for an hour.
+    # A task still running then is delivered again, which is harmless: a run is claimed once, the copy returns.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("REDIS_VISIBILITY_TIMEOUT_SECONDS", default=600),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND",
     default=(CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"),
