@@ -20,6 +20,17 @@ Run: `make soak` or `.venv/bin/python bench/soak.py --minutes 5`. Everything liv
 VAR_DIR (SQLite and a filesystem broker). `--database-url postgres://...` uses that PostgreSQL server with
 a database of the soak's own (created, then dropped; never the named one), `--broker-url redis://...` a
 Redis broker with a queue of the soak's own.
+
+`--stack postgres-redis` is the production stack: PostgreSQL (a database of the soak's own on
+`--database-url`, default the local server), a redis-server of the soak's own (append-only file, as in
+docker-compose.yml) as broker and rate-limit cache, three workers, beat, and the web under gunicorn with three
+processes. Besides the worker kills and faults, it stops Redis (SIGTERM, 20 s) twice and takes PostgreSQL
+away once: the machine's server cannot be restarted, so the soak refuses new connections to its database
+(`ALTER DATABASE ... ALLOW_CONNECTIONS false`) and terminates every open one (`pg_terminate_backend`) for
+20 s, which is what clients see of a restart. The simulator shares that database, so "Intacct" is down too
+during it. A probe meanwhile logs in, opens the connection and support pages, asks for re-validations and
+reads /healthz through gunicorn; the soak prints the pages by status (500s fail it), the lost validations
+and, per outage, how long until /healthz was 200 and a task went through the queue again.
 """
 from __future__ import annotations
 
@@ -40,6 +51,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from django.db import DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -71,6 +84,9 @@ class Config:
     broker_url: str | None = None
     keep: bool = False
     quiet: bool = False
+    stack: str = "sqlite"             # or "postgres-redis"
+    workers: int = 2
+    outage_seconds: float = 20.0
 
 
 @dataclass
@@ -93,11 +109,19 @@ class Figures:
     final_failures: list = field(default_factory=list)
     mismatches: int = 0
     mismatch_examples: list = field(default_factory=list)
+    worker_self_exits: int = 0
+    outages: list = field(default_factory=list)
+    pages: dict = field(default_factory=dict)
+    server_error_pages: list = field(default_factory=list)
+    lost_validations: int = 0
+    runs_unsent: dict = field(default_factory=dict)
+    rate_limit_fail_open: int = 0
 
     @property
     def ok(self) -> bool:
         return not (self.mismatches or self.stuck_runs or self.max_in_flight_over_limit
-                    or self.refused_for_concurrency or self.final_failures)
+                    or self.refused_for_concurrency or self.final_failures or self.server_error_pages
+                    or self.lost_validations or any(o.get("recover_s") is None for o in self.outages))
 
 
 def free_port() -> int:
@@ -115,6 +139,120 @@ def own_database(url: str, name: str) -> tuple[str, str]:
     return admin, urlunsplit(parts._replace(path=f"/{name}"))
 
 
+class RedisServer:
+    """A redis-server of the soak's own on a free port, with an append-only file like docker-compose.yml's."""
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            raise SystemExit("--stack postgres-redis needs redis-server (apt-get install redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        log = open(self.dir / "redis.log", "a")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                                      str(self.dir), "--appendonly", "yes", "--save", ""],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.RedisError:
+                time.sleep(0.1)
+        raise RuntimeError("the soak's redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # as `docker compose restart redis` does: SIGTERM, the AOF is flushed
+            self.proc.wait(timeout=30)
+
+
+class PageProbe:
+    """Pages through gunicorn while the soak runs: login, the connection and support pages, re-validate, /healthz."""
+
+    PASSWORD = "Soak-probe-Passw0rd!"  # noqa: S105 - a throwaway user of the soak's throwaway database
+
+    def __init__(self, site: str, slug: str) -> None:
+        import threading
+
+        self.site, self.slug = site, slug
+        self.stopped = threading.Event()
+        self.statuses: Counter = Counter()
+        self.server_errors: list[str] = []
+        self.healthz: list[tuple[float, int]] = []
+        self.thread = threading.Thread(target=self.run, daemon=True, name="page-probe")
+        self.started = time.monotonic()
+
+    def _record(self, path: str, status: int) -> None:
+        self.statuses[status] += 1
+        if status >= 500 and status != 503:
+            self.server_errors.append(f"{time.monotonic() - self.started:.0f}s {path} {status}")
+
+    @staticmethod
+    def _token(html: str) -> str:
+        marker = 'name="csrfmiddlewaretoken" value="'
+        start = html.find(marker)
+        return html[start + len(marker):html.find('"', start + len(marker))] if start >= 0 else ""
+
+    def _get(self, client, path: str):
+        response = client.get(path)
+        self._record(path, response.status_code)
+        return response
+
+    def _post(self, client, path: str, form_path: str, data: dict):
+        form = self._get(client, form_path)
+        if form.status_code != 200:
+            return form  # no form to fill in (the database is away): a person would not post either
+        token = self._token(form.text)
+        response = client.post(path, data={**data, "csrfmiddlewaretoken": token},
+                               headers={"Referer": self.site + form_path})
+        self._record(path, response.status_code)
+        return response
+
+    def cycle(self, n: int) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.site, timeout=30) as anonymous:
+            response = anonymous.get("/healthz")
+            self.healthz.append((time.monotonic(), response.status_code))
+        for username, pages in (("soak-admin", (f"/organisations/{self.slug}/connection/",)),
+                                ("soak-support", ("/support/",))):
+            with httpx.Client(base_url=self.site, timeout=30) as client:
+                self._post(client, "/accounts/login/", "/accounts/login/",
+                           {"username": username, "password": self.PASSWORD})
+                for path in pages:
+                    self._get(client, path)
+                if username == "soak-admin" and n % 8 == 0:
+                    self._post(client, f"/organisations/{self.slug}/connection/revalidate/",
+                               f"/organisations/{self.slug}/connection/", {})
+
+    def run(self) -> None:
+        import httpx
+
+        n = 0
+        while not self.stopped.wait(1.0):
+            n += 1
+            try:
+                self.cycle(n)
+            except httpx.HTTPError as exc:
+                self.statuses[f"no answer ({type(exc).__name__})"] += 1
+
+    def healthy_since(self, since: float) -> float | None:
+        """Seconds from `since` to the first 200 from /healthz after it."""
+        for at, status in self.healthz:
+            if at >= since and status == 200:
+                return at - since
+        return None
+
+
 class Soak:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -129,6 +267,10 @@ class Soak:
         self.figures = Figures(companies=config.companies)
         self.mutations: Counter = Counter()
         self.started = time.monotonic()
+        self.redis: RedisServer | None = None
+        self.web: subprocess.Popen | None = None
+        self.beat: subprocess.Popen | None = None
+        self.probe: PageProbe | None = None
 
     def say(self, text: str) -> None:
         if not self.config.quiet:
@@ -152,7 +294,15 @@ class Soak:
         }
         if self.config.database_url:
             self.admin_db_url, env["DATABASE_URL"] = own_database(self.config.database_url, self.db_name)
-        if self.config.broker_url:
+        if self.config.stack == "postgres-redis":
+            self.redis = RedisServer(self.var_dir / "redis")
+            self.redis.start()
+            env["CELERY_BROKER_URL"] = env["CELERY_RESULT_BACKEND"] = self.redis.url
+            # A task taken by a SIGKILLed worker comes back after a minute (production: 10), inside the soak.
+            env["REDIS_VISIBILITY_TIMEOUT_SECONDS"] = "60"
+            # The probe logs in twice a second or so: keep the login limits out of its way (they still run).
+            env["LOGIN_RATE_LIMIT_PER_IP"] = env["LOGIN_RATE_LIMIT_PER_ACCOUNT"] = "1000000"
+        elif self.config.broker_url:
             env["CELERY_BROKER_URL"] = self.config.broker_url
             env["CELERY_RESULT_BACKEND"] = self.config.broker_url
         return env
@@ -191,6 +341,32 @@ class Soak:
                 time.sleep(0.2)
         raise RuntimeError("the simulator did not start:\n" + (self.var_dir / "server.log").read_text()[-3000:])
 
+    def start_web(self) -> None:
+        """The web as production runs it: gunicorn, three processes (DEBUG off, so errors are real pages)."""
+        self.web_port = free_port()
+        self.web_site = f"http://127.0.0.1:{self.web_port}"
+        log = open(self.var_dir / "web.log", "w")  # noqa: SIM115 - lives as long as the server
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.web_port}", "--workers",
+             "3", "--threads", "2", "--timeout", "60", "--log-level", "warning"],
+            cwd=ROOT, env={**os.environ, "DEBUG": "false"}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.web_site + "/accounts/login/", timeout=2)  # noqa: S310 - loopback
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the web did not start:\n" + (self.var_dir / "web.log").read_text()[-3000:])
+
+    def start_beat(self) -> None:
+        log = open(self.var_dir / "beat.log", "w")  # noqa: SIM115 - lives as long as beat
+        self.beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING", "--schedule",
+             str(self.var_dir / "celerybeat-schedule")],
+            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
     def start_worker(self, slot: int, *, wait: bool = False) -> None:
         self.generation += 1
         name = f"soak{slot}g{self.generation}-{self.queue}@%h"
@@ -214,7 +390,10 @@ class Soak:
         self.figures.kills += 1
 
     def stop_all(self) -> None:
-        for proc in [*self.workers.values(), self.server]:
+        if self.probe is not None:
+            self.probe.stopped.set()
+        for proc in [*self.workers.values(), self.server, self.web, self.beat,
+                     self.redis.proc if self.redis else None]:
             if proc is not None and proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -244,7 +423,14 @@ class Soak:
                      "CCTRANSACTION": self.rng.choice((200, 400, 900)), "EEXPENSES": self.rng.choice((60, 150, 300))}
             build_company(company_id, sizes=sizes, seed=n + 1)
             SimCompany.objects.filter(company_id=company_id).update(concurrency_limit=limit)
-            org = services.organisation_create(name=f"Soak {n:02d}", slug=f"soak-{n:02d}")
+            admin = None
+            if n == 0 and self.config.stack == "postgres-redis":
+                admin = services.user_create(username="soak-admin", email="admin@soak.test",
+                                             password=PageProbe.PASSWORD)
+                support = services.user_create(username="soak-support", email="support@soak.test",
+                                               password=PageProbe.PASSWORD)
+                services.support_staff_grant(user=support)
+            org = services.organisation_create(name=f"Soak {n:02d}", slug=f"soak-{n:02d}", admin=admin)
             connection = services.connection_get(organisation=org)
             Connection.objects.filter(pk=connection.pk).update(
                 company_id=company_id, user_id="ws_connect", password_token=crypto.encrypt(DEMO_PASSWORD),
@@ -344,15 +530,14 @@ class Soak:
         next_kill = now + self.rng.uniform(self.config.kill_min, self.config.kill_max)
         next_report = now + 30
         while (now := time.monotonic()) < deadline:
-            for connection in connections:
-                if now >= next_sync[connection.pk]:
-                    self.request_sync(connection)
-                    next_sync[connection.pk] = now + self.rng.uniform(*self.config.sync_every)
-                if now >= next_validation[connection.pk]:
-                    self.request_validation(connection)
-                    next_validation[connection.pk] = now + self.rng.uniform(*self.config.validate_every)
-            if self.rng.random() < self.config.mutations_per_second * 0.5:
-                self.mutate()
+            try:
+                self.request_some(connections, now, next_sync, next_validation)
+            except DatabaseError:
+                # The soak's own database is away (the PostgreSQL outage): this process waits like the others.
+                from django.db import connections as db_connections
+
+                db_connections.close_all()
+                time.sleep(1.0)
             if now >= next_kill:
                 slot = self.rng.choice(sorted(self.workers))
                 self.kill_worker(slot)
@@ -363,11 +548,95 @@ class Soak:
             for slot, proc in self.workers.items():
                 if proc.poll() is not None:
                     self.say(f"worker {slot} exited by itself ({proc.returncode}); restarting it")
+                    self.figures.worker_self_exits += 1
                     self.start_worker(slot)
             if now >= next_report:
-                self.say(self.progress())
+                try:
+                    self.say(self.progress())
+                except DatabaseError:
+                    self.say("progress: the database is away")
                 next_report = now + 30
             time.sleep(0.5)
+
+    def request_some(self, connections, now: float, next_sync: dict, next_validation: dict) -> None:
+        for connection in connections:
+            if now >= next_sync[connection.pk]:
+                self.request_sync(connection)
+                next_sync[connection.pk] = now + self.rng.uniform(*self.config.sync_every)
+            if now >= next_validation[connection.pk]:
+                self.request_validation(connection)
+                next_validation[connection.pk] = now + self.rng.uniform(*self.config.validate_every)
+        if self.rng.random() < self.config.mutations_per_second * 0.5:
+            self.mutate()
+
+    # --- outages (--stack postgres-redis) -------------------------------------------------
+
+    def outage_plan(self, began: float) -> list[tuple[float, str]]:
+        if self.config.stack != "postgres-redis":
+            return []
+        span = self.config.minutes * 60
+        return [(began + span * 0.2, "redis"), (began + span * 0.45, "postgres"), (began + span * 0.7, "redis")]
+
+    def run_outages(self, plan: list[tuple[float, str]]) -> None:
+        for at, what in plan:
+            while time.monotonic() < at:
+                time.sleep(0.2)
+            seconds = self.config.outage_seconds
+            began = time.monotonic()
+            self.say(f"OUTAGE: {what} away for {seconds:.0f}s")
+            if what == "redis":
+                self.redis.stop()
+                time.sleep(seconds)
+                self.redis.start()
+            else:
+                self.postgres_away(seconds)
+            restored = time.monotonic()
+            recovery = self.time_to_recover(restored)
+            self.figures.outages.append({"what": what, "at_s": round(began - self.began), "down_s":
+                                         round(restored - began, 1), **recovery})
+            self.say(f"{what} back; every worker answering and /healthz 200 after {recovery['recover_s']}s; a new "
+                     f"task through the queue after {recovery['queue_s']}s")
+
+    def postgres_away(self, seconds: float) -> None:
+        """What a PostgreSQL restart looks like to clients: open connections cut, new ones refused, for a while."""
+        import psycopg
+
+        with psycopg.connect(self.admin_db_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{self.db_name}" ALLOW_CONNECTIONS false')
+            try:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                 "AND pid <> pg_backend_pid()", [self.db_name])
+                    time.sleep(1.0)
+            finally:
+                conn.execute(f'ALTER DATABASE "{self.db_name}" ALLOW_CONNECTIONS true')
+
+    def time_to_recover(self, restored: float, timeout: float = 240) -> dict:
+        """Seconds from the service's return until every worker answers (its consumer reconnected) and /healthz
+        is 200 ("recover_s"), and until a new task went through the queue, behind whatever waited there
+        ("queue_s")."""
+        from config.celery import app
+
+        reconnected = through_queue = pending = None
+        while time.monotonic() - restored < timeout and (reconnected is None or through_queue is None):
+            if reconnected is None:
+                try:
+                    replies = app.control.ping(timeout=1.0)
+                except Exception:  # noqa: BLE001 - the broker is still coming back
+                    replies = []
+                healthy = self.probe.healthy_since(restored) if self.probe else 0.0
+                if len(replies) >= self.config.workers and healthy is not None:
+                    reconnected = round(max(time.monotonic() - restored, healthy), 1)
+            try:
+                if pending is None:
+                    pending = app.send_task("connector.ping", queue=self.queue)  # one, waiting its turn
+                elif through_queue is None and pending.ready():
+                    through_queue = round(time.monotonic() - restored, 1)
+            except Exception:  # noqa: BLE001 - the broker or the result store is still coming back
+                self.say("recovery probe: the queue is not answering yet")
+            time.sleep(0.5)
+        return {"recover_s": reconnected, "queue_s": through_queue}
 
     def progress(self) -> str:
         from connector.models import SyncRun, ValidationRun
@@ -444,6 +713,7 @@ class Soak:
             self.figures.stuck_runs.append(f"sync #{run.pk} of {run.connection.company_id} {run.status}")
         for run in ValidationRun.objects.filter(status__in=("queued", "running")).select_related("connection"):
             self.figures.stuck_runs.append(f"validation #{run.pk} of {run.connection.company_id} {run.status}")
+            self.figures.lost_validations += 1
         for connection in self.connections():
             for problem in mirror_mismatches(connection):
                 self.figures.mismatches += 1
@@ -472,13 +742,20 @@ class Soak:
             if status in ("succeeded", "failed", "partial"):
                 previous[connection_id] = status
         figures.mutations = dict(self.mutations)
+        from connector import operations
+        from connector.models import MetricCounter
+
+        figures.runs_unsent = {row.labels: int(row.value)
+                               for row in MetricCounter.objects.filter(name=operations.RUNS_UNSENT)}
+        figures.rate_limit_fail_open = int(sum(MetricCounter.objects.filter(
+            name=operations.RATE_LIMIT_UNAVAILABLE).values_list("value", flat=True)))
 
     def run(self) -> Figures:
         env = self.environment()
         os.environ.update(env)
         if not self.config.database_url:
             os.environ.pop("DATABASE_URL", None)
-        if not self.config.broker_url:
+        if not self.config.broker_url and self.redis is None:
             for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
                 os.environ.pop(name, None)
         try:
@@ -492,13 +769,32 @@ class Soak:
             self.build()
             self.say(f"{len(self.companies)} companies, {self.figures.records:,} records; VAR_DIR {self.var_dir}")
             self.start_server()
-            for slot in (1, 2):
+            for slot in range(1, self.config.workers + 1):
                 self.start_worker(slot, wait=True)
+            if self.config.stack == "postgres-redis":
+                self.start_web()
+                self.start_beat()
+                self.probe = PageProbe(self.web_site, "soak-00")
+                self.probe.thread.start()
             self.arm_faults()
             self.say(f"faults armed ({self.config.fault_rate:.0%} per kind); soaking {self.config.minutes} min")
-            began = time.monotonic()
+            began = self.began = time.monotonic()
+            import threading
+
+            outages = threading.Thread(target=self.run_outages, args=(self.outage_plan(began),), daemon=True)
+            outages.start()
             self.churn()
+            outages.join()
             self.figures.minutes = round((time.monotonic() - began) / 60, 2)
+            if self.probe is not None:
+                self.probe.stopped.set()
+                self.probe.thread.join(timeout=60)
+                self.figures.pages = {"requests": sum(self.probe.statuses.values()),
+                                      "by_status": {str(k): v for k, v in sorted(self.probe.statuses.items(),
+                                                                                  key=str)},
+                                      "healthz_non_200": sum(1 for _, status in self.probe.healthz
+                                                             if status != 200)}
+                self.figures.server_error_pages = self.probe.server_errors
             self.say("churn over; clearing faults, final validation and sync per connection")
             self.settle()
             self.verify()
@@ -557,8 +853,8 @@ def mirror_mismatches(connection) -> list[str]:
 
 def report(figures: Figures, config: Config) -> str:
     lines = [
-        f"soak: {figures.companies} companies, {figures.records:,} records, {figures.minutes} min of faults "
-        f"({config.fault_rate:.0%} of requests per fault kind), 2 workers",
+        f"soak ({config.stack}): {figures.companies} companies, {figures.records:,} records, {figures.minutes} min "
+        f"of faults ({config.fault_rate:.0%} of requests per fault kind), {config.workers} workers",
         f"sync runs: {json.dumps(figures.sync_runs, sort_keys=True)}",
         f"validation runs: {json.dumps(figures.validation_runs, sort_keys=True)} "
         f"(of which retries of inconclusive runs: {figures.validation_retries})",
@@ -571,8 +867,19 @@ def report(figures: Figures, config: Config) -> str:
         f"stuck runs: {len(figures.stuck_runs)} {figures.stuck_runs[:10] or ''}",
         f"final validation/sync failures: {len(figures.final_failures)} {figures.final_failures[:10] or ''}",
         f"mismatches: {figures.mismatches} {figures.mismatch_examples[:10] or ''}",
-        "RESULT: " + ("OK" if figures.ok else "FAILED"),
+        f"lost validations (queued or running at the end): {figures.lost_validations}; "
+        f"workers that exited by themselves: {figures.worker_self_exits}",
     ]
+    if config.stack == "postgres-redis":
+        lines += [f"outage: {o['what']} at {o['at_s']}s, away {o['down_s']}s; every worker answering and "
+                  f"/healthz 200 after {o['recover_s']}s; a new task through the queue (behind the backlog) after "
+                  f"{o['queue_s']}s" for o in figures.outages]
+        lines.append(f"runs whose task could not be sent at once (re-sent by the sweep): "
+                     f"{json.dumps(figures.runs_unsent)}; logins/connects let through by the limiter with "
+                     f"Redis down: {figures.rate_limit_fail_open}")
+        lines.append(f"pages through gunicorn: {json.dumps(figures.pages)}; 5xx other than 503: "
+                     f"{len(figures.server_error_pages)} {figures.server_error_pages[:10] or ''}")
+    lines.append("RESULT: " + ("OK" if figures.ok else "FAILED"))
     return "\n".join(lines)
 
 
@@ -586,13 +893,20 @@ def parse_args(argv: list[str] | None) -> tuple[Config, str | None]:
                         help="seconds between worker SIGKILLs")
     parser.add_argument("--database-url", help="a PostgreSQL server URL; the soak makes a database of its own there")
     parser.add_argument("--broker-url", help="a Redis URL for the Celery broker (a queue of the soak's own)")
+    parser.add_argument("--stack", choices=("sqlite", "postgres-redis"), default="sqlite",
+                        help="postgres-redis: PostgreSQL + a private Redis, 3 workers, beat, gunicorn web; Redis "
+                             "stopped twice and PostgreSQL taken away once during the run")
     parser.add_argument("--json", help="also write the figures to this file as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the VAR_DIR (and database) for a look afterwards")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    database_url = args.database_url
+    if args.stack == "postgres-redis":
+        database_url = database_url or "postgres://postgres@127.0.0.1:5432/postgres"
     config = Config(minutes=args.minutes, companies=args.companies, seed=args.seed, fault_rate=args.fault_rate,
-                    kill_min=args.kill_every[0], kill_max=args.kill_every[1], database_url=args.database_url,
-                    broker_url=args.broker_url, keep=args.keep, quiet=args.quiet)
+                    kill_min=args.kill_every[0], kill_max=args.kill_every[1], database_url=database_url,
+                    broker_url=args.broker_url, keep=args.keep, quiet=args.quiet, stack=args.stack,
+                    workers=3 if args.stack == "postgres-redis" else 2)
     return config, args.json
 
 

@@ -10,4 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("intacct_connect")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker writes its own heartbeat while connected to the broker (not only when beat sends it a task).
+app.steps["consumer"].add("connector.heartbeats:WorkerHeartbeat")
 connect_celery_signals()

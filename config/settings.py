@@ -214,6 +214,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task a worker took but never acknowledged (the worker was SIGKILLed, or Redis dropped while it held
+    # it) goes back to the queue after this long; Redis's default (an hour) left such runs "queued" for an hour.
+    # A task still running then is delivered again, which is harmless: a run is claimed once, the copy returns.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("REDIS_VISIBILITY_TIMEOUT_SECONDS", default=600),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND",
     default=(CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"),
@@ -231,6 +240,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=1800)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that lost its broker keeps trying to reconnect (Celery gives up after 100 tries by default and the
+# worker would then exit); celery is capped below 5.7 in pyproject.toml for the same reason.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks: each feature adds its entries in its own block at the end of this file.
 CELERY_BEAT_SCHEDULE: dict = {}
@@ -340,6 +353,12 @@ SYNC_MONTHLY_CALL_ALLOWANCE = env.int("SYNC_MONTHLY_CALL_ALLOWANCE", default=100
 SYNC_TASK_SOFT_TIME_LIMIT = env.int("SYNC_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
 SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
 SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
+# A run whose task could not be sent (broker down) is sent again by this sweep once the broker is back
+# (connector.requeue); the minimum age leaves a request that is still sending alone.
+RESEND_UNSENT_INTERVAL_SECONDS = env.int("RESEND_UNSENT_INTERVAL_SECONDS", default=20)
+RESEND_UNSENT_MIN_AGE_SECONDS = env.int("RESEND_UNSENT_MIN_AGE_SECONDS", default=5)
+CELERY_BEAT_SCHEDULE["resend-unsent-runs"] = {"task": "connector.resend_unsent_runs",
+                                              "schedule": float(RESEND_UNSENT_INTERVAL_SECONDS)}
 CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule": float(SYNC_SWEEP_SECONDS)}

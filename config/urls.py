@@ -9,3 +9,6 @@ urlpatterns = [
 ]
 if settings.SIMULATOR_ENABLED:
     urlpatterns.append(path("simulator/", include("simulator.urls")))
+
+# A page that fails because the database is unreachable answers 503 (try again), not 500.
+handler500 = "wizard.errors.server_error"

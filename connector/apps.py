@@ -7,6 +7,6 @@ class ConnectorConfig(AppConfig):
 
     def ready(self) -> None:
         # Dashboard summaries and /metrics counters are written where runs finish (connector.operations).
-        from connector import operations
+        from connector import operations, requeue  # noqa: F401 - requeue registers its beat task
 
         operations.connect_signals()

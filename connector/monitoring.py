@@ -57,7 +57,8 @@ def abandoned_runs(*, connection_id: int | None = None, now=None) -> QuerySet[Va
     """Queued or running validations a stopped worker left behind: no start, no check for VALIDATION_STALE_SECONDS."""
     cut = (now or timezone.now()) - timedelta(seconds=settings.VALIDATION_STALE_SECONDS)
     last_check = ValidationCheck.objects.filter(run=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
-    runs = ValidationRun.objects.filter(status__in=ACTIVE_RUN_STATUSES, created_at__lt=cut)
+    # A run whose task could not be sent (broker down) waits for connector.requeue, not for a worker.
+    runs = ValidationRun.objects.filter(status__in=ACTIVE_RUN_STATUSES, created_at__lt=cut, unsent_since__isnull=True)
     if connection_id is not None:
         runs = runs.filter(connection_id=connection_id)
     return (runs.filter(Q(started_at__isnull=True) | Q(started_at__lt=cut))

@@ -50,6 +50,9 @@ DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
 VALIDATION_SECONDS = "intacct_connect_validation_duration_seconds"
 SYNC_SECONDS = "intacct_connect_sync_duration_seconds"
 INTACCT_ERRORS = "intacct_connect_intacct_errors_total"
+# Counted when a Redis outage made the rate limiter let a request through, or left a run's task unsent.
+RATE_LIMIT_UNAVAILABLE = "intacct_connect_rate_limit_unavailable_total"
+RUNS_UNSENT = "intacct_connect_runs_unsent_total"
 CHART_DAYS = 30
 
 
@@ -233,7 +236,8 @@ def _check_broker() -> dict:
 
 
 def health_report(*, now: datetime | None = None) -> dict:
-    """Database, broker, newest worker heartbeat and beat's last tick; "ok" only if all four are."""
+    """Database, broker, newest worker heartbeat and beat's last tick. "ok" covers what serving needs (database,
+    broker, a live worker); beat only schedules, so its health is reported beside it ("beat_ok")."""
     now = now or timezone.now()
     checks = {"database": _check_database(), "broker": _check_broker()}
     limit = settings.HEARTBEAT_STALE_SECONDS
@@ -248,7 +252,8 @@ def health_report(*, now: datetime | None = None) -> dict:
         checks["beat"] = _age_check(beats.get(Heartbeat.BEAT), now, limit)
     else:
         checks["worker"] = checks["beat"] = {"ok": False, "error": "database unavailable"}
-    return {"ok": all(check["ok"] for check in checks.values()), "checks": checks,
+    serving = ("database", "broker", "worker")
+    return {"ok": all(checks[name]["ok"] for name in serving), "beat_ok": checks["beat"]["ok"], "checks": checks,
             "time": now.isoformat(timespec="seconds")}
 
 
@@ -290,6 +295,11 @@ def metrics_text(*, now: datetime | None = None) -> str:
     family(INTACCT_ERRORS, "counter", "Error answers from Intacct, by error code and where they happened.")
     for counter in counters.get(INTACCT_ERRORS, []):
         lines.append(f"{INTACCT_ERRORS}{{{counter.labels}}} {_number(counter.value)}")
+    for name, help_text in ((RATE_LIMIT_UNAVAILABLE, "Requests let through unlimited because the cache was down."),
+                            (RUNS_UNSENT, "Runs whose task could not be sent at once (the broker was down).")):
+        family(name, "counter", help_text)
+        for counter in counters.get(name, []):
+            lines.append(f"{name}{{{counter.labels}}} {_number(counter.value)}")
 
     family("intacct_connect_requests_in_flight", "gauge", "Intacct requests in flight now, per company.")
     in_flight = (CompanySlot.objects.exclude(holder="").filter(lease_until__gt=now).values("company_key")

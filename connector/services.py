@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from connector import crypto, objects, tasks
+from connector import crypto, objects, requeue
 from connector.models import (
     SUPPORT_GROUP,
     AuditEvent,
@@ -286,11 +286,8 @@ def validation_request(*, connection: Connection, by: Actor = None, ip: str | No
                                            attempt=attempt)
         audit_record(organisation=connection.organisation, connection=connection, action="validation.started",
                      user=by, ip=ip, details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
-        run_id = run.id
-        if countdown > 0:
-            transaction.on_commit(lambda: tasks.connection_validate.apply_async((run_id,), countdown=countdown))
-        else:
-            transaction.on_commit(lambda: tasks.connection_validate.delay(run_id))
+        # A broker that cannot be reached leaves the run queued and marked unsent (connector.requeue sends it later).
+        transaction.on_commit(lambda: requeue.run_send(run, countdown=countdown))
     return run
 
 

@@ -34,7 +34,6 @@ from django.db import DatabaseError, close_old_connections, reset_queries, trans
 from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from connector import crypto, diagnosis, gateway, limits, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
@@ -160,19 +159,11 @@ def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL
 
 
 def _enqueue(task, run: SyncRun, countdown: float = 0) -> None:
-    """Send the run's task; if the broker cannot be reached, the run fails now instead of waiting queued for ever
-    (a queued run is joined by the next requests: nothing would sync until it went stale)."""
-    try:
-        if countdown > 0:
-            task.apply_async((run.pk,), countdown=countdown)
-        else:
-            task.delay(run.pk)
-    except (BrokerError, OSError) as exc:
-        log.warning("sync #%s not queued: the task queue could not be reached (%s)", run.pk, type(exc).__name__)
-        SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
-            status=SyncRun.Status.FAILED, finished_at=timezone.now(),
-            summary="Not run: the task queue could not be reached. Try again in a moment.")
-        run.refresh_from_db()
+    """Send the run's task; if the broker cannot be reached the run stays queued, marked unsent, and
+    connector.requeue sends it again as soon as the broker is back (the next requests join it meanwhile)."""
+    from connector import requeue
+
+    requeue.run_send(run, countdown=countdown)
 
 
 def _active_run(connection: Connection) -> SyncRun | None:

@@ -6,8 +6,15 @@ import socket
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from connector import validation
+
+# A run's task that cannot reach the database before it has claimed the run (PostgreSQL restarting, SQLite
+# locked) is tried again later instead of failing: a failed task's message is acknowledged, and the run would
+# stay "queued" for ever. Trying again is safe: a run is claimed with a conditional UPDATE.
+DATABASE_AWAY_RETRY = {"autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 2,
+                       "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 40}
 
 
 @shared_task(name="connector.ping", ignore_result=False)
@@ -16,14 +23,15 @@ def ping() -> dict:
     return {"pong": True, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-@shared_task(name="connector.connection_validate", ignore_result=True)
+@shared_task(name="connector.connection_validate", ignore_result=True, **DATABASE_AWAY_RETRY)
 def connection_validate(run_id: int) -> None:
     """Run the checks of one queued validation run (arguments are ids only, never secrets)."""
     validation.run_validation(run_id=run_id)
 
 
 @shared_task(name="connector.sync_run", ignore_result=True, acks_late=True,
-             soft_time_limit=settings.SYNC_TASK_SOFT_TIME_LIMIT, time_limit=settings.SYNC_TASK_TIME_LIMIT)
+             soft_time_limit=settings.SYNC_TASK_SOFT_TIME_LIMIT, time_limit=settings.SYNC_TASK_TIME_LIMIT,
+             **DATABASE_AWAY_RETRY)
 def sync_run(run_id: int) -> None:
     """Run one queued sync (ids only). Idempotent: a finished run is left alone, a duplicate is refused."""
     from connector import sync

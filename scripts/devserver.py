@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
+RESTARTED = ("worker", "beat")
 
 
 def main() -> int:
@@ -32,7 +33,11 @@ def main() -> int:
     print(f"\nIntacct Connect is running at {env['SITE_URL']}/  (simulator: {env['SITE_URL']}/simulator/)"
           "\nPress Ctrl-C to stop web, worker and beat.\n", flush=True)
 
+    stopping = False
+
     def stop(*_args) -> None:
+        nonlocal stopping
+        stopping = True
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -40,8 +45,17 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        while all(proc.poll() is None for proc in procs.values()):
+        while not stopping:
             time.sleep(0.5)
+            for name in RESTARTED:
+                # Like compose's restart policy: a worker or beat that exits on its own is started again.
+                if not stopping and procs[name].poll() is not None:
+                    print(f"{name} exited with {procs[name].returncode}; starting it again", file=sys.stderr,
+                          flush=True)
+                    time.sleep(2)
+                    procs[name] = subprocess.Popen(commands[name], cwd=ROOT, env=env)
+            if procs["web"].poll() is not None:
+                break
     finally:
         stop()
         for name, proc in procs.items():

@@ -43,7 +43,9 @@ def celery_queue() -> str:
     from config.celery import app
 
     queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{uuid.uuid4().hex[:8]}"
-    app.conf.task_default_queue = queue
+    # Both spellings: with the Django namespace celery 5.6 reads the CELERY_-prefixed key first.
+    app.conf.update({"task_default_queue": queue, "CELERY_TASK_DEFAULT_QUEUE": queue})
+    assert app.conf.task_default_queue == queue
     return queue
 
 

@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import operations, services, sync
+from connector import operations, requeue, services, sync
 from connector.masking import mask
 from connector.models import (
     AuditEvent,
@@ -314,8 +314,11 @@ def dashboard_revalidate(request: HttpRequest, connection_id: int) -> HttpRespon
     if not connection.has_credentials:
         messages.error(request, "This connection has no credentials to check yet.")
     else:
-        services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
-        messages.success(request, "Re-validation queued.")
+        run = services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
+        if requeue.is_unsent(run):
+            messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+        else:
+            messages.success(request, "Re-validation queued.")
     return redirect("dashboard_connection", connection.id)
 
 
@@ -328,7 +331,9 @@ def dashboard_sync(request: HttpRequest, connection_id: int) -> HttpResponse:
         return redirect("dashboard_connection", connection.id)
     # sync_request audits a newly queued run itself; joining a running one is audited here.
     run, queued = sync.sync_request(connection=connection, by=request.user, ip=client_ip(request))
-    if queued:
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.SYNC_SAVED_QUEUE_DOWN)
+    elif queued:
         messages.success(request, f"Sync #{run.id} queued.")
     else:
         services.audit_record(organisation=connection.organisation, connection=connection,

@@ -1,7 +1,8 @@
 """/healthz for load balancers and orchestrators, /metrics for Prometheus. Neither needs a login.
 
-/healthz answers 200 when the database, the broker, a worker heartbeat and beat's last tick are all
-fine, else 503, with the detail as JSON (never a URL or a password). /metrics is the Prometheus text
+/healthz answers 200 when the database, the broker and a worker heartbeat (written by each worker itself)
+are fine, else 503, with the detail as JSON (never a URL or a password); beat's last tick is reported beside
+them ("beat_ok", checks.beat) without failing the web process's health. /metrics is the Prometheus text
 format; when METRICS_TOKEN is set it wants that bearer token.
 """
 from __future__ import annotations

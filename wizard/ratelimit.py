@@ -8,11 +8,14 @@ admin or a stolen session cannot lock the company's Web Services user out of Int
 429 on the same page with the form kept, and nothing is saved or sent.
 
 The cache is settings.CACHES["default"]: Redis when the broker is Redis, else files under VAR_DIR, so the
-web processes share their counters.
+web processes share their counters. When the cache cannot be reached the limiter fails open: the request goes
+on unlimited, a warning is logged and intacct_connect_rate_limit_unavailable_total is counted (/metrics), so a
+Redis outage never locks everyone out of the login page.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 import unicodedata
@@ -26,7 +29,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from connector import operations
 from wizard.access import client_ip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,12 @@ def retry_after(checks: list[tuple[Limit, str]]) -> int | None:
     waits = []
     for limit, who in checks:
         key, left = _key(limit, who, now)
-        if (cache.get(key) or 0) >= limit.limit:
+        try:
+            used = cache.get(key) or 0
+        except Exception as exc:  # noqa: BLE001 - any cache failure: fail open
+            _unavailable(limit, exc)
+            return None
+        if used >= limit.limit:
             waits.append(left)
     return max(waits) if waits else None
 
@@ -83,12 +94,26 @@ def count(checks: list[tuple[Limit, str]]) -> None:
     now = time.time()
     for limit, who in checks:
         key, left = _key(limit, who, now)
-        # add() is a no-op when the key exists; incr() is atomic on Redis (best effort on files).
-        cache.add(key, 0, timeout=left + 1)
         try:
-            cache.incr(key)
-        except ValueError:  # expired between add() and incr()
-            cache.set(key, 1, timeout=left + 1)
+            # add() is a no-op when the key exists; incr() is atomic on Redis (best effort on files).
+            cache.add(key, 0, timeout=left + 1)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add() and incr()
+                cache.set(key, 1, timeout=left + 1)
+        except Exception as exc:  # noqa: BLE001 - any cache failure: fail open
+            _unavailable(limit, exc)
+            return
+
+
+def _unavailable(limit: Limit, exc: Exception) -> None:
+    """The counters' cache is down: let the request through, but say so in the log and in /metrics."""
+    log.warning("rate limit for %s not applied: the cache could not be reached (%s)", limit.action,
+                type(exc).__name__)
+    try:
+        operations.metric_increment(name=operations.RATE_LIMIT_UNAVAILABLE, labels={"action": limit.action})
+    except Exception:  # noqa: BLE001 - the database may be what is down; the page must still answer
+        log.warning("could not count the unavailable rate limit")
 
 
 def message(seconds: int) -> str:

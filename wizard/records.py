@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from connector import deprovision, objects, services, sync
+from connector import deprovision, objects, requeue, services, sync
 from connector.models import ApiToken, Connection, Organisation, Record, SyncRun
 from wizard import csv_export
 from wizard.access import OrgAccess, client_ip, organisation_access
@@ -88,7 +88,9 @@ def sync_now(request: HttpRequest, slug: str) -> HttpResponse:
     if kind not in SyncRun.Kind.values:
         kind = SyncRun.Kind.INCREMENTAL
     run, queued = sync.sync_request(connection=access.connection, kind=kind, by=request.user, ip=client_ip(request))
-    if queued:
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.SYNC_SAVED_QUEUE_DOWN)
+    elif queued:
         messages.success(request, "Sync started.")
     else:
         messages.info(request, f"A sync is already under way (#{run.pk}); this request joined it.")

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from connector import objects, services, validation
+from connector import objects, requeue, services, validation
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
 from wizard import forms, ratelimit
@@ -177,15 +177,18 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         if form.is_valid():
             ratelimit.count(limits)
             data = form.cleaned_data
-            services.connection_set_credentials(
+            run = services.connection_set_credentials(
                 connection=connection, company_id=data["company_id"], user_id=data["user_id"],
                 password=data["password"], entity_id=data["entity_id"], by=request.user,
                 ip=client_ip(request))
             if form.company_id_trimmed:
                 messages.info(request, f"We removed spaces around the company ID: it is now "
                                        f"\"{data['company_id']}\".")
-            messages.success(request, "Credentials saved (the password is stored encrypted). "
-                                      "Checking them now.")
+            if requeue.is_unsent(run):
+                messages.warning(request, requeue.CREDENTIALS_SAVED_QUEUE_DOWN)
+            else:
+                messages.success(request, "Credentials saved (the password is stored encrypted). "
+                                          "Checking them now.")
             return redirect(reverse("setup_step", args=[slug, LAST_STEP]) + "#validation")
     run = _latest_run(connection)
     return render(request, "wizard/step_6.html", _step_context(
@@ -267,8 +270,11 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
     if not access.connection.has_credentials:
         messages.error(request, "There are no credentials to check: enter them in step 6.")
         return redirect("setup_step", slug, LAST_STEP)
-    services.validation_request(connection=access.connection, by=request.user, ip=client_ip(request))
-    messages.success(request, "Checking the connection now.")
+    run = services.validation_request(connection=access.connection, by=request.user, ip=client_ip(request))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        messages.success(request, "Checking the connection now.")
     return redirect(reverse("connection", args=[slug]) + "#validation")
 
 

@@ -155,6 +155,8 @@ class ValidationRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     summary = models.CharField(max_length=500, blank=True)
+    # Set while the run is queued but its task could not be sent (broker down); connector.requeue sends it again.
+    unsent_since = models.DateTimeField(null=True, blank=True)
     # The wizard step the admin should revisit (first failing check), if any.
     failed_step = models.PositiveSmallIntegerField(null=True, blank=True)
     # The key of the first failing check, if any.

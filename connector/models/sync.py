@@ -63,6 +63,8 @@ class SyncRun(models.Model):
     summary = models.CharField(max_length=1000, blank=True)
     # 1 for a fresh run; a run queued again after a transient stop (e.g. no encryption key) counts up.
     attempt = models.PositiveSmallIntegerField(default=1)
+    # Set while the run is queued but its task could not be sent (broker down); connector.requeue sends it again.
+    unsent_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

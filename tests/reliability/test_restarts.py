@@ -93,11 +93,13 @@ def _forget_broker_connections() -> None:
 @contextmanager
 def celery_on(url: str, queue: str):
     """Point this test process's Celery app (tasks sent, results read) at another broker and queue for the block."""
-    names = ("broker_url", "result_backend", "broker_transport_options", "task_default_queue")
-    saved = {name: app.conf[name] for name in names}
+    values = {"broker_url": url, "result_backend": url, "broker_transport_options": {}, "task_default_queue": queue}
+    # The app reads Django's CELERY_-prefixed names first (celery 5.6 looks "broker_url" up as CELERY_BROKER_URL).
+    values.update({f"CELERY_{name.upper()}": value for name, value in values.items()})
+    saved = {name: app.conf.get(name) for name in values}
     # Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from the environment before its configuration.
     environ = {name: os.environ.get(name) for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
-    app.conf.update(broker_url=url, result_backend=url, broker_transport_options={}, task_default_queue=queue)
+    app.conf.update(values)
     for name, value in environ.items():
         if value is not None:
             os.environ[name] = url
@@ -170,50 +172,15 @@ def test_broker_restarted_during_a_sync(transactional_db, live_server, intacct_e
             wait_for(lambda: _finished(run), timeout=180, message="the sync that saw the broker restart")
             # The broker is not needed to run a sync that already started: it completes.
             assert run.status == SyncRun.Status.SUCCEEDED, run.summary
-            if not _answers_ping(queue):
-                # Celery/kombu 5.x on Redis: losing the broker while an acks_late task runs can end the worker's
-                # consumer ("Unrecoverable error ... 'hostname'", celery/celery#10205); the supervisor (compose's
-                # ping healthcheck and restart policy) starts a new one, as here.
-                worker.stop()
-                worker = start_worker(queue=queue, env_overrides=env, name="broker2")
+            # The same worker process reconnected and goes on (celery 5.7.0 exited here: "Unrecoverable error:
+            # 'NoneType' object has no attribute 'hostname'", hence the cap in pyproject.toml).
+            assert _answers_ping(queue), worker.log()[-3000:]
+            assert worker.proc.poll() is None, worker.log()[-3000:]
+            assert "Unrecoverable error" not in worker.log(), worker.log()[-3000:]
             # The next sync goes through the restarted broker and is exact.
             sim_records.modify_record(company, "APBILL", 17, {"STATE": "Paid"})
             sim_records.delete_record(company, "APBILL", 18)
             _next_sync_is_exact(connection, company)
-        finally:
-            worker.stop()
-
-
-def test_sync_requested_while_the_broker_is_down(transactional_db, live_server, intacct_endpoint, organisation,
-                                                 private_redis):
-    company = build_company("BROKER-DOWN-CO", sizes=SMALL_SIZES).company
-    connection = connect(organisation, "BROKER-DOWN-CO")
-    queue = f"restart-{uuid.uuid4().hex[:8]}"
-    env = _worker_env(live_server, intacct_endpoint, CELERY_BROKER_URL=private_redis.url,
-                      CELERY_RESULT_BACKEND=private_redis.url)
-    with celery_on(private_redis.url, queue):
-        worker = start_worker(queue=queue, env_overrides=env, name="brokerdown")
-        try:
-            time.sleep(1)  # the ping acknowledged
-            private_redis.kill()
-            started = time.monotonic()
-            run = None
-            try:
-                run, _ = sync.sync_request(connection=connection)
-            except Exception:  # noqa: BLE001, S110 - the caller may be told the queue is down; checked below
-                pass
-            assert time.monotonic() - started < 60
-            run = run or SyncRun.objects.filter(connection=connection).first()
-            assert run is not None
-            run.refresh_from_db()
-            # Not left "queued" for a message that was never sent: that would block the next request.
-            assert run.status == SyncRun.Status.FAILED, run.status
-            assert "queue" in run.summary.lower(), run.summary
-            private_redis.start()
-            if not _answers_ping(queue):
-                worker.stop()  # the same Celery/kombu limitation as above: the supervisor starts a new worker
-                worker = start_worker(queue=queue, env_overrides=env, name="brokerdown2")
-            _next_sync_is_exact(connection, company, kind=SyncRun.Kind.INCREMENTAL)
         finally:
             worker.stop()
 

@@ -1,0 +1,106 @@
+"""Runs whose task could not be sent stay queued, and are sent again once the broker is back.
+
+A validation or sync run is saved "queued" and its task is sent after the transaction commits. When the
+broker cannot be reached (Redis down), the run keeps its place and is marked `unsent_since`; the page that
+asked for it says so instead of failing. `resend_unsent_runs` (beat, every RESEND_UNSENT_INTERVAL_SECONDS)
+sends every such run again: beat can only publish it once the broker answers, so the runs go out within one
+interval of the broker's return. Sending a run twice is harmless: a run is claimed with a conditional UPDATE
+and a second message for it does nothing.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from connector.models import SyncRun, ValidationRun
+
+log = logging.getLogger(__name__)
+
+# What the pages say when a run is saved but waiting for the queue.
+CREDENTIALS_SAVED_QUEUE_DOWN = ("We can't check your credentials right now: our task queue is unavailable. Your "
+                                "credentials are saved; we'll check them as soon as our queue is back, and this page "
+                                "shows the result when it is done.")
+CHECK_SAVED_QUEUE_DOWN = ("We can't check the connection right now: our task queue is unavailable. The check is "
+                          "saved; we'll run it as soon as our queue is back.")
+SYNC_SAVED_QUEUE_DOWN = ("We can't start the sync right now: our task queue is unavailable. The sync is saved; it "
+                         "starts as soon as our queue is back.")
+
+# What sending a task raises when the broker is away (kombu wraps most; a socket error may come through).
+BROKER_ERRORS = (KombuError, RedisError, OSError)
+
+
+def _task_for(run: ValidationRun | SyncRun):
+    from connector import tasks
+
+    return tasks.connection_validate if isinstance(run, ValidationRun) else tasks.sync_run
+
+
+def _kind(run: ValidationRun | SyncRun) -> str:
+    return "validation" if isinstance(run, ValidationRun) else "sync"
+
+
+def run_send(run: ValidationRun | SyncRun, *, countdown: float = 0) -> bool:
+    """Send the run's task (ids only); on a broker error keep the run queued, marked unsent. True if sent."""
+    from connector import operations
+
+    model, task = type(run), _task_for(run)
+    try:
+        if countdown > 0:
+            task.apply_async((run.pk,), countdown=countdown)
+        else:
+            task.delay(run.pk)
+    except BROKER_ERRORS as exc:
+        log.warning("%s run #%s not sent: the task queue could not be reached (%s); it is sent again once the "
+                    "queue is back", _kind(run), run.pk, type(exc).__name__)
+        now = timezone.now()
+        model.objects.filter(pk=run.pk, status=model.Status.QUEUED).update(
+            unsent_since=Coalesce(F("unsent_since"), now))
+        run.unsent_since = run.unsent_since or now
+        try:
+            operations.metric_increment(name=operations.RUNS_UNSENT, labels={"kind": _kind(run)})
+        except Exception:  # noqa: BLE001 - a counter must never turn a saved request into an error page
+            log.warning("could not count an unsent %s run", _kind(run))
+        return False
+    if run.unsent_since is not None:
+        model.objects.filter(pk=run.pk).update(unsent_since=None)
+        run.unsent_since = None
+    return True
+
+
+def is_unsent(run: ValidationRun | SyncRun) -> bool:
+    """Whether the run is still waiting for its task to be sent (read from the database)."""
+    return type(run).objects.filter(pk=run.pk, unsent_since__isnull=False,
+                                    status=type(run).Status.QUEUED).exists()
+
+
+def resend_unsent_runs(*, min_age_seconds: float | None = None, batch: int = 500) -> dict[str, int]:
+    """Send again every queued run whose task could not be sent; returns how many went out and how many did not."""
+    age = settings.RESEND_UNSENT_MIN_AGE_SECONDS if min_age_seconds is None else min_age_seconds
+    cut = timezone.now() - timedelta(seconds=age)
+    sent = failed = 0
+    for model in (ValidationRun, SyncRun):
+        runs = (model.objects.filter(status=model.Status.QUEUED, unsent_since__isnull=False, unsent_since__lte=cut)
+                .order_by("unsent_since", "pk")[:batch])
+        for run in runs:
+            if run_send(run):
+                sent += 1
+            else:
+                failed += 1
+                break  # the broker is still away: the next sweep tries again
+    if sent or failed:
+        log.info("re-sent %s unsent run(s); %s could not be sent yet", sent, failed)
+    return {"sent": sent, "unsent": failed}
+
+
+@shared_task(name="connector.resend_unsent_runs", ignore_result=True)
+def resend_unsent_runs_task() -> dict[str, int]:
+    """Beat: send again the runs whose task could not be sent while the broker was down."""
+    return resend_unsent_runs()
