@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 

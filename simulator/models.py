@@ -37,16 +37,16 @@ class SimCompany(models.Model):
     session_lifetime_seconds = models.PositiveIntegerField(default=3600)
     concurrency_limit = models.PositiveIntegerField(default=2)
     concurrency_queue_seconds = models.FloatField(
-        default=0, help_text="How long a request may wait for a free slot before HTTP 429 GW-0010 (0: no queue)."
+        default=0, help_text="Seconds a request may wait for a slot before 429 (0: no queue)."
     )
     lockout_threshold = models.PositiveIntegerField(
-        default=0, help_text="Consecutive failed sign-ins after which the user is locked out (0: never)."
+        default=0, help_text="Failed sign-ins in a row that lock a user out (0: never)."
     )
     monthly_api_quota = models.PositiveIntegerField(
-        default=0, help_text="API transactions included per month (0: no quota); overage is counted, not refused."
+        default=0, help_text="API transactions included a month (0: none set)."
     )
     unsubscribed_applications = models.JSONField(
-        default=list, blank=True, help_text="Applications (Accounts Payable, ...) the company does not subscribe to."
+        default=list, blank=True, help_text="Applications not subscribed to."
     )
     login_failure_style = models.CharField(max_length=8, choices=LOGIN_FAILURE_STYLES, default="xml")
     timezone_name = models.CharField(max_length=64, default="America/Los_Angeles")
@@ -243,7 +243,7 @@ class CompanyLoad(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     queued = models.PositiveIntegerField(default=0)
     expired = models.PositiveIntegerField(default=0)
-    latency_seconds = models.FloatField(default=0, help_text="Time the latency profile added to its answers.")
+    latency_seconds = models.FloatField(default=0, help_text="Seconds the latency profile added.")
 
 
 class ApiUsage(models.Model):
