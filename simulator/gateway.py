@@ -8,6 +8,7 @@ sender authorisation -> user login or session -> per function: uniqueid, permiss
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 import socket
@@ -273,6 +274,7 @@ def handle(request: HttpRequest) -> HttpResponse:
     response, slept = _handle(request)
     elapsed = (time.perf_counter() - started - slept) * 1000
     response["X-Simulator-Time-Ms"] = f"{elapsed:.2f}"
+    response["X-Simulator-Process"] = str(os.getpid())  # which server process answered (multi-process tests)
     return response
 
 
