@@ -578,7 +578,7 @@ def _run_operation(
                 (
                     "XL03000006",
                     "",
-                    f"Invalid location ID '{op.locationid}' for this company or user.",
+                    f"Invalid location ID '{op.locationid or ''}' for this company or user.",
                     "Check the entity ID.",
                 ),
             )
@@ -770,7 +770,7 @@ def fn_get_api_session(ctx: Context, element: Any) -> str:
                 (
                     "XL03000006",
                     "",
-                    f"Invalid location ID '{location.text}' for this company or user.",
+                    f"Invalid location ID '{location.text or ''}' for this company or user.",
                     "Check the entity ID.",
                 )
             )
