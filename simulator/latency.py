@@ -24,7 +24,7 @@ from functools import lru_cache
 from django.conf import settings
 
 _DATA_HEAD = re.compile(rb"<data\b([^>]*)>")
-_ATTR = re.compile(rb'(listtype|count)="([^"]*)"')
+_ATTR = re.compile(rb'(?<![\w-])(listtype|count)="([^"]*)"')
 
 
 @dataclass(frozen=True)
