@@ -310,8 +310,10 @@ def _handle(request: HttpRequest) -> tuple[HttpResponse, float]:
     if ticket is None:
         return rate_limited(control), queued
     try:
+        admitted = time.perf_counter()
         response, slept = _with_company(request, control, operations, company, session)
-        return response, queued + slept + metering.after_answer(company, request.body, response)
+        spent = time.perf_counter() - admitted
+        return response, queued + slept + metering.after_answer(company, request.body, response, spent)
     finally:
         inflight.leave(company.company_id, ticket)
 

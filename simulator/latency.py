@@ -9,8 +9,8 @@ A request takes ``base`` seconds plus, for each result that returned records, ``
 (records ÷ ``page_rows``) × the object's factor (default 1), the whole multiplied by a factor drawn
 uniformly from [1 − jitter, 1 + jitter]. The draw comes from an RNG seeded with ``seed``, the company and
 the request's operations (its control block left out), so the same request always takes the same time,
-whichever process answers it. The time is spent while the request holds its concurrency slot, as a slow
-Intacct would hold it.
+whichever process answers it. It is the request's whole time: the simulator's own work counts towards
+it, and the rest is waited while the request holds its concurrency slot, as a slow Intacct would hold it.
 """
 
 from __future__ import annotations

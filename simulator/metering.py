@@ -49,8 +49,9 @@ def month_usage(company: SimCompany) -> int:
     return row.transactions if row else 0
 
 
-def after_answer(company: SimCompany, request_body: bytes, response: HttpResponse) -> float:
-    """Count the answer's transactions (one per function result) and wait the profile's time; returns it."""
+def after_answer(company: SimCompany, request_body: bytes, response: HttpResponse, spent: float = 0.0) -> float:
+    """Count the answer's transactions (one per function result) and, with a latency profile, wait until
+    the request has taken the profile's time (``spent`` seconds are already gone); returns the time waited."""
     body = _body_of(response)
     if body is None:
         return 0.0
@@ -59,10 +60,12 @@ def after_answer(company: SimCompany, request_body: bytes, response: HttpRespons
     profile = active_profile()
     if profile is None:
         return 0.0
-    seconds = profile.seconds(company.company_id, request_body, results_of(body))
-    if seconds > 0:
-        time.sleep(seconds)
-        CompanyLoad.objects.filter(company_id=company.company_id.strip().upper()).update(
-            latency_seconds=F("latency_seconds") + seconds
-        )
-    return seconds
+    target = profile.seconds(company.company_id, request_body, results_of(body))
+    if target <= 0:
+        return 0.0
+    CompanyLoad.objects.filter(company_id=company.company_id.strip().upper()).update(
+        latency_seconds=F("latency_seconds") + target
+    )
+    wait = max(0.0, target - spent)
+    time.sleep(wait)
+    return wait
