@@ -30,7 +30,7 @@ from simulator.models import CompanyLoad
 
 _HOST = socket.gethostname()
 _jitter = random.Random()  # noqa: S311 - poll spacing, not security
-STAT_FIELDS = ("max_in_flight", "accepted", "rejected", "queued", "expired")
+STAT_FIELDS = ("max_in_flight", "accepted", "rejected", "queued", "expired", "latency_seconds")
 
 
 def lease_seconds() -> float:
