@@ -19,7 +19,8 @@ mismatches). Exit status 1 on any mismatch, stuck run or limit breach.
 Run: `make soak` or `.venv/bin/python bench/soak.py --minutes 5`. Everything lives in a throwaway
 VAR_DIR (SQLite and a filesystem broker). `--database-url postgres://...` uses that PostgreSQL server with
 a database of the soak's own (created, then dropped; never the named one), `--broker-url redis://...` a
-Redis broker with a queue of the soak's own.
+Redis broker with a queue of the soak's own. `--latency-profile page_seconds=1.2,page_rows=2000,jitter=0.2,seed=1`
+makes the simulator answer as slowly as a real Intacct (see simulator/latency.py; off by default).
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class Config:
     mutations_per_second: float = 2.0
     database_url: str | None = None
     broker_url: str | None = None
+    latency_profile: str = ""         # the simulator's latency profile (simulator/latency.py); off by default
     keep: bool = False
     quiet: bool = False
 
@@ -152,6 +154,8 @@ class Soak:
         }
         if self.config.database_url:
             self.admin_db_url, env["DATABASE_URL"] = own_database(self.config.database_url, self.db_name)
+        if self.config.latency_profile:
+            env["SIMULATOR_LATENCY_PROFILE"] = self.config.latency_profile
         if self.config.broker_url:
             env["CELERY_BROKER_URL"] = self.config.broker_url
             env["CELERY_RESULT_BACKEND"] = self.config.broker_url
@@ -177,7 +181,7 @@ class Soak:
 
     def start_server(self) -> None:
         log = open(self.var_dir / "server.log", "w")  # noqa: SIM115 - lives as long as the server
-        # One process (the in-flight counters are per process), threads enough for every slot.
+        # Threads enough for every slot (the in-flight counters live in the database: any number of processes).
         self.server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
              "--threads", "24", "--worker-class", "gthread", "--timeout", "120", "--log-level", "warning"],
@@ -586,13 +590,16 @@ def parse_args(argv: list[str] | None) -> tuple[Config, str | None]:
                         help="seconds between worker SIGKILLs")
     parser.add_argument("--database-url", help="a PostgreSQL server URL; the soak makes a database of its own there")
     parser.add_argument("--broker-url", help="a Redis URL for the Celery broker (a queue of the soak's own)")
+    parser.add_argument("--latency-profile", default="",
+                        help="the simulator's latency profile, e.g. page_seconds=1.2,page_rows=2000,jitter=0.2,seed=1")
     parser.add_argument("--json", help="also write the figures to this file as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the VAR_DIR (and database) for a look afterwards")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     config = Config(minutes=args.minutes, companies=args.companies, seed=args.seed, fault_rate=args.fault_rate,
                     kill_min=args.kill_every[0], kill_max=args.kill_every[1], database_url=args.database_url,
-                    broker_url=args.broker_url, keep=args.keep, quiet=args.quiet)
+                    broker_url=args.broker_url, latency_profile=args.latency_profile, keep=args.keep,
+                    quiet=args.quiet)
     return config, args.json
 
 
