@@ -287,9 +287,29 @@ def test_api_transactions_are_counted_and_overage_is_shown_not_refused(client, c
     assert doc.xpath("//result/status/text()") == ["success", "success"]  # over the quota: still served
     assert ApiUsage.objects.get(company=company).transactions == 4
     assert "over the quota" in client.get(f"{BASE}/").content.decode()
-    # A request refused before any function ran costs nothing.
+    # A request refused before any function ran costs nothing; nor does a session or a failed function.
     call(client, rbq("DEPARTMENT"), auth=login_xml(password="Wrong-Pass-1!"))  # noqa: S106
+    call(client, session_fn() + rbq("NOSUCHOBJECT", "x"))
     assert ApiUsage.objects.get(company=company).transactions == 4
+    # A write costs one transaction per record written.
+    doc = call(client, EMPLOYEE_UPDATE.format(id=employee_id(company)))
+    assert text(doc, "//result/status") == "success"
+    assert ApiUsage.objects.get(company=company).transactions == 5
+
+
+def test_transactions_are_one_per_read_call_and_one_per_record_written():
+    from simulator.metering import transactions_in
+
+    body = (
+        b"<response><operation><result><status>success</status><function>update</function>"
+        b'<controlid>u</controlid><data listtype="objects" count="3"><a/><b/><c/></data></result>'
+        b"<result><status>success</status><function>readByQuery</function><controlid>r</controlid>"
+        b'<data listtype="apbill" count="0" totalcount="9"/></result>'
+        b"<result><status>failure</status><function>query</function><controlid>q</controlid></result>"
+        b"<result><status>success</status><function>getAPISession</function><controlid>s</controlid></result>"
+        b"</operation></response>"
+    )
+    assert transactions_in(body) == 4
 
 
 # --- A second integration with its own sender ID --------------------------------------------------------
