@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--postgres", action="store_true", help=f"sync into PostgreSQL on {POSTGRES_SERVER}")
+    parser.add_argument("--fetch-only", action="store_true",
+                        help="also read everything with the client alone, one request at a time (the gap per request)")
     args = parser.parse_args()
     profile = f"page_seconds={args.page_seconds},page_rows=2000,jitter={args.jitter},seed={args.seed}"
     os.environ["SIMULATOR_LATENCY_PROFILE"] = profile  # the simulator's server process inherits it
@@ -60,8 +63,35 @@ def main() -> None:
             label = f"PostgreSQL ({where(database_url)})" if database_url else "SQLite"
             print(f"== {label}, latency profile {profile} == {time.strftime('%Y-%m-%d %H:%M')}, load {load}")
             before = simulator_stats(site, COMPANY)
-            full = spawn(env, "full", COMPANY)
+            samples: list[int] = []
+            done = threading.Event()
+
+            def sample() -> None:
+                # How many of the company's slots are busy, four times a second, while the sync runs.
+                while not done.wait(0.25):
+                    try:
+                        samples.append(simulator_stats(site, COMPANY)["in_flight"])
+                    except OSError:
+                        pass
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                full = spawn(env, "full", COMPANY)
+            finally:
+                done.set()
+                sampler.join()
             stats = simulator_stats(site, COMPANY)
+            if args.fetch_only:
+                # The client alone, one request at a time: what it spends between two answers.
+                mid = simulator_stats(site, COMPANY)
+                fetch = spawn(env, "fetch", COMPANY)
+                after = simulator_stats(site, COMPANY)
+                answered_fetch = after["latency_seconds"] - mid["latency_seconds"]
+                gap = (fetch["seconds"] - answered_fetch) / max(1, fetch["requests"])
+                print(f"fetch-only, one request at a time: {fetch['seconds']:.1f} s for {fetch['requests']} requests "
+                      f"whose answers took {answered_fetch:.1f} s: {gap * 1000:.0f} ms per request outside the "
+                      f"simulator's answer time")
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -72,13 +102,16 @@ def main() -> None:
     apbill_bound = apbill_pages * args.page_seconds / limit
     print(f"sync: {full['status']}, {full['records']:,} records, {full['requests']} API calls")
     print(f"concurrency limit: {limit}")
-    print(f"time: {full['seconds']:.1f} s")
+    print(f"time: {full['seconds']:.1f} s (the syncing process used {full['cpu_seconds']:.1f} s of CPU)")
     print(f"bound (simulator answer time {answered:.1f} s / limit {limit}): {bound:.1f} s; "
           f"ratio {full['seconds'] / bound:.3f} (target <= 1.1)")
     print(f"APBILL alone: {apbill_pages} pages x {args.page_seconds} s / {limit} = {apbill_bound:.1f} s; "
           f"ratio {full['seconds'] / apbill_bound:.3f}")
     print(f"in flight max: {stats['max_in_flight']} (limit {limit}); refused with 429: {stats['rejected']}; "
           f"served {stats['accepted']}")
+    if samples:
+        share = ", ".join(f"{n} in flight {samples.count(n) / len(samples):.0%}" for n in range(limit + 1))
+        print(f"time at each in-flight count (sampled every 0.25 s): {share}")
     ok = (full["status"] == "succeeded" and full["seconds"] <= 1.1 * bound and stats["max_in_flight"] == limit
           and stats["rejected"] == 0)
     print("target met" if ok else "TARGET NOT MET")
