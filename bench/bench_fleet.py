@@ -54,14 +54,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def fleet(count: int, seed: int) -> list[tuple[str, dict[str, int], int]]:
+def fleet(count: int, seed: int, big: int = len(BIG_BILLS)) -> list[tuple[str, dict[str, int], int]]:
     """(company ID, sizes, concurrency limit) for each company: mostly small, a few big, in a shuffled order."""
     rng = random.Random(seed)  # noqa: S311 - a repeatable fleet, not security
     companies = []
     for n in range(count):
         scale = math.exp(rng.uniform(math.log(0.1), math.log(2.0)))  # 0.1x .. 2x a typical company
         sizes = {name: max(1, int(size * scale)) for name, size in BASE_SIZES.items()}
-        if n < len(BIG_BILLS):
+        if n < min(big, len(BIG_BILLS)):
             sizes["APBILL"] = BIG_BILLS[n]
         limit = rng.choices((1, 2, 3), weights=(1, 6, 2))[0]
         companies.append((f"FLEET-{n:03d}", sizes, limit))
@@ -108,10 +108,12 @@ class Fleet:
             from django.core.management import call_command
 
             call_command("migrate", "--noinput", verbosity=0)
-            companies = fleet(self.args.companies, self.args.seed)
+            companies = fleet(self.args.companies, self.args.seed, self.args.big)
             self.build(companies)
             self.start_processes()
-            return self.measure(companies)
+            ok = self.measure(companies)
+            self.report_cpu()
+            return ok
         finally:
             self.stop()
             from django.db import connections
@@ -171,8 +173,27 @@ class Fleet:
         for _ in range(self.args.workers * 2):
             app.send_task("connector.ping", queue=self.queue).get(timeout=120)
 
-    def stop(self) -> None:
-        for proc in self.processes:
+    def report_cpu(self) -> None:
+        """CPU seconds the simulator and the workers used (each stopped in turn, its children reaped)."""
+        import resource
+
+        def children_cpu() -> float:
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return usage.ru_utime + usage.ru_stime
+
+        base = children_cpu()
+        self.stop(self.processes[:1])
+        simulator = children_cpu() - base
+        self.stop(self.processes[1:])
+        workers = children_cpu() - base - simulator
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.monotonic() - self.started
+        print(f"CPU used: simulator {simulator:.0f} s, Celery workers {workers:.0f} s, benchmark process "
+              f"{own.ru_utime + own.ru_stime:.0f} s (PostgreSQL not counted); {wall:.0f} s wall on "
+              f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}")
+
+    def stop(self, processes: list[subprocess.Popen] | None = None) -> None:
+        for proc in self.processes if processes is None else processes:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -182,6 +203,7 @@ class Fleet:
                         os.killpg(proc.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+                    proc.wait(timeout=30)
 
     def measure(self, companies) -> int:
         from django.db.models import Max, Min
@@ -191,6 +213,7 @@ class Fleet:
         from simulator.models import CompanyLoad, SimCompany
 
         connections = {c.company_id: c for c in Connection.objects.all()}
+        self.started = time.monotonic()
         t0 = time.time()
         runs = {}
         for company_id, _, _ in companies:  # the shuffled order: big companies are not all first
@@ -234,6 +257,19 @@ class Fleet:
               f"median {statistics.median(waits):.1f} s")
         print(f"requests served {requests:,}; refused 429: {refused}; companies over their limit: {len(over)} "
               f"{over[:5]}; companies that reached their limit: {at_limit}/{len(loads)}")
+        from django.db.models import Sum
+
+        from connector.models import SyncObjectRun
+
+        totals = SyncRun.objects.filter(pk__in=runs.values()).aggregate(retries=Sum("retries"), calls=Sum("requests"))
+        print(f"client: {totals['calls']:,} API calls, {totals['retries']:,} retries")
+        per_object: dict[str, list[float]] = {}
+        for name, began, ended in SyncObjectRun.objects.filter(run__in=runs.values()).values_list(
+                "object_name", "started_at", "finished_at"):
+            if began and ended:
+                per_object.setdefault(name, []).append((ended - began).total_seconds())
+        print("seconds per object sync (mean / max): " + ", ".join(
+            f"{name} {statistics.mean(v):.1f}/{max(v):.1f}" for name, v in sorted(per_object.items())))
         ok = (statuses.get(SyncRun.Status.SUCCEEDED, 0) == len(runs) and total <= 1.25 * bound and not over)
         print("target met" if ok else "TARGET NOT MET")
         return 0 if ok else 1
@@ -246,6 +282,7 @@ def main() -> int:
     parser.add_argument("--base-seconds", type=float, default=0.0, help="added to every request's time")
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--big", type=int, default=len(BIG_BILLS), help="companies with 100,000+ bills")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per worker process")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432",
