@@ -150,7 +150,9 @@ def child(mode: str, company_id: str) -> None:
         result = {"status": run.status, "summary": run.summary, "records": run.records_read,
                   "requests": run.requests, "objects": per_object}
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print(json.dumps(result))
 
 

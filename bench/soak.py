@@ -31,6 +31,8 @@ away once: the machine's server cannot be restarted, so the soak refuses new con
 during it. A probe meanwhile logs in, opens the connection and support pages, asks for re-validations and
 reads /healthz through gunicorn; the soak prints the pages by status (500s fail it), the lost validations
 and, per outage, how long until /healthz was 200 and a task went through the queue again.
+`--latency-profile page_seconds=1.2,page_rows=2000,jitter=0.2,seed=1` makes the simulator answer as slowly
+as a real Intacct (see simulator/latency.py; off by default).
 """
 from __future__ import annotations
 
@@ -82,6 +84,7 @@ class Config:
     mutations_per_second: float = 2.0
     database_url: str | None = None
     broker_url: str | None = None
+    latency_profile: str = ""         # the simulator's latency profile (simulator/latency.py); off by default
     keep: bool = False
     quiet: bool = False
     stack: str = "sqlite"             # or "postgres-redis"
@@ -294,6 +297,8 @@ class Soak:
         }
         if self.config.database_url:
             self.admin_db_url, env["DATABASE_URL"] = own_database(self.config.database_url, self.db_name)
+        if self.config.latency_profile:
+            env["SIMULATOR_LATENCY_PROFILE"] = self.config.latency_profile
         if self.config.stack == "postgres-redis":
             self.redis = RedisServer(self.var_dir / "redis")
             self.redis.start()
@@ -327,7 +332,7 @@ class Soak:
 
     def start_server(self) -> None:
         log = open(self.var_dir / "server.log", "w")  # noqa: SIM115 - lives as long as the server
-        # One process (the in-flight counters are per process), threads enough for every slot.
+        # Threads enough for every slot (the in-flight counters live in the database: any number of processes).
         self.server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
              "--threads", "24", "--worker-class", "gthread", "--timeout", "120", "--log-level", "warning"],
@@ -896,6 +901,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, str | None]:
     parser.add_argument("--stack", choices=("sqlite", "postgres-redis"), default="sqlite",
                         help="postgres-redis: PostgreSQL + a private Redis, 3 workers, beat, gunicorn web; Redis "
                              "stopped twice and PostgreSQL taken away once during the run")
+    parser.add_argument("--latency-profile", default="",
+                        help="the simulator's latency profile, e.g. page_seconds=1.2,page_rows=2000,jitter=0.2,seed=1")
     parser.add_argument("--json", help="also write the figures to this file as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the VAR_DIR (and database) for a look afterwards")
     parser.add_argument("--quiet", action="store_true")
@@ -905,8 +912,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, str | None]:
         database_url = database_url or "postgres://postgres@127.0.0.1:5432/postgres"
     config = Config(minutes=args.minutes, companies=args.companies, seed=args.seed, fault_rate=args.fault_rate,
                     kill_min=args.kill_every[0], kill_max=args.kill_every[1], database_url=database_url,
-                    broker_url=args.broker_url, keep=args.keep, quiet=args.quiet, stack=args.stack,
-                    workers=3 if args.stack == "postgres-redis" else 2)
+                    broker_url=args.broker_url, latency_profile=args.latency_profile, keep=args.keep, quiet=args.quiet,
+                    stack=args.stack, workers=3 if args.stack == "postgres-redis" else 2)
     return config, args.json
 
 

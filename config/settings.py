@@ -176,6 +176,10 @@ FIELD_ENCRYPTION_KEYS = (
 # --- Sage Intacct ---------------------------------------------------------------------------
 SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=not PRODUCTION)
 SIMULATOR_GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
+# Simulator only: a latency profile for benchmarks and the soak (off: ""; see simulator/latency.py), and
+# how long a request's concurrency slot lives when its process died without giving it back.
+SIMULATOR_LATENCY_PROFILE = env.str("SIMULATOR_LATENCY_PROFILE", default="")
+SIMULATOR_SLOT_LEASE_SECONDS = env.float("SIMULATOR_SLOT_LEASE_SECONDS", default=300.0)
 INTACCT_ENDPOINT_URL = (
     _required("INTACCT_ENDPOINT_URL") if PRODUCTION
     else env.str("INTACCT_ENDPOINT_URL", default=SITE_URL.rstrip("/") + SIMULATOR_GATEWAY_PATH)

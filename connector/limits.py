@@ -139,8 +139,9 @@ def holding_slot(company_id: str, limit: int) -> Iterator[None]:
     try:
         yield
     finally:
-        slots.pop(key, None)
-        release(slot_id, holder)
+        # Give back the slot held now: not_holding_slot may have swapped the first one for another.
+        held = slots.pop(key, None)
+        release(*(held[:2] if held is not None else (slot_id, holder)))
 
 
 def request_slot_for(company_id: str, limit: int) -> Callable[[], AbstractContextManager[object]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterable
 from zoneinfo import available_timezones
 
 from django import forms
@@ -45,6 +46,16 @@ class CompanyCreateForm(forms.Form):
 class SubscriptionForm(forms.Form):
     web_services_subscribed = forms.BooleanField(label="Web Services", required=False)
 
+    def __init__(self, *args, applications: Iterable[str] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.applications = list(applications)
+        for index, application in enumerate(self.applications):
+            self.fields[f"app_{index}"] = forms.BooleanField(label=application, required=False)
+
+    def unsubscribed(self) -> list[str]:
+        """The applications left unticked."""
+        return [a for i, a in enumerate(self.applications) if not self.cleaned_data.get(f"app_{i}")]
+
 
 class IPFilterForm(forms.Form):
     ip_filter_enabled = forms.BooleanField(label="Enforce IP address filters", required=False)
@@ -80,8 +91,21 @@ class CompanyInfoForm(forms.Form):
     permission_model = forms.ChoiceField(label="Permission type", choices=PERMISSION_MODELS)
     session_lifetime_seconds = forms.IntegerField(label="Session duration (seconds)", min_value=60)
     concurrency_limit = forms.IntegerField(label="Concurrent API requests allowed", min_value=1, max_value=100)
+    concurrency_queue_seconds = forms.FloatField(
+        label="Queue: seconds a request waits for a slot before 429 (0: none)", min_value=0, max_value=600,
+        required=False,
+    )
+    monthly_api_quota = forms.IntegerField(
+        label="API transactions included per month (0: none set)", min_value=0, max_value=10**9, required=False
+    )
     login_failure_style = forms.ChoiceField(label="Wrong login answered as", choices=LOGIN_FAILURE_STYLES)
     timezone_name = forms.CharField(label="Time zone", max_length=64)
+
+    def clean_concurrency_queue_seconds(self) -> float:
+        return self.cleaned_data.get("concurrency_queue_seconds") or 0.0
+
+    def clean_monthly_api_quota(self) -> int:
+        return self.cleaned_data.get("monthly_api_quota") or 0
 
     def clean_timezone_name(self) -> str:
         value = self.cleaned_data["timezone_name"].strip()
@@ -105,6 +129,35 @@ class UserForm(forms.Form):
     admin_privileges = forms.ChoiceField(label="Admin privileges", choices=ADMIN_PRIVILEGES)
     status = forms.ChoiceField(label="Status", choices=USER_STATUSES)
     is_web_services_user = forms.BooleanField(label="Web services only", required=False, initial=True)
+
+
+class LoginSettingsForm(forms.Form):
+    lockout_threshold = forms.IntegerField(
+        label="Failed sign-in attempts before the user is locked out (0: never)", min_value=0, max_value=100
+    )
+
+
+class EntityForm(forms.Form):
+    entity_id = forms.CharField(label="Entity ID", max_length=64, validators=[no_control_characters])
+    name = forms.CharField(label="Entity name", max_length=200, required=False, validators=[no_control_characters])
+
+    def clean_entity_id(self) -> str:
+        value = self.cleaned_data["entity_id"].strip()
+        if not COMPANY_ID.match(value):
+            raise forms.ValidationError("An entity ID is letters, digits, dots, dashes and underscores only.")
+        return value
+
+
+class SenderForm(forms.Form):
+    sender_id = forms.CharField(label="Sender ID (case-sensitive)", max_length=128, strip=False,
+                                validators=[no_control_characters])
+    password = forms.CharField(label="Sender password", max_length=128, widget=forms.PasswordInput, strip=False)
+
+    def clean_sender_id(self) -> str:
+        value = self.cleaned_data["sender_id"]
+        if not value.strip() or value != value.strip():
+            raise forms.ValidationError("Enter a sender ID without leading or trailing spaces.")
+        return value
 
 
 class UserEditForm(forms.Form):

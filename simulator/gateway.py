@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import os
 import re
 import secrets
 import socket
@@ -23,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from lxml import etree
 
-from simulator import inflight
+from simulator import company_rules, inflight, metering
 from simulator.faults import MAX_DELAY_MS, TERMINAL_KINDS, draw_faults
 from simulator.filters import (
     FilterError,
@@ -311,6 +312,7 @@ def handle(request: HttpRequest) -> HttpResponse:
             response["Vary"] = "Accept-Encoding"
     elapsed = (time.perf_counter() - started - slept) * 1000
     response["X-Simulator-Time-Ms"] = f"{elapsed:.2f}"
+    response["X-Simulator-Process"] = str(os.getpid())  # which server process answered (multi-process tests)
     return response
 
 
@@ -360,12 +362,18 @@ def _handle(request: HttpRequest, control: Control) -> tuple[HttpResponse, float
             + errormessage([("PL04000055", "", "This company is a demo company and has expired.", "")])
             + "</response>"
         ), 0.0
-    if not inflight.try_enter(company.company_id, company.concurrency_limit):
-        return rate_limited(control), 0.0
+    queued_from = time.perf_counter()
+    ticket = inflight.try_enter(company.company_id, company.concurrency_limit, wait=company.concurrency_queue_seconds)
+    queued = time.perf_counter() - queued_from if company.concurrency_queue_seconds else 0.0
+    if ticket is None:
+        return rate_limited(control), queued
     try:
-        return _with_company(request, control, operations, company, session)
+        admitted = time.perf_counter()
+        response, slept = _with_company(request, control, operations, company, session)
+        spent = time.perf_counter() - admitted
+        return response, queued + slept + metering.after_answer(company, request.body, response, spent)
     finally:
-        inflight.leave(company.company_id)
+        inflight.leave(company.company_id, ticket)
 
 
 def _with_company(
@@ -578,7 +586,7 @@ def _company_checks(request: HttpRequest, control: Control, company: SimCompany)
 def _entity_for(company: SimCompany, user: SimUser, locationid: str | None) -> tuple[bool, Entity | None]:
     """(valid, entity) for a login's locationid: empty means top level."""
     if not locationid or not locationid.strip():
-        return True, None
+        return not company_rules.top_level_refused(user), None
     entity = Entity.objects.filter(company=company, entity_id=locationid.strip()).first()
     if entity is None:
         return False, None
@@ -615,6 +623,8 @@ def _run_operation(
     if op.auth_kind == "login":
         user = SimUser.objects.filter(company=company, login_id__iexact=op.userid).first()
         if user is None or not password_matches(op.password, user.password_hash):
+            if user is not None:
+                company_rules.sign_in_failed(company, user)
             if company.login_failure_style == "http401":
                 raise Http401()
             return _auth_failure_xml(op, company, _WRONG_LOGIN)
@@ -640,6 +650,8 @@ def _run_operation(
                     "Ask an administrator to unlock the user.",
                 ),
             )
+        if user.status == "active":
+            company_rules.sign_in_succeeded(user)
         valid, entity = _entity_for(company, user, op.locationid)
         if not valid:
             return _auth_failure_xml(
@@ -648,7 +660,7 @@ def _run_operation(
                 (
                     "XL03000006",
                     "",
-                    f"Invalid location ID '{op.locationid}' for this company or user.",
+                    f"Invalid location ID '{op.locationid or ''}' for this company or user.",
                     "Check the entity ID.",
                 ),
             )
@@ -764,8 +776,12 @@ def _unsupported(ctx: Context, element: Any) -> str:
 def _object(name: str | None, *, generic_only: bool = True) -> ObjectDef:
     obj = object_def(name or "", generic_only=generic_only)
     if obj is None:
-        raise FunctionError(("Query Failed", "", f"Object definition {(name or '').strip()} not found", ""))
+        raise _unknown_object((name or "").strip())
     return obj
+
+
+def _unknown_object(name: str) -> FunctionError:
+    return FunctionError(("Query Failed", "", f"Object definition {name} not found", ""))
 
 
 def _permission_denied(operation: str, object_name: str) -> FunctionError:
@@ -780,6 +796,9 @@ def _permission_denied(operation: str, object_name: str) -> FunctionError:
 
 
 def _require_read(ctx: Context, obj: ObjectDef, operation: str, object_name: str | None = None) -> None:
+    if not company_rules.application_subscribed(ctx.company, obj.application):
+        # An object of an application the company does not subscribe to is not there at all.
+        raise _unknown_object(obj.name)
     if obj.name in ("USERINFO", "USERROLES"):
         return  # any active user may read users and which roles they hold
     if "View" not in ctx.perms.get((obj.application, obj.policy), set()):
@@ -837,7 +856,7 @@ def fn_get_api_session(ctx: Context, element: Any) -> str:
                 (
                     "XL03000006",
                     "",
-                    f"Invalid location ID '{location.text}' for this company or user.",
+                    f"Invalid location ID '{location.text or ''}' for this company or user.",
                     "Check the entity ID.",
                 )
             )
@@ -1256,7 +1275,7 @@ def fn_update(ctx: Context, element: Any) -> str:
         obj = _object(item.tag)
         if obj.name not in UPDATABLE:
             raise _update_failed(f"Updating {obj.name} is not supported by the simulator.", obj.name)
-        if obj.name == "USERINFO" and ctx.user.admin_privileges != "Full":
+        if company_rules.write_refused(ctx.user, obj.name):
             raise _permission_denied("UPDATE", obj.name)
         if obj.name == "EMPLOYEE" and "Edit" not in ctx.perms.get((obj.application, obj.policy), set()):
             raise _permission_denied("UPDATE", obj.name)

@@ -36,6 +36,18 @@ class SimCompany(models.Model):
     permission_model = models.CharField(max_length=8, choices=PERMISSION_MODELS, default="role")
     session_lifetime_seconds = models.PositiveIntegerField(default=3600)
     concurrency_limit = models.PositiveIntegerField(default=2)
+    concurrency_queue_seconds = models.FloatField(
+        default=0, help_text="Seconds a request may wait for a slot before 429 (0: no queue)."
+    )
+    lockout_threshold = models.PositiveIntegerField(
+        default=0, help_text="Failed sign-ins in a row that lock a user out (0: never)."
+    )
+    monthly_api_quota = models.PositiveIntegerField(
+        default=0, help_text="API transactions included a month (0: none set)."
+    )
+    unsubscribed_applications = models.JSONField(
+        default=list, blank=True, help_text="Applications not subscribed to."
+    )
     login_failure_style = models.CharField(max_length=8, choices=LOGIN_FAILURE_STYLES, default="xml")
     timezone_name = models.CharField(max_length=64, default="America/Los_Angeles")
     data_seed = models.IntegerField(default=1)
@@ -127,6 +139,7 @@ class SimUser(models.Model):
         Entity, blank=True, related_name="users", help_text="Entities the user may log in to; none = all."
     )
     recordno = models.PositiveIntegerField()
+    failed_logins = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -219,3 +232,32 @@ class ExecutedControlId(models.Model):
 
     class Meta:
         unique_together = [("company", "controlid")]
+
+
+class CompanyLoad(models.Model):
+    """A company's requests in flight, shared by every server process and host (see ``concurrency.py``).
+
+    ``holders`` maps each request's ticket to the moment its lease ends; ``max_in_flight`` is the highest
+    number of tickets ever held at once. One row per company ID, locked while it changes.
+    """
+
+    company_id = models.CharField(max_length=64, unique=True)
+    holders = models.JSONField(default=dict)
+    max_in_flight = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    latency_seconds = models.FloatField(default=0, help_text="Seconds the latency profile added.")
+
+
+class ApiUsage(models.Model):
+    """API transactions a company used in one calendar month (one per function run)."""
+
+    company = models.ForeignKey(SimCompany, on_delete=models.CASCADE, related_name="api_usage")
+    month = models.CharField(max_length=7, help_text="YYYY-MM")
+    transactions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        unique_together = [("company", "month")]
+        ordering = ["-month"]

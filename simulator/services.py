@@ -227,3 +227,27 @@ def effective_permissions(user: SimUser) -> dict[tuple[str, str], set[str]]:
     for app, policy, rights in rows.values_list("application", "policy", "rights"):
         result.setdefault((app, policy), set()).update(r for r in rights.split("|") if r)
     return result
+
+
+# --- Company rules: users, entities, senders ----------------------------------------------------
+def delete_user(user: SimUser) -> None:
+    """Delete a user: its sessions end, it can no longer sign in, and USERINFO no longer lists it."""
+    from simulator.records import delete_record
+
+    delete_record(user.company, "USERINFO", user.recordno)
+
+
+def set_user_entities(user: SimUser, entities: Iterable[Entity]) -> None:
+    """Restrict the user to these entities (none: the user may sign in anywhere, top level included)."""
+    user.entities.set(list(entities))
+
+
+def unlock_user(user: SimUser) -> None:
+    """Make a locked-out user active again, with a fresh count of failed sign-ins."""
+    SimUser.objects.filter(pk=user.pk).update(status="active", failed_logins=0)
+    user.status, user.failed_logins = "active", 0
+
+
+def remove_entity(entity: Entity) -> None:
+    """Remove an entity (its sessions end; users restricted to it lose it)."""
+    entity.delete()

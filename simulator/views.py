@@ -10,29 +10,40 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from simulator import gateway as gateway_module
+from simulator.company_rules import applications
 from simulator.faults import FAULT_KINDS, clear_faults, set_fault
 from simulator.forms import (
     CompanyCreateForm,
     CompanyInfoForm,
+    EntityForm,
     FaultForm,
     IPFilterForm,
+    LoginSettingsForm,
     RoleForm,
     SenderAuthorizationForm,
+    SenderForm,
     SubscriptionForm,
     UserEditForm,
     UserForm,
 )
 from simulator.inflight import inflight_reset, inflight_stats
-from simulator.models import Mail, Role, SenderAuthorization, SimCompany, SimUser
+from simulator.metering import month_usage
+from simulator.models import Entity, Mail, Role, Sender, SenderAuthorization, SimCompany, SimUser
 from simulator.services import (
     PERMISSION_CATALOG,
     PermSpec,
+    add_entity,
     authorize_sender,
     create_company,
     create_role,
     create_user,
+    delete_user,
+    ensure_sender,
+    remove_entity,
     reset_password,
     set_permissions,
+    set_user_entities,
+    unlock_user,
 )
 
 
@@ -120,19 +131,34 @@ def mailbox(request: HttpRequest) -> HttpResponse:
 
 def company_home(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
-    return _page(request, "company.html", company, ["Company"], stats=inflight_stats(company.company_id))
+    return _page(
+        request,
+        "company.html",
+        company,
+        ["Company"],
+        stats=inflight_stats(company.company_id),
+        usage=month_usage(company),
+        entities=company.entities.all(),
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def subscriptions(request: HttpRequest, company_id: str) -> HttpResponse:
     company = _company(company_id)
+    apps = applications()
+    unsubscribed = set(company.unsubscribed_applications or [])
     form = SubscriptionForm(
         request.POST if request.method == "POST" else None,
-        initial={"web_services_subscribed": company.web_services_subscribed},
+        applications=apps,
+        initial={
+            "web_services_subscribed": company.web_services_subscribed,
+            **{f"app_{i}": app not in unsubscribed for i, app in enumerate(apps)},
+        },
     )
     if request.method == "POST" and form.is_valid():
         company.web_services_subscribed = form.cleaned_data["web_services_subscribed"]
-        company.save(update_fields=["web_services_subscribed"])
+        company.unsubscribed_applications = form.unsubscribed()
+        company.save(update_fields=["web_services_subscribed", "unsubscribed_applications"])
         messages.success(request, "Subscriptions saved.")
         return redirect("simulator:subscriptions", company_id=company.company_id)
     return _page(request, "subscriptions.html", company, ["Company", "Admin", "Subscriptions"], form=form)
@@ -150,6 +176,15 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         },
     )
     sender_form = SenderAuthorizationForm(request.POST if action == "add_sender" else None)
+    login_form = LoginSettingsForm(
+        request.POST if action == "login_settings" else None,
+        initial={"lockout_threshold": company.lockout_threshold},
+    )
+    if action == "login_settings" and login_form.is_valid():
+        company.lockout_threshold = login_form.cleaned_data["lockout_threshold"]
+        company.save(update_fields=["lockout_threshold"])
+        messages.success(request, "Login settings saved.")
+        return redirect("simulator:security", company_id=company.company_id)
     if action == "ip" and ip_form.is_valid():
         company.ip_filter_enabled = ip_form.cleaned_data["ip_filter_enabled"]
         company.allowed_ips = ip_form.cleaned_data["allowed_ips"]
@@ -181,6 +216,7 @@ def security(request: HttpRequest, company_id: str) -> HttpResponse:
         ["Company", "Setup", "Company", "Security"],
         ip_form=ip_form,
         sender_form=sender_form,
+        login_form=login_form,
         authorizations=company.sender_authorizations.all(),
         client_ip=request.META.get("REMOTE_ADDR", ""),
     )
@@ -193,6 +229,8 @@ def company_info(request: HttpRequest, company_id: str) -> HttpResponse:
         "permission_model",
         "session_lifetime_seconds",
         "concurrency_limit",
+        "concurrency_queue_seconds",
+        "monthly_api_quota",
         "login_failure_style",
         "timezone_name",
     ]
@@ -311,6 +349,14 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
         reset_password(user)
         messages.success(request, f"A new password for {user.login_id} was sent to {user.email} (see the Mailbox).")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
+    if request.method == "POST" and request.POST.get("action") == "delete":
+        delete_user(user)
+        messages.success(request, f"User {user.login_id} deleted.")
+        return redirect("simulator:users", company_id=company.company_id)
+    if request.method == "POST" and request.POST.get("action") == "unlock":
+        unlock_user(user)
+        messages.success(request, f"User {user.login_id} unlocked.")
+        return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     fields = ["user_type", "admin_privileges", "status", "is_web_services_user"]
     form = UserEditForm(
         request.POST if request.method == "POST" else None, initial={f: getattr(user, f) for f in fields}
@@ -318,12 +364,16 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
     if request.method == "POST" and form.is_valid():
         for f in fields:
             setattr(user, f, form.cleaned_data[f])
+        if user.status == "active":
+            user.failed_logins = 0  # an admin making a locked-out user active unlocks it
         user.save()
         user.roles.set(company.roles.filter(pk__in=_ids(request.POST.getlist("roles"))))
+        set_user_entities(user, company.entities.filter(pk__in=_ids(request.POST.getlist("entities"))))
         set_permissions(user=user, permissions=_permissions_from_post(request))
         messages.success(request, f"User {user.login_id} saved.")
         return redirect("simulator:user_edit", company_id=company.company_id, user_id=user.pk)
     user_roles = set(user.roles.values_list("pk", flat=True))
+    user_entities = set(user.entities.values_list("pk", flat=True))
     return _page(
         request,
         "user_edit.html",
@@ -332,6 +382,7 @@ def user_edit(request: HttpRequest, company_id: str, user_id: int) -> HttpRespon
         form=form,
         sim_user=user,
         roles=[(r, r.pk in user_roles) for r in company.roles.all()],
+        entities=[(e, e.pk in user_entities) for e in company.entities.all()],
         rows=_permission_rows(_held(user.permissions.all())),
     )
 
@@ -382,3 +433,42 @@ def stats(request: HttpRequest, company_id: str) -> JsonResponse:
             **inflight_stats(company.company_id),
         }
     )
+
+
+@require_http_methods(["GET", "POST"])
+def entities(request: HttpRequest, company_id: str) -> HttpResponse:
+    """Company > Setup > Entities: the entities of a multi-entity company."""
+    company = _company(company_id)
+    action = request.POST.get("action", "")
+    form = EntityForm(request.POST if action == "add" else None)
+    if action == "add" and form.is_valid():
+        if company.entities.filter(entity_id=form.cleaned_data["entity_id"]).exists():
+            form.add_error("entity_id", "An entity with this ID exists.")
+        else:
+            entity = add_entity(company, form.cleaned_data["entity_id"], form.cleaned_data["name"])
+            messages.success(request, f"Entity {entity.entity_id} added.")
+            return redirect("simulator:entities", company_id=company.company_id)
+    if action == "remove" and request.method == "POST":
+        entity = get_object_or_404(Entity, company=company, pk=_id(request.POST.get("entity")))
+        remove_entity(entity)
+        messages.success(request, f"Entity {entity.entity_id} removed.")
+        return redirect("simulator:entities", company_id=company.company_id)
+    return _page(
+        request,
+        "entities.html",
+        company,
+        ["Company", "Setup", "Entities"],
+        form=form,
+        entities=company.entities.prefetch_related("users"),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def senders(request: HttpRequest) -> HttpResponse:
+    """The gateway's Web Services senders (Sage issues these to partners; a company then authorizes them)."""
+    form = SenderForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        sender = ensure_sender(form.cleaned_data["sender_id"], form.cleaned_data["password"])
+        messages.success(request, f"Sender ID {sender.sender_id} registered.")
+        return redirect("simulator:senders")
+    return _page(request, "senders.html", None, ["Web Services senders"], form=form, senders=Sender.objects.all())

@@ -118,6 +118,8 @@ RULES: dict[str, Rule] = {
     "simulator:user_edit": Rule(get=same(200), post=same(200)),
     "simulator:faults": Rule(get=same(200), post=same(200)),
     "simulator:stats": Rule(get=same(200), post=same(200)),
+    "simulator:senders": Rule(get=same(200), post=same(200)),
+    "simulator:entities": Rule(get=same(200), post=same(200)),
     # --- Django's admin (staff only): its own URLs; every model page is listed by ADMIN_MODEL_VIEWS below
     "admin:index": Rule(get=ADMIN_ONLY, post=ADMIN_ONLY),
     "admin:login": Rule(get=(200, 200, 200, 200, REDIRECT), post=same(200)),

@@ -9,7 +9,6 @@ from django.conf import settings
 from lxml import etree
 
 from simulator.demo import build_company
-from simulator.inflight import inflight_reset
 
 GATEWAY = "/simulator/ia/xml/xmlgw.phtml"
 SMALL_SIZES = {
@@ -74,11 +73,6 @@ def text(node: Any, path: str) -> str:
     assert found, f"{path} not found in {etree.tostring(node)[:2000]!r}"
     value = found[0]
     return value if isinstance(value, str) else (value.text or "")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_inflight() -> None:
-    inflight_reset()
 
 
 @pytest.fixture
