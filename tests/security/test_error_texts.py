@@ -108,8 +108,8 @@ def test_a_secret_is_redacted_before_the_cut():
 
 def test_sync_runs_and_audit_details_keep_the_bound(db):
     """Sync object runs and deprovisioning's audit details store Intacct's words from the same error."""
-    from connector import sync
+    from connector import diagnosis
 
     exc = errors.IntacctError(errors=[errors.ErrorDetail("BL01", "d" * 100_000, "e" * 100_000, "f" * 100_000)])
-    words = sync._raw_words(exc)  # noqa: SLF001 - what sync and deprovisioning store
+    words = diagnosis.raw_words(exc)  # what sync and deprovisioning store
     assert len(words) <= 3 * errors.MAX_ERROR_TEXT + 2 and words.count(CUT) == 3

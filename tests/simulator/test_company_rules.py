@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from simulator.demo import build_company
+from simulator.gateway import SESSION_REFUSED_ERROR
 from simulator.models import ApiUsage, SimCompany, SimUser
 from simulator.services import create_user
 from tests.simulator.conftest import GATEWAY, envelope, login_xml, post, text, tree
@@ -69,7 +70,7 @@ def test_a_user_deleted_on_the_screen_can_no_longer_sign_in_and_leaves_userinfo(
     assert not SimUser.objects.filter(pk=user.pk).exists()
     assert auth_error(call(client, rbq("DEPARTMENT"))) == "Sign-in information is incorrect"
     assert auth_error(call(client, rbq("DEPARTMENT"), auth=f"<sessionid>{session_id}</sessionid>")) == (
-        "Invalid session"
+        SESSION_REFUSED_ERROR[2]
     )
     listed = call(client, rbq("USERINFO", pagesize=1000), auth=other_auth).xpath("//userinfo/RECORDNO/text()")
     assert str(user.recordno) not in listed and str(other.recordno) in listed
