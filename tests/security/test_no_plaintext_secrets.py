@@ -181,7 +181,9 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
             for row in rows:
                 found += hunt(f"table {table}", row, with_sessions=not table.startswith("simulator_"))
         # The broker: everything published, and everything it still stores.
-        assert len(published) >= 2, "the Connect and the sync each publish a task"
+        # The Connect publishes the validation here; the sync is queued by the worker once the connection works
+        # (Sync now joins it), so its message is in what the broker stores, scanned below.
+        assert len(published) >= 1, "the Connect publishes a task"
         for n, message in enumerate(published + broker_storage()):
             found += hunt(f"broker message {n}", message.decode("latin-1"))
         # The logs.

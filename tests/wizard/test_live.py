@@ -74,6 +74,6 @@ def test_a_missing_permission_names_step_4_through_the_worker(celery_worker):
     assert run.status == "failed" and run.failed_step == 4
     check = run.checks.get(key="read_apbill")
     assert check.status == "failed" and check.errorno == "PL04000005"
-    assert Connection.objects.get().status == "needs_attention"
+    assert Connection.objects.get().status == "in_setup"  # never connected yet: not "needs attention"
     page = client.get("/organisations/acme/setup/step-6/").content.decode()
     assert "Revisit step 4" in page and "Accounts Payable &gt; Bills View" in page
