@@ -44,20 +44,27 @@ def test_company_concurrency_cap_holds_across_workers(celery_worker, organisatio
     assert bills.requests <= 12_000 // 2000 + 1
 
 
-def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, settings):
-    company = build_company("KILL-CO", sizes=BIG).company
-    connection = connect(organisation, "KILL-CO")
-    queue = celery_worker.queue + "-kill"
-    worker = start_worker(queue=queue, env_overrides={**celery_worker.env, "SYNC_LEASE_SECONDS": "2"}, name="kill")
+def kill_mid_sync(celery_worker, organisation, company_id: str, *, lease: int, bills_before_kill: int):
+    """A sync on a worker of its own (short lease), SIGKILLed once part of APBILL is saved; faults cleared."""
+    company = build_company(company_id, sizes=BIG).company
+    connection = connect(organisation, company_id)
+    queue = f"{celery_worker.queue}-{company_id.lower()}"
+    worker = start_worker(queue=queue, env_overrides={**celery_worker.env, "SYNC_LEASE_SECONDS": str(lease)},
+                          name=company_id.lower())
     set_fault(company, "slow", rate=1.0, delay_ms=300)
     run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.INCREMENTAL)
     tasks.sync_run.apply_async(args=[run.pk], queue=queue)
     try:
-        wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count() >= 4000,
-                 timeout=120, message="part of APBILL synced")
+        wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count()
+                 >= bills_before_kill, timeout=120, message="part of APBILL synced")
     finally:
         worker.kill()
     clear_faults(company)
+    return company, connection, run
+
+
+def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, settings):
+    company, connection, run = kill_mid_sync(celery_worker, organisation, "KILL-CO", lease=2, bills_before_kill=4000)
     kept = set(Record.objects.filter(connection=connection, object_name="APBILL").values_list("recordno", flat=True))
     saved = len(kept)
     assert 0 < saved < 12_000
@@ -94,20 +101,8 @@ def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, sett
 
 def test_a_killed_sync_is_ended_interrupted_by_the_sweep_and_resumed_at_once(celery_worker, organisation, settings):
     """Issue 11: a killed worker's sync is reclaimed within one lease period, not at the next schedule."""
-    company = build_company("SWEEP-CO", sizes=BIG).company
-    connection = connect(organisation, "SWEEP-CO")
-    queue = celery_worker.queue + "-sweep"
-    worker = start_worker(queue=queue, env_overrides={**celery_worker.env, "SYNC_LEASE_SECONDS": "3"}, name="sweep")
-    set_fault(company, "slow", rate=1.0, delay_ms=300)
-    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.INCREMENTAL)
-    tasks.sync_run.apply_async(args=[run.pk], queue=queue)
-    try:
-        wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count() >= 2000,
-                 timeout=120, message="part of APBILL synced")
-    finally:
-        worker.kill()
+    company, connection, run = kill_mid_sync(celery_worker, organisation, "SWEEP-CO", lease=3, bills_before_kill=2000)
     killed_at = time.monotonic()
-    clear_faults(company)
     settings.SYNC_LEASE_SECONDS = 3
     # Beat's sweep, every few seconds: nothing to do while the lease holds, then the run is ended and resumed.
     wait_for(lambda: tasks.runs_sweep() or SyncRun.objects.get(pk=run.pk).status != SyncRun.Status.RUNNING,
