@@ -27,6 +27,10 @@ from connector.models import CompanySlot
 
 _HOST = socket.gethostname()
 _random = random.Random()  # noqa: S311 - back-off jitter, not security
+# A slot given back by a thread of this process wakes this process's waiters at once (the readers of one
+# sync hand slots to each other many times a second); slots freed by other processes are seen by polling.
+_freed = threading.Condition()
+_freed_count = 0
 
 
 class SlotTimeout(Exception):
@@ -78,6 +82,7 @@ def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, st
     last_sweep = time.monotonic()
     _ensure_slots(key, limit)
     while True:
+        seen = _freed_count
         now = timezone.now()
         free = (CompanySlot.objects.filter(company_key=key, slot__lt=limit)
                 .filter(Q(holder="") | Q(lease_until__lt=now)).values_list("id", flat=True))
@@ -91,13 +96,19 @@ def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, st
         if time.monotonic() - last_sweep > 1.0:
             _free_dead_local_holders(key)
             last_sweep = time.monotonic()
-        time.sleep(_random.uniform(0, delay))
+        with _freed:
+            if _freed_count == seen:
+                _freed.wait(timeout=_random.uniform(0, delay))
         delay = min(0.1, delay * 2)
 
 
 def release(slot_id: int, holder: str) -> None:
     """Give a slot back (only if we still hold it)."""
+    global _freed_count
     CompanySlot.objects.filter(id=slot_id, holder=holder).update(holder="", lease_until=None)
+    with _freed:
+        _freed_count += 1
+        _freed.notify_all()
 
 
 _held = threading.local()

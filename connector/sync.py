@@ -18,6 +18,7 @@ Intacct bills every call; each run records its requests, retries and bytes.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
@@ -378,6 +379,9 @@ class _Counts:
         self.deleted += other.deleted
 
 
+TIME_LIMIT_WORDS = "Stopped at the time limit; the next sync continues from the last saved page."
+
+
 class _StopRun(Exception):
     """The whole run must stop (sign-in refused, time limit): no other object can succeed."""
 
@@ -449,6 +453,10 @@ class SyncEngine:
         # What the company refused during this run (object, finding): the connection is told after the run.
         self.findings: list[tuple[objects.ObjectDefinition, Finding]] = []
         self._facts: diagnosis.PermissionFacts | None = None
+        self.failed: list[SyncObjectRun] = []
+        self.stop: _StopRun | None = None  # the first cause that stops the whole run (a refused sign-in)
+        self.cancelled = threading.Event()  # the task's time limit: readers stop at their next page
+        self.empty_objects: set[str] = set()  # objects with no stored record yet: no need to look for existing
 
     def execute(self) -> SyncRun:
         run = self.run
@@ -464,26 +472,73 @@ class SyncEngine:
         object_runs = [SyncObjectRun.objects.update_or_create(
             run=run, object_name=definition.name, defaults={"position": position})[0]
             for position, definition in enumerate(objects.OBJECTS)]
-        failed: list[SyncObjectRun] = []
-        stop: _StopRun | None = None
         with client_for_sync(self.connection, self.limit) as client:
             self.client = client
             try:
-                for definition, object_run in zip(objects.OBJECTS, object_runs, strict=True):
-                    if stop is not None:
-                        self._object_failed(object_run, f"Not read: {stop}", None)
-                        failed.append(object_run)
-                        continue
-                    try:
-                        if not self._sync_object(definition, object_run):
-                            failed.append(object_run)
-                    except _StopRun as exc:
-                        stop = exc
-                        self._object_failed(object_run, str(exc), exc.__cause__)
-                        failed.append(object_run)
+                self._read_objects(object_runs)
             finally:
                 self._add_stats()
-        return self._conclude(object_runs, failed, stop)
+        failed = sorted(self.failed, key=lambda o: o.position)
+        return self._conclude(object_runs, failed, self.stop)
+
+    def _read_objects(self, object_runs: list[SyncObjectRun]) -> None:
+        """Every object in table order, as many at once as the company's limit (each holds one of its slots
+        while it reads): a company with small objects is not read one round trip after another."""
+        work = list(zip(objects.OBJECTS, object_runs, strict=True))
+        readers = min(self.limit, len(work))
+        # Other threads cannot see what an open transaction wrote (a caller inside atomic()): read in turn.
+        if readers <= 1 or db_connection.in_atomic_block:
+            for definition, object_run in work:
+                self._read_one(definition, object_run)
+            return
+        lock = threading.Lock()
+        crashed: list[BaseException] = []
+
+        def read_in_turn() -> None:
+            try:
+                while not crashed:
+                    with lock:
+                        if not work:
+                            return
+                        definition, object_run = work.pop(0)
+                    self._read_one(definition, object_run)
+            except BaseException as exc:  # noqa: BLE001 - raised again by the run's own thread below
+                crashed.append(exc)
+            finally:
+                db_connection.close()
+
+        threads = [threading.Thread(target=read_in_turn, daemon=True, name=f"sync-{self.run.pk}-object-{n}")
+                   for n in range(readers)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except SoftTimeLimitExceeded:
+            # Only this thread hears the time limit: the readers stop at their next page.
+            self.cancelled.set()
+            for thread in threads:
+                thread.join()
+        if crashed:
+            raise crashed[0]  # objects not started are still queued: the run's end marks them "Not read"
+
+    def _read_one(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun) -> None:
+        """One object, or its "Not read" when the run was already stopped."""
+        stop = self.stop
+        if stop is None and self.cancelled.is_set():
+            stop = self.stop = _StopRun(TIME_LIMIT_WORDS)
+        if stop is not None:
+            self._object_failed(object_run, f"Not read: {stop}", None)
+            self.failed.append(object_run)
+            return
+        try:
+            if not self._sync_object(definition, object_run):
+                self.failed.append(object_run)
+        except _StopRun as exc:
+            if self.stop is None:
+                self.stop = exc
+            self._object_failed(object_run, str(exc), exc.__cause__)
+            self.failed.append(object_run)
 
     def _add_stats(self) -> None:
         assert self.client is not None
@@ -529,16 +584,20 @@ class SyncEngine:
         object_run.status = SyncObjectRun.Status.RUNNING
         object_run.started_at = timezone.now()
         object_run.save(update_fields=["mode", "status", "started_at"])
-        before = self.client.stats.snapshot()["requests"]
-        self._empty = not Record.objects.filter(connection=self.connection, object_name=definition.name).exists()
+        if not Record.objects.filter(connection=self.connection, object_name=definition.name).exists():
+            self.empty_objects.add(definition.name)
         try:
-            with limits.holding_slot(self.connection.company_id, self.limit):
+            with limits.holding_slot(self.connection.company_id, self.limit), \
+                    self.client.stats.labelled(definition.name):
                 self._read_object(definition, object_run, cursor, mode)
         except SoftTimeLimitExceeded:
-            self._count_requests(object_run, before)
-            raise _StopRun("Stopped at the time limit; the next sync continues from the last saved page.") from None
+            self._count_requests(object_run)
+            raise _StopRun(TIME_LIMIT_WORDS) from None
+        except _StopRun:
+            self._count_requests(object_run)
+            raise
         except Exception as exc:
-            self._count_requests(object_run, before)
+            self._count_requests(object_run)
             action = policy.action_for(exc)
             if action == policy.Action.STOP:
                 finding = diagnosis.sign_in_refused(self.connection, exc, diagnosis.sign_in_history(self.connection))
@@ -554,7 +613,7 @@ class SyncEngine:
                 return False
             self._object_failed(object_run, diagnosis.internal_error(exc), exc)
             raise
-        self._count_requests(object_run, before)
+        self._count_requests(object_run)
         object_run.status = SyncObjectRun.Status.SUCCEEDED
         object_run.finished_at = timezone.now()
         object_run.save(update_fields=["status", "finished_at", "requests"])
@@ -571,8 +630,8 @@ class SyncEngine:
             if self.run.kind == SyncRun.Kind.RECONCILE:
                 self._reconcile(definition, object_run, cursor)
 
-    def _count_requests(self, object_run: SyncObjectRun, before: int) -> None:
-        object_run.requests = self.client.stats.snapshot()["requests"] - before
+    def _count_requests(self, object_run: SyncObjectRun) -> None:
+        object_run.requests = self.client.stats.requests_for(object_run.object_name)
         SyncObjectRun.objects.filter(pk=object_run.pk).update(requests=object_run.requests)
 
     def _object_failed(self, object_run: SyncObjectRun, message: str, exc: BaseException | None) -> None:
@@ -636,12 +695,14 @@ class SyncEngine:
     def _store(self, definition: objects.ObjectDefinition, records: Sequence[dict], object_run: SyncObjectRun,
                cursor: SyncCursor, cursor_fields: Iterable[str], page_rows: _PageRows | None = None) -> _Counts:
         """Upsert one page and save the cursor and the object's counters, in one transaction."""
+        if self.cancelled.is_set():
+            raise _StopRun(TIME_LIMIT_WORDS)
         counts = _Counts(read=len(records))
         now = timezone.now()
         key_field = definition.key_field
         rows = (page_rows or _PageRows.of(definition, records)).rows
         with transaction.atomic():
-            existing = {} if getattr(self, "_empty", False) else {
+            existing = {} if definition.name in self.empty_objects else {
                 rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
                     connection=self.connection, object_name=definition.name, recordno__in=list(rows)
                 ).values_list("recordno", "whenmodified", "deleted_at")}
@@ -719,22 +780,25 @@ class SyncEngine:
             object_run.expected_total = page.total_count or len(page.records)
             commit(page.records, 0, page)
             remaining = page.num_remaining or 0
-            if not first.done and self.limit >= 2 and remaining > 2 * PAGE_SIZE:
-                # No call to find the top (a descending page would be one more round trip before the two
-                # readers start): the second range is open-ended, so the estimate only balances the two.
-                mid = first.after + _half_span(page.records, remaining, rn_field)
-                progress.ranges = [_Range(first.after, mid), _Range(mid, None)]
+            # One reader more than the company's limit: each takes a slot only for a request's round trip,
+            # so while one parses the page it received, another's request keeps the slot busy.
+            parts = min(self.limit + 1, remaining // PAGE_SIZE)
+            if not first.done and parts >= 2:
+                # No call to find the top (a descending page would be one more round trip before the readers
+                # start): the last range is open-ended, so the estimate only balances them.
+                span = range_span(page.records, remaining, rn_field, parts)
+                bounds = [first.after + span * n for n in range(parts)] + [None]
+                progress.ranges = [_Range(low, high) for low, high in itertools.pairwise(bounds)]
                 progress.split = True
                 cursor.full_progress = progress.to_json()
                 cursor.save(update_fields=["full_progress"])
 
-        # Readers in threads fetch the pages while this thread stores them: two ranges at once when the
-        # company's limit allows it, otherwise one range after the other, still fetched ahead of the writer.
+        # Readers in threads fetch the pages while this thread stores them, every open range at once; the
+        # company's slots, taken per request, keep the requests in flight within its limit.
         open_ranges = [i for i, r in enumerate(progress.ranges) if not r.done]
-        batches = [open_ranges] if len(open_ranges) >= 2 and self.limit >= 2 else [[i] for i in open_ranges]
-        for batch in batches:
+        if open_ranges:
             with limits.not_holding_slot(self.connection.company_id):
-                for range_index, page in self._fetch_ranges_in_parallel(definition, progress, batch):
+                for range_index, page in self._fetch_ranges_in_parallel(definition, progress, open_ranges):
                     commit(page.records, range_index, page)
 
         # Complete: the incremental keyset starts early enough to catch anything changed while reading.
@@ -771,8 +835,7 @@ class SyncEngine:
 
         def fetch(range_index: int) -> None:
             try:
-                # Each reader keeps one of the company's slots while it pages through its range.
-                with limits.holding_slot(self.connection.company_id, self.limit):
+                with self.client.stats.labelled(definition.name):
                     fetch_pages(range_index)
             except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, which raises it
                 pages.put((range_index, exc))
@@ -882,12 +945,12 @@ class SyncEngine:
         self._mark_unseen_deleted(definition, object_run, started)
 
 
-def _half_span(records: Sequence[dict], remaining: int, rn_field: str) -> int:
-    """RECORDNOs past the first page that should hold about half of the ``remaining`` records, at the first
-    page's density (Intacct numbers records in sequence, with gaps where other objects took numbers)."""
+def range_span(records: Sequence[dict], remaining: int, rn_field: str, parts: int = 2) -> int:
+    """RECORDNOs past the first page that should hold about 1/``parts`` of the ``remaining`` records, at the
+    first page's density (Intacct numbers records in sequence, with gaps where other objects took numbers)."""
     numbers = [int(r[rn_field]) for r in records]
     span = max(numbers) - min(numbers) + 1
-    return max(1, (remaining * span) // (2 * len(numbers)))
+    return max(1, (remaining * span) // (parts * len(numbers)))
 
 
 _to_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record as json.dumps makes

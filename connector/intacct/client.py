@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import logging
 import random
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from lxml import etree
@@ -43,6 +44,9 @@ QUERY_MAX_PAGE = 2000
 READ_MAX_KEYS = 100  # the official SDKs cap read keys at 100 per call
 _ERROR_BODY_LIMIT = 64 * 1024
 _LOG_BODY_LIMIT = 4096
+# A received answer waits in memory up to this size, beyond it on disk, until it is parsed.
+_SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
+_PARSE_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,14 +111,35 @@ class ClientStats:
     bytes_received: int = 0
     logins: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _requests_by_label: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _thread: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def add(self, *, requests: int = 0, retries: int = 0, bytes_received: int = 0, logins: int = 0) -> None:
         """Increase the counters atomically."""
+        label = getattr(self._thread, "label", None)
         with self._lock:
             self.requests += requests
             self.retries += retries
             self.bytes_received += bytes_received
             self.logins += logins
+            if requests and label is not None:
+                self._requests_by_label[label] = self._requests_by_label.get(label, 0) + requests
+
+    @contextmanager
+    def labelled(self, label: str) -> Iterator[None]:
+        """Count the requests this thread sends inside the block under ``label`` too (several threads
+        sharing one client each count their own work)."""
+        outer = getattr(self._thread, "label", None)
+        self._thread.label = label
+        try:
+            yield
+        finally:
+            self._thread.label = outer
+
+    def requests_for(self, label: str) -> int:
+        """Requests sent under ``label`` so far."""
+        with self._lock:
+            return self._requests_by_label.get(label, 0)
 
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
@@ -487,15 +512,18 @@ class IntacctClient:
         started = time.monotonic()
         try:
             # The deadline starts once the company's request slot is held: waiting for a slot is not
-            # talking to Intacct.
+            # talking to Intacct. The slot is given back as soon as the whole answer is here: Intacct is
+            # done with the request then, and parsing it must not keep another request of the company waiting.
             with slot, request_deadline(self._config.timeout), \
                     self._http.stream("POST", endpoint, content=body) as response:
-                parsed, size = self._read(response, call)
-                self._log.debug(
-                    "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
-                    response.status_code, size, sum(len(r.records) for r in parsed.results),
-                    time.monotonic() - started)
-                return parsed, response.status_code
+                status = response.status_code
+                spool, size = self._receive(response, call)
+            with spool:
+                parsed = self._parse(spool, call, status)
+            self._log.debug(
+                "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
+                status, size, sum(len(r.records) for r in parsed.results), time.monotonic() - started)
+            return parsed, status
         except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
             raise ConnectionDropped(f"could not connect to {endpoint}: {type(exc).__name__}",
                                     function=call.name, request_sent=False) from None
@@ -521,8 +549,9 @@ class IntacctClient:
                                      http_status=response.status_code)
             yield chunk
 
-    def _read(self, response: httpx.Response, call: _Call) -> tuple[ParsedResponse, int]:
-        """Stream the body into the parser, enforcing the size cap; map HTTP statuses."""
+    def _receive(self, response: httpx.Response, call: _Call) -> tuple[BinaryIO, int]:
+        """Map HTTP statuses; receive a successful body into a spool (memory up to a few MB, then disk),
+        enforcing the size cap."""
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
         if status >= 500:
@@ -566,7 +595,7 @@ class IntacctClient:
         if declared and declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(f"response of {declared} bytes exceeds the {limit}-byte cap",
                                    http_status=status, function=call.name)
-        parser = ResponseParser(call.record_tags, call.max_records, payload_tags=call.payload_tags)
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 - returned open
         received = 0
         try:
             # Decoded bytes are counted, so a small gzip body cannot expand past the cap.
@@ -575,8 +604,20 @@ class IntacctClient:
                 if received > limit:
                     raise ResponseTooLarge(f"response exceeds the {limit}-byte cap",
                                            http_status=status, function=call.name)
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool, received
+
+    def _parse(self, spool: BinaryIO, call: _Call, status: int) -> ParsedResponse:
+        """Parse a received body chunk by chunk (memory bounded by what it holds, not by its size)."""
+        parser = ResponseParser(call.record_tags, call.max_records, payload_tags=call.payload_tags)
+        try:
+            while chunk := spool.read(_PARSE_CHUNK_BYTES):
                 parser.feed(chunk)
-            return parser.close(), received
+            return parser.close()
         except ResponseSyntaxError as exc:
             # For a read a broken answer is worth another try; for a write the outcome is unknown.
             raise InvalidResponse(f"malformed or truncated XML response: {exc}", http_status=status,

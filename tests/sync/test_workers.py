@@ -41,7 +41,7 @@ def test_company_concurrency_cap_holds_across_workers(celery_worker, organisatio
     for connection in connections:
         assert_mirror_exact(connection, company)
     bills = SyncObjectRun.objects.filter(run=runs[0], object_name="APBILL").get()
-    assert bills.requests <= 12_000 // 2000 + 1
+    assert bills.requests <= 12_000 // 2000 + 2  # three ranges (limit 2, one reader more), short last pages
 
 
 def kill_mid_sync(celery_worker, organisation, company_id: str, *, lease: int, bills_before_kill: int):
