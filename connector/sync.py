@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = QUERY_MAX_PAGE
 READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~4 MB a page)
 LEGACY_PAGE_SIZE = 1000
+# A reader done with its range splits another only when that saves time worth the short page it may cost.
+TAKE_OVER_MIN_PAGES = 4
 SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
 # A run stopped by a transient cause before it read anything (no encryption key) is queued again this many times.
 MAX_RUN_ATTEMPTS = 3
@@ -412,6 +414,8 @@ class _FullProgress:
     max_modified: str = ""
     split: bool = False
     extra: dict = field(default_factory=dict)
+    # Readers split ranges while the storing thread saves them: both change ``ranges`` under this lock.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {"ranges": [[r.after, r.upto, r.done] for r in self.ranges], "started_at": self.started_at,
@@ -764,13 +768,14 @@ class SyncEngine:
         rn_field = definition.recordno_field
 
         def commit(page_records: list[dict], range_index: int, page) -> None:
-            rng = progress.ranges[range_index]
             page_rows = _PageRows.of(definition, page_records)
-            if page_rows.rows:
-                rng.after = page_rows.max_recordno
-                progress.max_modified = max(progress.max_modified, page_rows.max_modified)
-            rng.done = not page_records or not page.num_remaining
-            cursor.full_progress = progress.to_json()
+            with progress.lock:
+                rng = progress.ranges[range_index]
+                if page_rows.rows:
+                    rng.after = page_rows.max_recordno
+                    progress.max_modified = max(progress.max_modified, page_rows.max_modified)
+                rng.done = not page_records or not page.num_remaining
+                cursor.full_progress = progress.to_json()
             self._store(definition, page_records, object_run, cursor, ["full_progress"], page_rows=page_rows)
 
         # The first page of an unsplit read gives the total and decides whether to split.
@@ -823,15 +828,70 @@ class SyncEngine:
         stop = threading.Event()
         rn_field = definition.recordno_field
 
-        def fetch_pages(range_index: int) -> None:
+        # What each reader last learnt of its range: where it goes on, how many records are left, its last page.
+        left: dict[int, tuple[int, int, list]] = {}
+        changed = threading.Condition(progress.lock)
+        reading = [len(range_indexes)]  # readers with a range (the others wait to take one over)
+
+        def read_range(range_index: int) -> None:
             rng = progress.ranges[range_index]
             after = rng.after
             while not stop.is_set():
-                page = self._query(definition, _Range(after, rng.upto).filter(rn_field))
+                with progress.lock:
+                    upto = rng.upto
+                page = self._query(definition, _Range(after, upto).filter(rn_field))
+                with progress.lock:
+                    if rng.upto is not None and page.records and int(page.records[-1][rn_field]) > rng.upto:
+                        # Another reader took the top of this range meanwhile: leave it those records.
+                        kept = [r for r in page.records if int(r[rn_field]) <= rng.upto]
+                        page = replace(page, records=kept, num_remaining=0)
+                    more = bool(page.records) and bool(page.num_remaining)
+                    if more:
+                        after = max(int(r[rn_field]) for r in page.records)
+                        left[range_index] = (after, page.num_remaining or 0, page.records)
+                    else:
+                        left.pop(range_index, None)
+                    changed.notify_all()
                 pages.put((range_index, page))
-                if not page.records or not page.num_remaining:
+                if not more:
                     break
-                after = max(int(r[rn_field]) for r in page.records)
+
+        def split_longest() -> int | None:
+            if not left:
+                return None
+            index, (after, remaining, records) = max(left.items(), key=lambda item: item[1][1])
+            if remaining < TAKE_OVER_MIN_PAGES * PAGE_SIZE:
+                return None
+            rng = progress.ranges[index]
+            middle = after + range_span(records, remaining, rn_field)
+            if rng.upto is not None and middle >= rng.upto:
+                return None
+            progress.ranges.append(_Range(middle, rng.upto))
+            rng.upto = middle
+            left[index] = (after, remaining // 2, records)
+            return len(progress.ranges) - 1
+
+        def take_over() -> int | None:
+            """A reader whose range is done splits the range with the most left, so no reader reads alone at
+            the end while the others wait idle (within the company's limit). It waits for the others' news
+            while any of them still reads."""
+            with changed:
+                reading[0] -= 1
+                changed.notify_all()
+                while not stop.is_set():
+                    index = split_longest()
+                    if index is not None:
+                        reading[0] += 1
+                        return index
+                    if reading[0] == 0:
+                        return None
+                    changed.wait(timeout=1.0)
+                return None
+
+        def fetch_pages(range_index: int | None) -> None:
+            while range_index is not None and not stop.is_set():
+                read_range(range_index)
+                range_index = take_over()
 
         def fetch(range_index: int) -> None:
             try:

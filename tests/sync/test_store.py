@@ -63,6 +63,32 @@ def test_a_wrong_split_estimate_costs_neither_a_record_nor_a_call(synced, monkey
     assert_mirror_exact(synced.connection, company)
 
 
+def test_a_reader_done_early_takes_over_half_of_the_longest_range(synced, monkeypatch):
+    # The first page's density says the bills are spread thin: the first of the three ranges holds them all,
+    # and the two other readers find theirs empty at once. They must not sit idle while one reads alone.
+    company = synced.company
+    company.data_sizes = {**company.data_sizes, "APBILL": 30_000}
+    company.save(update_fields=["data_sizes"])
+    real_span = sync.range_span
+    take_overs: list[int] = []
+
+    def span(records, remaining, rn_field, parts=2):
+        if parts == 3:
+            return 10**9  # the initial split: everything lands in the first range
+        take_overs.append(remaining)
+        return real_span(records, remaining, rn_field, parts)
+
+    monkeypatch.setattr(sync, "range_span", span)
+    first = _full_sync(synced.connection)
+    bills = SyncObjectRun.objects.get(run=first, object_name="APBILL")
+    assert take_overs, "no reader took over part of the long range"
+    assert all(remaining >= sync.TAKE_OVER_MIN_PAGES * sync.PAGE_SIZE for remaining in take_overs)
+    # Nothing read twice is counted twice, nothing is missed, and each take-over costs at most a short page.
+    assert (bills.records_read, bills.records_created) == (30_000, 30_000)
+    assert bills.requests <= math.ceil(30_000 / 2000) + 2 + 2 + len(take_overs)
+    assert_mirror_exact(synced.connection, company)
+
+
 def test_pages_upserted_over_many_statements_keep_exact_counts(synced, monkeypatch):
     # A database that takes few parameters a statement: each 2,000-record page is many INSERTs.
     monkeypatch.setattr(sync, "_upsert_rows_per_statement", lambda raw: 7)
