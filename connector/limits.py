@@ -31,6 +31,9 @@ _random = random.Random()  # noqa: S311 - back-off jitter, not security
 # sync hand slots to each other many times a second); slots freed by other processes are seen by polling.
 _freed = threading.Condition()
 _freed_count = 0
+_waiting: dict[str, int] = {}  # company key -> threads of this process waiting for one of its slots
+_handed: dict[str, list[tuple[int, str]]] = {}  # slots released to those waiters: (id, holder)
+_renewed: dict[int, float] = {}  # slot id -> when this process last set its lease (monotonic)
 
 
 class SlotTimeout(Exception):
@@ -74,6 +77,19 @@ def _free_dead_local_holders(key: str) -> None:
 
 def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, str]:
     """Take one of the company's ``limit`` slots, waiting (with jittered back-off) until one is free."""
+    with _freed:
+        _waiting[key] = _waiting.get(key, 0) + 1
+    try:
+        return _acquire(key, limit, wait)
+    finally:
+        with _freed:
+            _waiting[key] -= 1
+            leftovers = _handed.pop(key, []) if not _waiting[key] else []
+        for slot_id, holder in leftovers:  # handed over as this waiter took another: back to everyone
+            _release_row(slot_id, holder)
+
+
+def _acquire(key: str, limit: int, wait: float | None) -> tuple[int, str]:
     lease = timedelta(seconds=settings.SYNC_SLOT_LEASE_SECONDS)
     wait = settings.SYNC_SLOT_WAIT_SECONDS if wait is None else wait
     holder = _holder()
@@ -82,7 +98,16 @@ def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, st
     last_sweep = time.monotonic()
     _ensure_slots(key, limit)
     while True:
-        seen = _freed_count
+        with _freed:
+            seen = _freed_count
+            handed = _handed.get(key)
+            taken_over = handed.pop() if handed else None
+        if taken_over is not None:
+            slot_id, holder_of_slot = taken_over
+            if time.monotonic() - _renewed.get(slot_id, 0.0) > settings.SYNC_SLOT_LEASE_SECONDS / 3:
+                CompanySlot.objects.filter(id=slot_id, holder=holder_of_slot).update(lease_until=timezone.now() + lease)
+                _renewed[slot_id] = time.monotonic()
+            return slot_id, holder_of_slot
         now = timezone.now()
         free = (CompanySlot.objects.filter(company_key=key, slot__lt=limit)
                 .filter(Q(holder="") | Q(lease_until__lt=now)).values_list("id", flat=True))
@@ -90,6 +115,7 @@ def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, st
             taken = CompanySlot.objects.filter(id=slot_id).filter(Q(holder="") | Q(lease_until__lt=now)).update(
                 holder=holder, lease_until=now + lease)
             if taken == 1:
+                _renewed[slot_id] = time.monotonic()
                 return slot_id, holder
         if time.monotonic() > deadline:
             raise SlotTimeout(f"no request slot of {limit} came free within {wait:.0f}s")
@@ -102,10 +128,31 @@ def acquire(key: str, limit: int, *, wait: float | None = None) -> tuple[int, st
         delay = min(0.1, delay * 2)
 
 
-def release(slot_id: int, holder: str) -> None:
-    """Give a slot back (only if we still hold it)."""
+def waiting_for(key: str) -> int:
+    """Threads of this process waiting for one of the company's slots."""
+    with _freed:
+        return _waiting.get(key, 0)
+
+
+def release(slot_id: int, holder: str, key: str | None = None) -> None:
+    """Give a slot back (only if we still hold it). With the company's ``key``, a thread of this process
+    waiting for one of its slots gets it directly: no database write for either (the readers of one sync
+    pass slots to each other several times a second, and on SQLite every write waits for the page being
+    stored)."""
+    global _freed_count
+    with _freed:
+        if key is not None and _waiting.get(key):
+            _handed.setdefault(key, []).append((slot_id, holder))
+            _freed_count += 1
+            _freed.notify_all()
+            return
+    _release_row(slot_id, holder)
+
+
+def _release_row(slot_id: int, holder: str) -> None:
     global _freed_count
     CompanySlot.objects.filter(id=slot_id, holder=holder).update(holder="", lease_until=None)
+    _renewed.pop(slot_id, None)
     with _freed:
         _freed_count += 1
         _freed.notify_all()
@@ -134,7 +181,7 @@ def company_slot(key: str, limit: int) -> Iterator[None]:
     try:
         yield
     finally:
-        release(slot_id, holder)
+        release(slot_id, holder, key)
 
 
 @contextmanager
@@ -152,7 +199,7 @@ def holding_slot(company_id: str, limit: int) -> Iterator[None]:
     finally:
         # Give back the slot held now: not_holding_slot may have swapped the first one for another.
         held = slots.pop(key, None)
-        release(*(held[:2] if held is not None else (slot_id, holder)))
+        release(*(held[:2] if held is not None else (slot_id, holder)), key)
 
 
 def request_slot_for(company_id: str, limit: int) -> Callable[[], AbstractContextManager[object]]:
@@ -167,7 +214,7 @@ def not_holding_slot(company_id: str) -> Iterator[None]:
     key = company_key(company_id)
     held = getattr(_held, "slots", {}).pop(key, None)
     if held is not None:
-        release(held[0], held[1])
+        release(held[0], held[1], key)
     try:
         yield
     finally:

@@ -38,3 +38,67 @@ def test_nested_holding_of_the_same_company_takes_one_slot():
     with limits.holding_slot("ACME", 2), limits.holding_slot("ACME", 2):
         assert held_slots("ACME") == 1
     assert held_slots("ACME") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slot_freed_by_one_thread_goes_straight_to_a_waiting_thread_of_the_same_process():
+    """The readers of one sync pass the company's slots to each other: the waiter wakes at once and takes
+    the slot without a database write (on SQLite every write waits for the page being stored)."""
+    import threading
+
+    from django.db import connection
+
+    slot_id, holder = limits.acquire("HAND", 1, wait=2)
+    got: dict = {}
+
+    def waiter() -> None:
+        try:
+            started = time.monotonic()
+            got["slot"] = limits.acquire("HAND", 1, wait=10)
+            got["waited"] = time.monotonic() - started
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not limits.waiting_for("HAND") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert limits.waiting_for("HAND") == 1
+    time.sleep(0.3)  # the waiter's back-off has grown: only a hand-over wakes it quickly now
+    freed_at = time.monotonic()
+    limits.release(slot_id, holder, "HAND")
+    thread.join(timeout=5)
+    assert got["slot"] == (slot_id, holder)  # the same row, untouched: handed over, not written twice
+    assert time.monotonic() - freed_at < 0.5
+    assert CompanySlot.objects.get(id=slot_id).holder == holder  # still held, by the waiter now
+    limits.release(*got["slot"], "HAND")  # nobody waits: back to the database
+    assert held_slots("HAND") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiter_that_gives_up_leaves_no_slot_stranded():
+    import threading
+
+    from django.db import connection
+
+    slot_id, holder = limits.acquire("GIVEUP", 1, wait=2)
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            limits.acquire("GIVEUP", 1, wait=0.3)
+        except limits.SlotTimeout as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    thread.join(timeout=5)
+    assert errors and limits.waiting_for("GIVEUP") == 0
+    limits.release(slot_id, holder, "GIVEUP")
+    assert held_slots("GIVEUP") == 0
+    again = limits.acquire("GIVEUP", 1, wait=1)
+    limits.release(*again, "GIVEUP")
+    assert held_slots("GIVEUP") == 0
