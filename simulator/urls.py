@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
 from simulator import views
 
 app_name = "simulator"
 urlpatterns = [
     path("ia/xml/xmlgw.phtml", views.gateway, name="gateway"),
+    path("ia/api/v1/", include("simulator.rest_urls")),
     path("", views.home, name="home"),
     path("mailbox/", views.mailbox, name="mailbox"),
     path("senders/", views.senders, name="senders"),
