@@ -313,8 +313,8 @@ class IntacctRestClient:
                                  f"{type(exc).__name__}", function=function) from None
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise ConnectionDropped(f"connection dropped: {type(exc).__name__}", function=function) from None
-        except httpx.HTTPError as exc:
-            raise InvalidResponse(f"HTTP failure: {type(exc).__name__}", function=function) from None
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            raise InvalidResponse(f"HTTP failure: {type(exc).__name__}", function=function, permanent=False) from None
         except IntacctError as exc:
             exc.function = exc.function or function
             raise
@@ -345,6 +345,9 @@ class IntacctRestClient:
 
     def _api(self, method: str, path: str, *, function: str, json_body: object = None, reader: Any = None) -> Any:
         """An API call with a bearer token: refresh on a refused token once, retry transient failures."""
+        if not path_allowed(path):
+            # Refused before a token is even fetched: nothing at all is sent for a path we do not know.
+            raise EndpointNotAllowed(f"{method} {path!r} is not an allowed Intacct REST call", function=function)
         started = time.monotonic()
         attempt = 0
         refreshed = False

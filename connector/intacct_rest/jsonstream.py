@@ -1,5 +1,8 @@
 """Streamed reading of a query answer: records one at a time, memory bounded by one record.
 
+A broken answer to a read is worth another try (``permanent=False``): every REST call this client makes is a
+read.
+
 ``{"ia::result": [ {...}, ... ], "ia::meta": {...}}`` is parsed with ijson as the bytes arrive; each record is
 built alone and handed over, never the whole page. A record larger than ``max_record_bytes`` (counted on its
 keys and values) or more records than the page asked for end the read with a typed error.
@@ -80,6 +83,6 @@ class QueryAnswer:
                         self.error = error_builder.value
                         error_builder = None
         except ijson.JSONError as exc:
-            raise InvalidResponse(f"malformed or truncated JSON answer: {exc}") from None
+            raise InvalidResponse(f"malformed or truncated JSON answer: {exc}", permanent=False) from None
         except ijson.IncompleteJSONError as exc:  # pragma: no cover - a JSONError subclass in every backend
-            raise InvalidResponse(f"truncated JSON answer: {exc}") from None
+            raise InvalidResponse(f"truncated JSON answer: {exc}", permanent=False) from None
