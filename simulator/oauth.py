@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -227,6 +227,8 @@ def _supersede_older(grant: OAuthGrant) -> None:
 
 def token_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /ia/api/v1/oauth2/token (form-encoded)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     try:
         app = _client(request)
         grant_type = request.POST.get("grant_type", "")
@@ -324,6 +326,8 @@ def _client_credentials(request: HttpRequest, app: RestApp) -> TokenAnswer:
 
 def revoke_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /ia/api/v1/oauth2/revoke: RFC 7009 (an unknown token is answered 200 as well)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     try:
         app = _client(request)
     except OAuthError as exc:

@@ -284,16 +284,17 @@ def query(request: HttpRequest) -> HttpResponse:
     """POST /ia/api/v1/services/core/query."""
     if request.method != "POST":
         return error_response(405, "methodNotAllowed", "Use POST")
+    # The token is checked before the payload is read, so an unauthenticated caller learns nothing.
+    return api_call(request, lambda grant: _run_query(grant, request.body))
+
+
+def _run_query(grant: OAuthGrant, raw: bytes) -> HttpResponse:
     try:
-        body = json.loads(request.body or b"")
+        body = json.loads(raw or b"")
     except (ValueError, UnicodeDecodeError):
         return _bad_request("The request payload is not valid JSON")
     if not isinstance(body, dict):
         return _bad_request("The request payload must be a JSON object")
-    return api_call(request, lambda grant: _run_query(grant, body))
-
-
-def _run_query(grant: OAuthGrant, body: dict[str, Any]) -> HttpResponse:
     path = str(body.get("object") or "")
     robj = rest_object(path)
     if robj is None:
