@@ -50,7 +50,7 @@ from .errors import (
     error_details,
     token_error,
 )
-from .jsonstream import ChunkReader, QueryAnswer
+from .jsonstream import READ_SIZE, ChunkReader, QueryAnswer
 
 QUERY_MAX_SIZE = 4000
 _SMALL_BODY = 64 * 1024
@@ -398,7 +398,9 @@ class IntacctRestClient:
         function = f"query:{object_path}"
 
         def read(chunks: Iterator[bytes]) -> RestPage:
-            answer = QueryAnswer(ChunkReader(chunks), max_records=size,
+            # A value may not take more than one record's bytes (plus one read) to arrive.
+            reader = ChunkReader(chunks, quiet_limit=self._config.max_record_bytes + READ_SIZE)
+            answer = QueryAnswer(reader, max_records=size,
                                  max_record_bytes=self._config.max_record_bytes)
             records = list(answer.records())
             if answer.error is not None:

@@ -17,14 +17,25 @@ import ijson
 from connector.intacct.errors import InvalidResponse, ResponseTooLarge
 
 RESULT_ITEM = "ia::result.item"
+READ_SIZE = 64 * 1024
 
 
 class ChunkReader:
-    """A file-like ``read(n)`` over an iterator of byte chunks (what ijson reads from)."""
+    """A file-like ``read(n)`` over an iterator of byte chunks (what ijson reads from).
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    ``quiet_limit`` bounds the bytes read while the parser produces no event: one string or number that long
+    (or a flood of whitespace) is refused while it is still arriving, before the parser has built it whole.
+    The consumer calls :meth:`mark` on every event.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], *, quiet_limit: int | None = None) -> None:
         self._chunks = chunks
         self._buffer = b""
+        self._quiet_limit = quiet_limit
+        self._since_mark = 0
+
+    def mark(self) -> None:
+        self._since_mark = 0
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
@@ -36,6 +47,9 @@ class ChunkReader:
             data, self._buffer = self._buffer, b""
         else:
             data, self._buffer = self._buffer[:size], self._buffer[size:]
+        self._since_mark += len(data)
+        if self._quiet_limit is not None and self._since_mark > self._quiet_limit:
+            raise ResponseTooLarge(f"more than {self._quiet_limit} bytes without a complete JSON value")
         return data
 
 
@@ -43,7 +57,8 @@ class QueryAnswer:
     """Iterate :meth:`records`; afterwards ``meta`` holds ``ia::meta`` and ``error`` an ``ia::error`` if any."""
 
     def __init__(self, reader: ChunkReader, *, max_records: int, max_record_bytes: int) -> None:
-        self._events = ijson.parse(reader)
+        self._reader = reader
+        self._events = ijson.parse(reader, buf_size=READ_SIZE)
         self._max_records = max_records
         self._max_record_bytes = max_record_bytes
         self.meta: dict[str, Any] = {}
@@ -56,6 +71,7 @@ class QueryAnswer:
         error_builder: ijson.ObjectBuilder | None = None
         try:
             for prefix, event, value in self._events:
+                self._reader.mark()
                 if builder is not None:
                     builder.event(event, value)
                     size += len(str(value)) if value is not None else 4

@@ -294,3 +294,36 @@ def test_a_trickling_answer_ends_at_the_deadline(api):
     with api.client(timeout=0.3) as client, pytest.raises(errors.RequestTimeout):
         client.query_page("accounts-payable/bill", ["key"], size=4000)
     assert time.monotonic() - started < 2.0 and len(api.api_calls()) == 3  # 3 attempts of 0.3 s, not 3 x 2.5 s
+
+
+def test_two_threads_refused_at_once_refresh_once(api):
+    """Rotation makes a second refresh with the same refresh token fail: concurrent refusals must share one."""
+    import threading
+
+    both_in = threading.Barrier(2, timeout=5)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == "Bearer old-access-token":
+            both_in.wait()  # both threads hold the old token before either is refused
+            return httpx.Response(401, json={"ia::result": {"ia::error": {"code": "tokenInvalid"}}})
+        return ok(page([{"key": "1"}]))
+
+    api.api_answers += [answer] * 4
+    saved: list[TokenSet] = []
+    g = grant(api, saved, expires_at=time.time() + 3600)
+    failures: list[BaseException] = []
+    with api.client(g) as client:
+        def read() -> None:
+            try:
+                client.query_page("accounts-payable/bill", ["key"])
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    refreshes = [r for r in api.requests if r.url.path.endswith("/oauth2/token")]
+    assert failures == [] and len(refreshes) == 1 and len(saved) == 1
+    assert len(api.api_calls()) == 4

@@ -252,8 +252,8 @@ def world(organisation, other_organisation, settings) -> World:
         "object_name": "USERINFO", "recordno": user_record.recordno, "action": "deactivate",
         "company_id": company.company_id, "role_id": role.id, "user_id": sim_user.id,
         "uidb64": urlsafe_base64_encode(force_bytes(alice.pk)), "token": "not-a-valid-token",
-        "object_path": "accounts-payable/bill", "app_label": "connector", "content_type_id": ContentType.objects.get_for_model(Connection).id,
-        "url": "no-such-admin-page/", "id": alice.pk,
+        "app_label": "connector", "content_type_id": ContentType.objects.get_for_model(Connection).id,
+        "url": "no-such-admin-page/", "id": alice.pk, "object_path": "accounts-payable/bill",
     }
     users = {"anonymous": None, "other_admin": User.objects.get(username="olga"), "support": support,
              "org_admin": alice, "superuser": root}
