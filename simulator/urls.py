@@ -17,6 +17,7 @@ urlpatterns = [
     path("companies/<str:company_id>/admin/roles/", views.roles, name="roles"),
     path("companies/<str:company_id>/admin/roles/<int:role_id>/", views.role_edit, name="role_edit"),
     path("companies/<str:company_id>/admin/users/", views.users, name="users"),
+    path("companies/<str:company_id>/admin/applications/", views.applications_page, name="applications"),
     path("companies/<str:company_id>/admin/users/<int:user_id>/", views.user_edit, name="user_edit"),
     path("companies/<str:company_id>/faults/", views.faults, name="faults"),
     path("companies/<str:company_id>/stats/", views.stats, name="stats"),

@@ -120,6 +120,7 @@ RULES: dict[str, Rule] = {
     "simulator:stats": Rule(get=same(200), post=same(200)),
     "simulator:senders": Rule(get=same(200), post=same(200)),
     "simulator:entities": Rule(get=same(200), post=same(200)),
+    "simulator:applications": Rule(get=same(200), post=same(200)),  # a POST without an action shows the page
     # the simulated REST API (issue 17): an unknown client is shown an error page, never redirected to
     "simulator:rest_authorize": Rule(get=same(400), post=same(400)),
     "simulator:rest_token": Rule(get=same(405), post=same(401)),  # no client credentials: invalid_client
