@@ -17,13 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 
 from simulator import company_rules, inflight, metering
 from simulator.faults import MAX_DELAY_MS, TERMINAL_KINDS, draw_faults
 from simulator.filters import FilterError, Node, check_fields
 from simulator.gateway import GZIP_LEVEL, cdn_error_page, dropped_response, ip_allowed
-from simulator.models import OAuthGrant, SenderAuthorization
+from simulator.latency import active_profile
+from simulator.models import CompanyLoad, OAuthGrant, SenderAuthorization
 from simulator.oauth import grant_of_access_token
 from simulator.records import company_tz, get_record
 from simulator.rest_objects import REST_OBJECTS, RestObject, flat_record, from_json_value, nested_record, rest_object
@@ -148,9 +150,11 @@ def api_call(request: HttpRequest, handler: Callable[[OAuthGrant], HttpResponse]
                 return _fault(hits[kind])
         if "offline" in hits:
             return error_response(503, "serviceUnavailable", "The Service is Temporarily Off-line")
+        admitted = time.perf_counter()
         response = handler(grant)
         if response.status_code == 200:
             metering.count_transactions(company, 1)
+            _wait_for_latency(company.company_id, request, response, time.perf_counter() - admitted)
         if "malformed" in hits:
             return HttpResponse(response.content[: max(20, len(response.content) // 2)], content_type=JSON_TYPE)
         if "drop" in hits:
@@ -158,6 +162,21 @@ def api_call(request: HttpRequest, handler: Callable[[OAuthGrant], HttpResponse]
         return _compressed(request, response, started)
     finally:
         inflight.leave(company.company_id, ticket)
+
+
+def _wait_for_latency(company_id: str, request: HttpRequest, response: HttpResponse, spent: float) -> None:
+    """With a latency profile, hold the company's slot until the answer has taken the profile's time (as the
+    XML gateway does): the request's records count as one result of its object."""
+    profile = active_profile()
+    results = getattr(response, "simulated_results", None)
+    if profile is None or not results:
+        return
+    target = profile.seconds(company_id, request.path.encode() + b"\n" + request.body, results)
+    if target <= 0:
+        return
+    CompanyLoad.objects.filter(company_id=company_id.strip().upper()).update(
+        latency_seconds=F("latency_seconds") + target)
+    time.sleep(max(0.0, target - spent))
 
 
 def _compressed(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
@@ -343,7 +362,9 @@ def _run_query(grant: OAuthGrant, raw: bytes) -> HttpResponse:
         "previous": max(1, start - size) if start > 1 else None,
     }
     rows = [flat_record(robj, fields, rec, tz) for rec in records]
-    return _json({"ia::result": rows, "ia::meta": meta})
+    response = _json({"ia::result": rows, "ia::meta": meta})
+    response.simulated_results = [(robj.xml_name, len(rows))]  # type: ignore[attr-defined]
+    return response
 
 
 # --- object endpoints --------------------------------------------------------------------------------

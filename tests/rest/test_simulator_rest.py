@@ -285,3 +285,22 @@ def test_sender_authorisation_withdrawn_in_the_company_refuses_rest_calls(client
     authorize_sender(company, rest_app.sender_id, active=False)
     answer = q(client, access, {"object": "accounts-payable/bill", "fields": ["key"]})
     assert answer.status_code == 403
+
+
+def test_latency_profile_holds_rest_answers_like_xml_ones(client, company, rest_app, settings):
+    import time
+
+    from simulator.models import CompanyLoad
+
+    access = cc_token(client)
+    settings.SIMULATOR_LATENCY_PROFILE = "page_seconds=0.5,page_rows=10,jitter=0.1,seed=3"
+    started = time.monotonic()
+    answer = q(client, access, {"object": "general-ledger/account", "fields": ["id"], "size": 10})
+    took = time.monotonic() - started
+    assert answer.status_code == 200 and len(answer.json()["ia::result"]) == 10
+    added = CompanyLoad.objects.get(company_id="TEST-CO").latency_seconds
+    assert 0.45 <= added <= 0.55 and took >= added
+    # A refused call is not held.
+    started = time.monotonic()
+    assert q(client, access, {"object": "general-ledger/account", "fields": ["nope"]}).status_code == 400
+    assert time.monotonic() - started < 0.4
