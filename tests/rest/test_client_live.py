@@ -215,3 +215,28 @@ def test_each_page_is_one_billed_call(live):
     with cc_client(live) as client:
         list(client.query("accounts-payable/bill", ["key"], size=1000))
     assert month_usage(live["company"]) == before + 3
+
+
+def test_no_token_code_or_secret_is_stored_in_plain_text_by_the_simulator(live, caplog):
+    from tests.security.test_no_plaintext_secrets import database_rows
+
+    caplog.set_level(logging.DEBUG)
+    pkce = Pkce.new()
+    code = approve_in_browser_like_http(
+        live, authorization_url(config(live), redirect_uri=REDIRECT_URI, state="state-42", pkce=pkce))
+    saved: list[TokenSet] = []
+    with IntacctRestClient(config(live)) as client:
+        client.exchange_code(code, redirect_uri=REDIRECT_URI, code_verifier=pkce.verifier, on_tokens=saved.append)
+        client.renew_access_token()
+        client.query_page("accounts-payable/bill", ["key"], size=1)
+    secrets = {code, pkce.verifier, CLIENT_SECRET, DEMO_PASSWORD}
+    secrets |= {t.access_token for t in saved} | {t.refresh_token for t in saved if t.refresh_token}
+    assert len(secrets) == 8
+    for table, rows in database_rows().items():
+        for row in rows:
+            assert not any(secret in row for secret in secrets), table
+    # Our client's and the simulator's own lines (the test's stand-in browser is httpx at DEBUG: it prints the
+    # redirect's Location, code included, as any HTTP debug log of a browser would).
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("connector", "simulator",
+                                                                                         "django", "wizard"))
+    assert ours and not any(secret in ours for secret in secrets)
