@@ -359,7 +359,7 @@ class IntacctRestClient:
                                                           function=function, reader=reader)
                 if status == 200:
                     return result
-                raise api_error(status, result, function=function,
+                raise api_error(status, result, function=function, content_type=headers.get("content-type", ""),
                                 retry_after=retry_after_seconds(headers.get("retry-after")))
             except TokenInvalid:
                 if refreshed:

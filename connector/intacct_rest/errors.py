@@ -104,7 +104,8 @@ def error_details(body: bytes) -> list[ErrorDetail]:
     )]
 
 
-def api_error(status: int, body: bytes, *, function: str, retry_after: float | None = None) -> IntacctError:
+def api_error(status: int, body: bytes, *, function: str, retry_after: float | None = None,
+              content_type: str = "") -> IntacctError:
     """The typed error of a non-2xx API answer (HTTP status first, Intacct's words kept for people)."""
     errors = error_details(body)
     text = "; ".join(e.text() for e in errors if e.text()) or f"HTTP {status}"
@@ -113,6 +114,12 @@ def api_error(status: int, body: bytes, *, function: str, retry_after: float | N
         return RateLimited(text, level="http", retry_after=retry_after, **common)
     if status >= 500:
         return GatewayUnavailable(text, level="http", **common)
+    if "html" in content_type.lower():
+        # A CDN's error page in front of the API (a Cloudflare-style 403): an outage, not an answer
+        # about this company, whatever its status says.
+        snippet = body[:200].decode("utf-8", "replace")
+        return InvalidResponse(f"HTML instead of JSON (HTTP {status}): {snippet}", level="http", permanent=False,
+                               http_status=status, function=function)
     if status == 401:
         return TokenInvalid(text, **common)
     if status == 403:

@@ -240,3 +240,31 @@ def test_no_token_code_or_secret_is_stored_in_plain_text_by_the_simulator(live, 
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("connector", "simulator",
                                                                                          "django", "wizard"))
     assert ours and not any(secret in ours for secret in secrets)
+
+
+FAULTS = [("http5xx", errors.GatewayUnavailable), ("http524", errors.GatewayUnavailable),
+          ("html_error", errors.GatewayUnavailable), ("html_error-403", errors.InvalidResponse),
+          ("http429", errors.RateLimited),
+          ("drop", errors.ConnectionDropped), ("malformed", errors.InvalidResponse),
+          ("offline", errors.GatewayUnavailable), ("slow", None)]
+
+
+@pytest.mark.parametrize(("kind", "cls"), FAULTS, ids=[k for k, _ in FAULTS])
+def test_each_simulator_fault_is_retried_then_reported_as_transient(live, kind, cls):
+    from simulator import faults
+
+    kind, _, status = kind.partition("-")
+    options = {"delay_ms": 50} if kind == "slow" else {"status": int(status or 503)} \
+        if kind in ("http5xx", "html_error") else {}
+    with cc_client(live) as client:
+        client.renew_access_token()
+        faults.set_fault(live["company"], kind, count=1, **options)
+        page = client.query_page("accounts-payable/bill", ["key"], size=3)  # one fault, then the answer
+        assert [r["key"] for r in page.records] == ["1", "2", "3"]
+        if cls is None:
+            return
+        faults.set_fault(live["company"], kind, count=3, **options)  # every attempt hit
+        with pytest.raises(cls) as caught:
+            client.query_page("accounts-payable/bill", ["key"], size=3)
+    assert policy.action_for(caught.value) == policy.Action.RETRY, caught.value
+    assert len(live["sleeps"]) == 3  # one retry for the first fault, two for the second
