@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,7 +159,8 @@ class IntacctRestClient:
 
     # --- tokens -----------------------------------------------------------------------------------
     def exchange_code(self, code: str, *, redirect_uri: str, code_verifier: str | None = None,
-                      on_tokens: Any = None, refresh_token_lifetime: float | None = None) -> TokenSet:
+                      on_tokens: Callable[[TokenSet], None] | None = None,
+                      refresh_token_lifetime: float | None = None) -> TokenSet:
         """Redeem the authorization code from the redirect; the client then uses these tokens."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if code_verifier:
