@@ -405,7 +405,7 @@ def _with_company(
     if "malformed" in hits:
         return HttpResponse(text[: max(40, len(text) // 2)], content_type="text/xml; charset=UTF-8"), slept
     if "drop" in hits:
-        return _dropped_response(request, text), slept
+        return dropped_response(request, text), slept
     return HttpResponse(text, content_type="text/xml; charset=UTF-8"), slept
 
 
@@ -414,7 +414,7 @@ def _fault_response(control: Control, fault: dict[str, Any]) -> HttpResponse:
     if kind == "http429":
         return rate_limited(control)
     if kind == "html_error":
-        return _cdn_error_page(fault.get("status", 503))
+        return cdn_error_page(fault.get("status", 503))
     if kind == "http524":
         return HttpResponse(
             "<!DOCTYPE html><html><head><title>524: A timeout occurred</title></head><body>"
@@ -441,7 +441,7 @@ CDN_ERRORS = {
 }
 
 
-def _cdn_error_page(status: int) -> HttpResponse:
+def cdn_error_page(status: int) -> HttpResponse:
     """An HTML page from the CDN in front of the gateway, in Cloudflare's layout (title 'Error NNN')."""
     title, text = CDN_ERRORS.get(status, CDN_ERRORS[503])
     ray = secrets.token_hex(8)
@@ -478,7 +478,7 @@ def _socket_of(request: HttpRequest) -> Any:
     return None
 
 
-def _dropped_response(request: HttpRequest, text: str) -> StreamingHttpResponse:
+def dropped_response(request: HttpRequest, text: str) -> StreamingHttpResponse:
     data = text.encode()
     sock = _socket_of(request)
 
@@ -532,7 +532,7 @@ def _auth_failure_xml(op: Operation, company: SimCompany | None, error: ErrorTup
     )
 
 
-def _ip_allowed(company: SimCompany, address: str) -> bool:
+def ip_allowed(company: SimCompany, address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -556,7 +556,7 @@ def _company_checks(request: HttpRequest, control: Control, company: SimCompany)
             "Subscribe to Web Services in Company > Admin > Subscriptions.",
         )
     address = request.META.get("REMOTE_ADDR", "")
-    if company.ip_filter_enabled and not _ip_allowed(company, address):
+    if company.ip_filter_enabled and not ip_allowed(company, address):
         return (
             "XL03000006",
             "IP address not allowed",

@@ -261,3 +261,60 @@ class ApiUsage(models.Model):
     class Meta:
         unique_together = [("company", "month")]
         ordering = ["-month"]
+
+
+# --- REST API and OAuth 2.0 (see docs/protocol-choices.md, "REST API") ------------------------------------
+class RestApp(models.Model):
+    """An application registered in the (simulated) Sage App Registry: client ID, secret, its Web Services sender.
+
+    Approving an authorisation request as a company admin authorises ``sender_id`` for that company, the same
+    ``SenderAuthorization`` row the XML gateway checks, so one company answers both protocols alike.
+    """
+
+    client_id = models.CharField(max_length=200, unique=True)
+    client_secret_hash = models.CharField(max_length=256)
+    sender_id = models.CharField(max_length=128)
+    redirect_uris = models.JSONField(default=list, blank=True)
+    access_token_seconds = models.PositiveIntegerField(default=43200)
+    refresh_token_seconds = models.PositiveIntegerField(default=180 * 86400)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.client_id
+
+
+GRANT_KINDS = [("authorization_code", "Authorization code"), ("client_credentials", "Client credentials")]
+
+
+class OAuthGrant(models.Model):
+    """One authorisation of an app for a user of a company; its access tokens name it, so revoking it ends them.
+
+    ``refresh_hash`` is the hash of the one current refresh token: every refresh replaces it (rotation).
+    """
+
+    app = models.ForeignKey(RestApp, on_delete=models.CASCADE, related_name="grants")
+    company = models.ForeignKey(SimCompany, on_delete=models.CASCADE, related_name="oauth_grants")
+    user = models.ForeignKey(SimUser, on_delete=models.CASCADE, related_name="oauth_grants")
+    entity = models.ForeignKey(Entity, null=True, blank=True, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=20, choices=GRANT_KINDS, default="authorization_code")
+    refresh_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=20, blank=True, help_text="revoked, superseded or consent")
+    refreshes = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class AuthorizationCode(models.Model):
+    """A one-time code from the authorize page, redeemed at the token endpoint (PKCE when a challenge was sent)."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    app = models.ForeignKey(RestApp, on_delete=models.CASCADE)
+    company = models.ForeignKey(SimCompany, on_delete=models.CASCADE)
+    user = models.ForeignKey(SimUser, on_delete=models.CASCADE)
+    entity = models.ForeignKey(Entity, null=True, blank=True, on_delete=models.CASCADE)
+    redirect_uri = models.CharField(max_length=500)
+    scope = models.CharField(max_length=200, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    code_challenge_method = models.CharField(max_length=10, blank=True)
+    expires_at = models.DateTimeField()
+    used = models.BooleanField(default=False)

@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
 from simulator import views
 
 app_name = "simulator"
 urlpatterns = [
     path("ia/xml/xmlgw.phtml", views.gateway, name="gateway"),
+    path("ia/api/v1/", include("simulator.rest_urls")),
     path("", views.home, name="home"),
     path("mailbox/", views.mailbox, name="mailbox"),
     path("senders/", views.senders, name="senders"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("companies/<str:company_id>/admin/roles/", views.roles, name="roles"),
     path("companies/<str:company_id>/admin/roles/<int:role_id>/", views.role_edit, name="role_edit"),
     path("companies/<str:company_id>/admin/users/", views.users, name="users"),
+    path("companies/<str:company_id>/admin/applications/", views.applications_page, name="applications"),
     path("companies/<str:company_id>/admin/users/<int:user_id>/", views.user_edit, name="user_edit"),
     path("companies/<str:company_id>/faults/", views.faults, name="faults"),
     path("companies/<str:company_id>/stats/", views.stats, name="stats"),

@@ -10,6 +10,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from simulator import gateway as gateway_module
+from simulator import oauth
 from simulator.company_rules import applications
 from simulator.faults import FAULT_KINDS, clear_faults, set_fault
 from simulator.forms import (
@@ -28,7 +29,7 @@ from simulator.forms import (
 )
 from simulator.inflight import inflight_reset, inflight_stats
 from simulator.metering import month_usage
-from simulator.models import Entity, Mail, Role, Sender, SenderAuthorization, SimCompany, SimUser
+from simulator.models import Entity, Mail, OAuthGrant, Role, Sender, SenderAuthorization, SimCompany, SimUser
 from simulator.services import (
     PERMISSION_CATALOG,
     PermSpec,
@@ -472,3 +473,23 @@ def senders(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Sender ID {sender.sender_id} registered.")
         return redirect("simulator:senders")
     return _page(request, "senders.html", None, ["Web Services senders"], form=form, senders=Sender.objects.all())
+
+
+@require_http_methods(["GET", "POST"])
+def applications_page(request: HttpRequest, company_id: str) -> HttpResponse:
+    """Company > Admin > Connected applications: REST API authorisations (OAuth grants) and their withdrawal."""
+    company = _company(company_id)
+    action = request.POST.get("action", "")
+    if action == "revoke" and request.method == "POST":
+        grant = get_object_or_404(OAuthGrant, company=company, pk=_id(request.POST.get("grant")))
+        OAuthGrant.objects.filter(pk=grant.pk, revoked_reason="").update(revoked_reason="revoked")
+        messages.success(request, f"Authorization of {grant.app.client_id} by {grant.user.login_id} revoked.")
+        return redirect("simulator:applications", company_id=company.company_id)
+    if action == "disconnect" and request.method == "POST":
+        client_id = request.POST.get("client_id", "")
+        ended = oauth.withdraw_consent(company, client_id)
+        messages.success(request, f"{client_id} disconnected: {ended} authorization(s) ended.")
+        return redirect("simulator:applications", company_id=company.company_id)
+    grants = OAuthGrant.objects.filter(company=company).select_related("app", "user", "entity").order_by("-created")
+    return _page(request, "applications.html", company, ["Company", "Admin", "Connected applications"],
+                 grants=grants, apps=sorted({g.app.client_id for g in grants if not g.revoked_reason}))

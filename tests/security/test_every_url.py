@@ -120,6 +120,13 @@ RULES: dict[str, Rule] = {
     "simulator:stats": Rule(get=same(200), post=same(200)),
     "simulator:senders": Rule(get=same(200), post=same(200)),
     "simulator:entities": Rule(get=same(200), post=same(200)),
+    "simulator:applications": Rule(get=same(200), post=same(200)),  # a POST without an action shows the page
+    # the simulated REST API (issue 17): an unknown client is shown an error page, never redirected to
+    "simulator:rest_authorize": Rule(get=same(400), post=same(400)),
+    "simulator:rest_token": Rule(get=same(405), post=same(401)),  # no client credentials: invalid_client
+    "simulator:rest_revoke": Rule(get=same(405), post=same(401)),
+    "simulator:rest_query": Rule(get=same(405), post=same(401)),  # no bearer token: 401 tokenInvalid
+    "simulator:rest_objects": Rule(get=same(401), post=same(405)),
     # --- Django's admin (staff only): its own URLs; every model page is listed by ADMIN_MODEL_VIEWS below
     "admin:index": Rule(get=ADMIN_ONLY, post=ADMIN_ONLY),
     "admin:login": Rule(get=(200, 200, 200, 200, REDIRECT), post=same(200)),
@@ -247,7 +254,7 @@ def world(organisation, other_organisation, settings) -> World:
         "company_id": company.company_id, "role_id": role.id, "user_id": sim_user.id,
         "uidb64": urlsafe_base64_encode(force_bytes(alice.pk)), "token": "not-a-valid-token",
         "app_label": "connector", "content_type_id": ContentType.objects.get_for_model(Connection).id,
-        "url": "no-such-admin-page/", "id": alice.pk,
+        "url": "no-such-admin-page/", "id": alice.pk, "object_path": "accounts-payable/bill",
     }
     users = {"anonymous": None, "other_admin": User.objects.get(username="olga"), "support": support,
              "org_admin": alice, "superuser": root}
@@ -384,7 +391,10 @@ def test_metrics_token(world, settings):
 
 # --- CSRF: every POST of a logged-in person needs the token ------------------------------------
 
-CSRF_EXEMPT = {"simulator:gateway"}  # the XML gateway is an API called by servers, like Intacct's
+# The XML gateway and the REST API are called by servers, like Intacct's (authenticated by credentials and
+# tokens in the request, never by a cookie); the OAuth sign-in page is a page and keeps its CSRF check.
+CSRF_EXEMPT = {"simulator:gateway", "simulator:rest_token", "simulator:rest_revoke", "simulator:rest_query",
+               "simulator:rest_objects"}
 
 
 def test_every_post_without_a_csrf_token_is_refused(world, nothing_leaves):
