@@ -2,13 +2,17 @@
 
 Every object in connector.objects is synced the same way, driven by its row:
 
+- **Objects at once**: as many of the connection's objects are read at the same time as the company's
+  concurrency limit, each in its own thread holding one of the company's request slots, so a company of
+  small objects is not read one round trip after another.
 - **Full read** (first sync, or a full re-read): keyset on RECORDNO, 2,000 records a page, each page
   upserted and its position committed in one transaction, so a crash resumes from the last saved page.
-  After the first page, an object with more than two pages left is split in two RECORDNO ranges read by
-  two threads (only when the company's concurrency limit allows two requests at once): up to a point
-  estimated from the first page's RECORDNOs, and from there with no upper bound, so a wrong estimate
-  costs balance, never a record or a call. Pages are written by the calling thread only, while the
-  readers fetch the next pages (a few pages ahead at most).
+  After the first page, an object with pages left is split into RECORDNO ranges, one more than the
+  company's limit, at points estimated from the first page's RECORDNOs (the last range has no upper
+  bound, so a wrong estimate costs balance, never a record). Each range reader takes a slot only for a
+  request's round trip and parses the answer after giving it back, so while one parses another's request
+  keeps the slot busy; a reader done with its range takes over half of the range with the most left.
+  Pages are written by the object's thread only, while the readers fetch the next pages (a few ahead).
 - **Incremental**: keyset on (WHENMODIFIED, RECORDNO) from the saved position minus an overlap window
   (Intacct's timestamps are company-local, to the second); a sync with nothing changed is one query.
 - **Reconcile**: RECORDNO-only keyset pages; records we hold that Intacct no longer has are marked deleted.

@@ -8,6 +8,8 @@ the same deadline, so transports handed in by tests (mock, WSGI) are bounded too
 """
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -131,12 +133,19 @@ class _Body(httpx.SyncByteStream):
             close()
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for the process: loading the CA bundle costs ~80 ms of CPU, once per client
+    before (each sync and validation makes a client); a context is safe to share between connections."""
+    return httpx.create_ssl_context()
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """HTTP/1.1 over a connection pool whose sockets honour :func:`request_deadline`."""
 
     def __init__(self) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
+            ssl_context=shared_ssl_context(), max_connections=100, max_keepalive_connections=20,
             keepalive_expiry=5.0, http1=True, http2=False, network_backend=_DeadlineBackend())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
