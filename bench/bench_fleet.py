@@ -188,9 +188,14 @@ class Fleet:
         workers = children_cpu() - base - simulator
         own = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - self.started
+        cpus = os.cpu_count() or 1
         print(f"CPU used: simulator {simulator:.0f} s, Celery workers {workers:.0f} s, benchmark process "
               f"{own.ru_utime + own.ru_stime:.0f} s (PostgreSQL not counted); {wall:.0f} s wall on "
-              f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}")
+              f"{cpus} CPUs, load average now {os.getloadavg()[0]:.1f}")
+        # On a small machine the CPU, not the schedule, can be what limits: no schedule finishes before the
+        # simulator's and the workers' CPU time, spread over every CPU, has been spent.
+        print(f"CPU floor: (simulator + workers) {simulator + workers:.0f} CPU-s / {cpus} CPUs = "
+              f"{(simulator + workers) / cpus:.1f} s (the page-time bound assumes CPU is free)")
 
     def stop(self, processes: list[subprocess.Popen] | None = None) -> None:
         for proc in self.processes if processes is None else processes:
