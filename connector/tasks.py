@@ -80,3 +80,11 @@ def runs_sweep() -> int:
 
     closed = sync.interrupted_sweep()
     return closed + monitoring.abandoned_runs_close()
+
+
+@shared_task(name="connector.feed_purge_tombstones", ignore_result=True)
+def feed_purge_tombstones() -> int:
+    """Beat: drop deletions older than the change feed's retention (consumers behind them get 410)."""
+    from connector import feed
+
+    return feed.purge_tombstones()

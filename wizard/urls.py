@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from wizard import dashboard, ops, ratelimit, status_api, views
+from wizard import dashboard, feed_api, ops, ratelimit, status_api, views
 
 urlpatterns = [
     path("", include("wizard.records_urls")),  # synced data (issue 6)
@@ -32,6 +32,7 @@ urlpatterns = [
     path("support/connections/<int:connection_id>/step-link/", dashboard.dashboard_step_link,
          name="dashboard_step_link"),
     path("api/v1/organisations/<slug:slug>/status/", status_api.connection_status, name="api_connection_status"),
+    path("api/v1/organisations/<slug:slug>/changes/", feed_api.changes, name="api_changes"),
     path("healthz", ops.healthz, name="healthz"),
     path("metrics", ops.metrics, name="metrics"),
 ]

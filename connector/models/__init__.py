@@ -26,3 +26,6 @@ from connector.models.sync import (  # noqa: E402 - one import block per area
 )
 
 __all__ += ["ApiToken", "CompanySlot", "Record", "SyncCursor", "SyncObjectRun", "SyncRun", "SyncSettings"]
+from connector.models.feed import FeedCounter  # noqa: E402
+
+__all__ += ["FeedCounter"]

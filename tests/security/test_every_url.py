@@ -86,6 +86,7 @@ RULES: dict[str, Rule] = {
     "api_objects": Rule(get=API_READ, post=same(405)),
     "api_records": Rule(get=API_READ, post=same(405)),
     "api_connection_status": Rule(get=API_READ, post=same(405)),
+    "api_changes": Rule(get=API_READ, post=same(405)),
     # --- support dashboard and operations
     "dashboard": Rule(get=SUPPORT_READ, post=GET_ONLY_POST),
     "dashboard_export": Rule(get=SUPPORT_READ, post=GET_ONLY_POST),
@@ -368,7 +369,7 @@ def test_other_organisations_api_token_opens_nothing_of_a(world):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {world.token_b}"}
     slug = world.values["slug"]
     for url in (reverse("api_objects", args=[slug]), reverse("api_records", args=[slug, "USERINFO"]),
-                reverse("api_connection_status", args=[slug])):
+                reverse("api_connection_status", args=[slug]), reverse("api_changes", args=[slug])):
         response = Client().get(url, **headers)
         assert response.status_code == 401, url
         assert b"jdoe" not in response.content and b"ACME" not in response.content
