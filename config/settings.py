@@ -372,6 +372,13 @@ CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule"
 FEED_RETENTION_DAYS = env.int("FEED_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["feed-purge-tombstones"] = {"task": "connector.feed_purge_tombstones",
                                                  "schedule": 24 * 3600.0}
+# Webhooks: seconds between attempts after each failure (about 24 h in all, then the endpoint is disabled),
+# how long a rotated secret keeps signing beside the new one, and plain http to loopback (development only).
+WEBHOOK_RETRY_SCHEDULE_SECONDS = env.list("WEBHOOK_RETRY_SCHEDULE_SECONDS", cast=int,
+                                          default=[5, 300, 1800, 7200, 18000, 36000, 22000])
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
+WEBHOOK_ALLOW_LOOPBACK_HTTP = not PRODUCTION and env.bool("WEBHOOK_ALLOW_LOOPBACK_HTTP", default=True)
+CELERY_BEAT_SCHEDULE["webhooks-due"] = {"task": "connector.webhooks_due", "schedule": 10.0}
 
 # --- Security (issue 8) ---------------------------------------------------------------------
 # Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is

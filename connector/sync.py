@@ -658,7 +658,7 @@ class SyncEngine:
                     continue
                 to_write.append((recordno, str(record.get(key_field) or "")[:200], modified, _to_json(record)))
             if to_write:  # each written record takes the connection's next change number (connector.feed)
-                _upsert(self.connection.pk, definition.name, to_write, now,
+                upsert_page(self.connection.pk, definition.name, to_write, now,
                         first_seq=feed.reserve(self.connection.pk, len(to_write)))
             if unchanged:
                 Record.objects.filter(connection=self.connection, object_name=definition.name,
@@ -906,8 +906,8 @@ def _upsert_rows_per_statement(raw_connection) -> int:
     return max(1, raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _UPSERT_PARAMS_PER_ROW)
 
 
-def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime, *,
-            first_seq: int) -> None:
+def upsert_page(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime, *,
+                first_seq: int) -> None:
     """INSERT ... ON CONFLICT DO UPDATE of a page, without the ORM's per-row model instances, on the DB-API
     connection itself (inside the caller's transaction): Django's cursor wrappers would rewrite the placeholders
     of a long statement and, with DEBUG, quote all its parameters for the query log with one more query.

@@ -29,3 +29,6 @@ __all__ += ["ApiToken", "CompanySlot", "Record", "SyncCursor", "SyncObjectRun", 
 from connector.models.feed import FeedCounter  # noqa: E402
 
 __all__ += ["FeedCounter"]
+from connector.models.webhooks import WebhookEndpoint, WebhookMessage, WebhookNotice  # noqa: E402
+
+__all__ += ["WebhookEndpoint", "WebhookMessage", "WebhookNotice"]

@@ -1,0 +1,177 @@
+"""Benchmark: the change feed with 1,000,000 APBILL in one connection (issue 16).
+
+Prints, on PostgreSQL (database ``intacct_bench_feed`` of its own, dropped and created again on the server
+given, default postgres://postgres@127.0.0.1:5432; never another database):
+
+- the sync write path's throughput without and with the sequence: 1,000,000 APBILL (the simulator's own
+  generated records, the fields the sync asks for) stored in 2,000-record pages by the function the sync
+  uses (``connector.sync.upsert_page`` in a transaction). "Without" is the table as it was before the feed: no
+  ``change_seq`` indexes and no counter; "with" reserves the page's numbers from the connection's counter row
+  and keeps both feed indexes. Both start from an empty table. Target: the sequence costs < 10 %.
+- reading the whole feed through GET /api/v1/organisations/<slug>/changes/ (Django's test client in this
+  process: token check, view, JSON) in pages of 1,000: per-page p50 / p95 / max (target p95 < 50 ms) and the
+  SQL queries per page (target: the same on every page).
+- the same feed read after 50,000 of the records changed again (the feed's tail, behind most of the table).
+
+Run: `.venv/bin/python bench/bench_feed.py [--records N] [--database-url postgres://...]`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
+BENCH_DATABASE = "intacct_bench_feed"
+PAGE = 2000
+
+
+def recreate_database(server_url: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    parts = urllib.parse.urlsplit(server_url)
+    maintenance = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + BENCH_DATABASE, "", ""))
+
+
+def pages_of_bills(count: int):
+    """The simulator's APBILL records 1..count, as the sync receives them, in pages of 2,000 rows ready to
+    upsert: (recordno, key, whenmodified ISO, JSON text)."""
+    from connector import objects, sync
+    from simulator.demo import build_company
+    from simulator.records import OBJECTS as SIM_OBJECTS
+    from simulator.records import gen_for
+
+    company = build_company("BFEED", sizes={"APBILL": count}).company
+    obj = SIM_OBJECTS["APBILL"]
+    gen = gen_for(company, obj)
+    fields = objects.OBJECTS_BY_NAME["APBILL"].fields
+    for start in range(1, count + 1, PAGE):
+        rows = []
+        for i in range(start, min(count, start + PAGE - 1) + 1):
+            generated = obj.generate(gen, i)
+            record = {name: generated.get(name, "") for name in fields}
+            rows.append((int(record["RECORDNO"]), str(record["RECORDNO"]),
+                         sync.iso_from_intacct(record.get("WHENMODIFIED")), json.dumps(record, separators=(",", ":"))))
+        yield rows
+
+
+def store_all(connection_id: int, pages: list[list[tuple]], *, with_sequence: bool) -> float:
+    """The sync's write of every page (one transaction a page); returns seconds."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from connector import feed, sync
+
+    started = time.perf_counter()
+    for rows in pages:
+        with transaction.atomic():
+            first = feed.reserve(connection_id, len(rows)) if with_sequence else 0
+            sync.upsert_page(connection_id, "APBILL", rows, timezone.now(), first_seq=first)
+    return time.perf_counter() - started
+
+
+def read_feed(slug: str, token: str) -> tuple[list[float], list[int], int]:
+    from django.db import connection as db_connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    url = f"/api/v1/organisations/{slug}/changes/"
+    cursor, times, queries, changes = None, [], [], 0
+    while True:
+        params = {"object": "APBILL", "limit": 1000}
+        if cursor:
+            params["after"] = cursor
+        with CaptureQueriesContext(db_connection) as captured:
+            started = time.perf_counter()
+            response = client.get(url, params, **headers)
+            body = response.json()
+            times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.content[:200]
+        queries.append(len(captured.captured_queries))
+        changes += len(body["changes"])
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            return times, queries, changes
+
+
+def describe(label: str, times: list[float], queries: list[int], changes: int) -> None:
+    ordered = sorted(times)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    print(f"{label}: {changes:,} changes in {len(times)} pages; per page p50 {statistics.median(times):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms (target p95 < 50 ms); SQL queries per page "
+          f"{min(queries)}-{max(queries)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=POSTGRES_SERVER,
+                        help="the server to use (a database of its own is made on it)")
+    args = parser.parse_args()
+    os.environ["DATABASE_URL"] = recreate_database(args.database_url)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection as db_connection
+
+    call_command("migrate", verbosity=0)
+    from connector import services
+    from connector.models import ApiToken, Record
+
+    organisation = services.organisation_create(name="Bench feed", slug="bench-feed")
+    connection = services.connection_get(organisation=organisation)
+    _, token = ApiToken.issue(organisation=organisation, name="bench")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"== PostgreSQL {db_connection.pg_version // 10000} ({BENCH_DATABASE}) == "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}")
+    started = time.perf_counter()
+    pages = list(pages_of_bills(args.records))
+    print(f"generated {args.records:,} APBILL in {time.perf_counter() - started:.0f}s (not timed below)")
+
+    table = Record._meta.db_table
+    with db_connection.cursor() as cursor:
+        cursor.execute("DROP INDEX record_feed")
+        cursor.execute("DROP INDEX record_feed_object")
+    without = store_all(connection.pk, pages, with_sequence=False)
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")  # noqa: S608 - our own table name
+        cursor.execute(f"CREATE INDEX record_feed ON {table} (connection_id, change_seq)")  # noqa: S608
+        cursor.execute(f"CREATE INDEX record_feed_object ON {table} (connection_id, object_name, change_seq)")  # noqa: S608
+    with_seq = store_all(connection.pk, pages, with_sequence=True)
+    cost = (with_seq - without) / without * 100
+    print(f"write path, {args.records:,} APBILL in {len(pages)} pages of {PAGE:,}: without the sequence "
+          f"{without:.1f}s ({args.records / without:,.0f} records/s), with it {with_seq:.1f}s "
+          f"({args.records / with_seq:,.0f} records/s): {cost:+.1f} % (target < 10 %)")
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # noqa: S608
+
+    describe("whole feed, object=APBILL, limit=1000", *read_feed("bench-feed", token))
+    # 50,000 records change again (an update every 20th record): they move to the feed's tail.
+    from connector import sync as sync_module
+
+    again = [[row for row in rows if row[0] % 20 == 0] for rows in pages[: max(1, len(pages))]]
+    store_all(connection.pk, [rows for rows in again if rows], with_sequence=True)
+    describe("whole feed after 5 % changed again", *read_feed("bench-feed", token))
+    del sync_module
+
+
+if __name__ == "__main__":
+    main()
