@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from wizard import dashboard, feed_api, ops, ratelimit, status_api, views, webhooks
+from wizard import dashboard, feed_api, openapi, ops, ratelimit, status_api, views, webhooks
 
 urlpatterns = [
     path("", include("wizard.records_urls")),  # synced data (issue 6)
@@ -32,6 +32,7 @@ urlpatterns = [
     path("support/connections/<int:connection_id>/step-link/", dashboard.dashboard_step_link,
          name="dashboard_step_link"),
     path("api/v1/organisations/<slug:slug>/status/", status_api.connection_status, name="api_connection_status"),
+    path("api/v1/openapi.json", openapi.openapi_json, name="openapi"),
     path("api/v1/organisations/<slug:slug>/changes/", feed_api.changes, name="api_changes"),
     path("api/v1/organisations/<slug:slug>/webhooks/", webhooks.api_webhooks, name="api_webhooks"),
     path("api/v1/organisations/<slug:slug>/webhooks/<int:endpoint_id>/", webhooks.api_webhook, name="api_webhook"),

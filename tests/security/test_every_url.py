@@ -95,6 +95,7 @@ RULES: dict[str, Rule] = {
     "api_records": Rule(get=API_READ, post=same(405)),
     "api_connection_status": Rule(get=API_READ, post=same(405)),
     "api_changes": Rule(get=API_READ, post=same(405)),
+    "openapi": Rule(get=same(200), post=same(405)),  # the API's description: public, no data
     # webhooks through the API: reads as every API; writes need the organisation's token (a session gets 401)
     "api_webhooks": Rule(get=API_READ, post=same(401)),
     "api_webhook": Rule(get=API_READ, post=same(405)),
