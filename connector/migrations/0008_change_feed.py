@@ -44,9 +44,5 @@ class Migration(migrations.Migration):
             model_name='record',
             index=models.Index(fields=['connection', 'change_seq'], name='record_feed'),
         ),
-        migrations.AddIndex(
-            model_name='record',
-            index=models.Index(fields=['connection', 'object_name', 'change_seq'], name='record_feed_object'),
-        ),
         migrations.RunPython(number_existing_records, migrations.RunPython.noop),
     ]

@@ -20,8 +20,16 @@ from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connector import crypto, sync, webhooks
-from connector.models import ApiToken, AuditEvent, SyncRun, WebhookEndpoint, WebhookMessage
+from connector import crypto, services, sync, webhooks
+from connector.models import (
+    ApiToken,
+    AuditEvent,
+    Connection,
+    SyncRun,
+    ValidationRun,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 from tests.conftest import wait_for
 
 
@@ -321,3 +329,26 @@ def test_a_real_sync_through_the_worker_sends_signed_sync_finished_and_records_c
     assert len(page["changes"]) == apbill["changes"] == 700
     assert page["changes"][-1]["seq"] == apbill["last_seq"]
     assert WebhookMessage.objects.filter(status=WebhookMessage.Status.DELIVERED).count() == len(receiver.requests)
+
+
+def test_status_changes_and_finished_validations_become_events_with_the_cause_and_the_wizard_step(synced):
+    endpoint, _ = endpoint_for(synced.organisation, "https://hooks.platform.example/in",
+                               events=["connection.status_changed", "validation.finished"])
+    connection = synced.connection
+    run = ValidationRun.objects.create(connection=connection, status=ValidationRun.Status.FAILED,
+                                       failed_check="read_apbill", failed_step=4, summary="Bills View is missing.",
+                                       finished_at=timezone.now())
+    services.connection_transition(connection=connection, to=Connection.Status.NEEDS_ATTENTION,
+                                   check_key="read_apbill", run=run, reason="Bills View is missing.",
+                                   cause="permission_missing")
+    run.save()  # saved again after it finished (a counter, a summary): still one event
+    sent = {m.event_type: json.loads(m.payload) for m in WebhookMessage.objects.filter(endpoint=endpoint)}
+    assert WebhookMessage.objects.filter(endpoint=endpoint).count() == 2
+    status = sent["connection.status_changed"]["data"]
+    assert (status["from"], status["to"], status["cause"], status["failing_check"], status["wizard_step"]) == \
+        ("connected", "needs_attention", "permission_missing", "read_apbill", 4)
+    validation = sent["validation.finished"]["data"]
+    assert (validation["validation_id"], validation["status"], validation["wizard_step"]) == (run.pk, "failed", 4)
+    # An event nobody subscribed to makes no message.
+    SyncRun.objects.create(connection=connection, status=SyncRun.Status.SUCCEEDED, finished_at=timezone.now())
+    assert not WebhookMessage.objects.filter(event_type="sync.finished").exists()
