@@ -30,7 +30,9 @@ from connector.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
+from connector.models.webhooks import EVENT_TYPES
 from tests.conftest import wait_for
+from tests.wizard.conftest import PASSWORD
 
 
 class Receiver:
@@ -352,3 +354,33 @@ def test_status_changes_and_finished_validations_become_events_with_the_cause_an
     # An event nobody subscribed to makes no message.
     SyncRun.objects.create(connection=connection, status=SyncRun.Status.SUCCEEDED, finished_at=timezone.now())
     assert not WebhookMessage.objects.filter(event_type="sync.finished").exists()
+
+
+def test_in_the_browser_the_admin_adds_an_endpoint_reads_the_log_and_resends(page, live_server, synced, receiver,
+                                                                            celery_worker):
+    base = live_server.url
+    page.goto(base + "/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{base}/organisations/acme/webhooks/")
+    page.get_by_label("URL").fill(receiver.url)
+    page.get_by_role("button", name="Add the endpoint").click()
+    shown = page.get_by_role("status").inner_text()
+    endpoint = WebhookEndpoint.objects.get(organisation=synced.organisation)
+    secret = crypto.decrypt(endpoint.secret_token)
+    assert secret in shown and sorted(endpoint.events) == sorted(EVENT_TYPES)
+    # A real event, delivered by the real worker.
+    services.connection_transition(connection=synced.connection, to=Connection.Status.BROKEN, check_key="login",
+                                   reason="The password was refused.", cause="password_refused")
+    wait_for(lambda: len(receiver.requests) == 1, timeout=30, message="the event to arrive")
+    assert Webhook(secret).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])["data"]["to"] == \
+        "broken"
+    page.get_by_role("link", name=receiver.url).click()
+    log = page.locator("#delivery-log")
+    assert "connection.status_changed" in log.inner_text() and "Delivered" in log.inner_text()
+    assert secret not in page.content()
+    page.get_by_role("button", name="Resend").click()
+    wait_for(lambda: len(receiver.requests) == 2, timeout=30, message="the resent message to arrive")
+    assert receiver.requests[1]["headers"]["webhook-id"] == receiver.requests[0]["headers"]["webhook-id"]
+    assert "queued again" in page.get_by_role("status").first.inner_text()
