@@ -34,7 +34,6 @@ def changes(request: HttpRequest, connection: Connection) -> HttpResponse:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= feed.MAX_PAGE:
         return _error(400, f"limit must be a whole number from 1 to {feed.MAX_PAGE}.")
     after = None
-    records_url = reverse("api_objects", args=[connection.organisation.slug])
     try:
         if request.GET.get("after"):
             after = feed.cursor_decode(request.GET["after"], connection_id=connection.pk, object_name=object_name)
@@ -42,6 +41,7 @@ def changes(request: HttpRequest, connection: Connection) -> HttpResponse:
     except feed.CursorError as exc:
         return _error(400, str(exc))
     except feed.CursorExpired:
+        records_url = reverse("api_objects", args=[request.resolver_match.kwargs["slug"]])
         return _error(410, "This cursor is older than the change feed keeps (deletions after it were purged, or "
                            "the connection was replaced): resync from /records/, then read the feed from the "
                            "beginning (no after).", resync_from=records_url)
