@@ -260,10 +260,27 @@ def _first_time(organisation_id: int, event_type: str, field: str, pk: int) -> b
                                              payload__contains=f'"{field}":{pk},').exists()
 
 
+def _guarded(handler):
+    """A webhook's trouble never stops the save that raised the event (a sync's or a validation's end): the
+    handler runs in a savepoint, and a failure is logged and rolled back, the caller's transaction intact."""
+    def run(sender, **kwargs) -> None:
+        try:
+            with transaction.atomic():
+                handler(sender, **kwargs)
+        except Exception:
+            log.exception("webhook event from %s not recorded", getattr(sender, "__name__", sender))
+    run.__name__ = handler.__name__
+    return run
+
+
+_HANDLERS = {"status": _guarded(_status_changed), "validation": _guarded(_validation_saved),
+             "sync": _guarded(_sync_saved)}
+
+
 def connect_signals() -> None:
-    post_save.connect(_status_changed, sender=ConnectionStatusChange, dispatch_uid="webhooks_status")
-    post_save.connect(_validation_saved, sender=ValidationRun, dispatch_uid="webhooks_validation")
-    post_save.connect(_sync_saved, sender=SyncRun, dispatch_uid="webhooks_sync")
+    post_save.connect(_HANDLERS["status"], sender=ConnectionStatusChange, dispatch_uid="webhooks_status")
+    post_save.connect(_HANDLERS["validation"], sender=ValidationRun, dispatch_uid="webhooks_validation")
+    post_save.connect(_HANDLERS["sync"], sender=SyncRun, dispatch_uid="webhooks_sync")
 
 
 # --- safety -----------------------------------------------------------------------------------------------

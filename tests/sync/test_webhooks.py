@@ -384,3 +384,19 @@ def test_in_the_browser_the_admin_adds_an_endpoint_reads_the_log_and_resends(pag
     wait_for(lambda: len(receiver.requests) == 2, timeout=30, message="the resent message to arrive")
     assert receiver.requests[1]["headers"]["webhook-id"] == receiver.requests[0]["headers"]["webhook-id"]
     assert "queued again" in page.get_by_role("status").first.inner_text()
+
+
+def test_a_failing_webhook_event_never_stops_the_sync_that_raised_it(synced, monkeypatch, caplog):
+    endpoint_for(synced.organisation, "https://hooks.platform.example/in")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("event store broken")
+
+    monkeypatch.setattr(webhooks, "emit", broken)
+    run = SyncRun.objects.create(connection=synced.connection, kind=SyncRun.Kind.FULL)
+    finished = sync.run_sync(run_id=run.pk)
+    assert finished.status == SyncRun.Status.SUCCEEDED, finished.summary
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED and run.finished_at is not None
+    assert "webhook event from SyncRun not recorded" in caplog.text
+    assert not WebhookMessage.objects.exists()
