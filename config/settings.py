@@ -367,6 +367,19 @@ CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_inc
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule": float(SYNC_SWEEP_SECONDS)}
 
+# --- The platform's change feed (issue 16) --------------------------------------------------
+# A deleted record stays in the feed (as a tombstone) this long; a consumer further behind gets 410.
+FEED_RETENTION_DAYS = env.int("FEED_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["feed-purge-tombstones"] = {"task": "connector.feed_purge_tombstones",
+                                                 "schedule": 24 * 3600.0}
+# Webhooks: seconds between attempts after each failure (about 24 h in all, then the endpoint is disabled),
+# how long a rotated secret keeps signing beside the new one, and plain http to loopback (development only).
+WEBHOOK_RETRY_SCHEDULE_SECONDS = env.list("WEBHOOK_RETRY_SCHEDULE_SECONDS", cast=int,
+                                          default=[5, 300, 1800, 7200, 18000, 36000, 22000])
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
+WEBHOOK_ALLOW_LOOPBACK_HTTP = not PRODUCTION and env.bool("WEBHOOK_ALLOW_LOOPBACK_HTTP", default=True)
+CELERY_BEAT_SCHEDULE["webhooks-due"] = {"task": "connector.webhooks_due", "schedule": 10.0}
+
 # --- Security (issue 8) ---------------------------------------------------------------------
 # Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is
 # Redis (its own database number unless CACHE_URL says otherwise), else files under VAR_DIR.

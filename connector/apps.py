@@ -10,3 +10,7 @@ class ConnectorConfig(AppConfig):
         from connector import operations, requeue  # noqa: F401 - requeue registers its beat task
 
         operations.connect_signals()
+
+        from connector import webhooks  # events for the platform's webhooks (issue 16)
+
+        webhooks.connect_signals()

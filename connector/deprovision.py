@@ -15,7 +15,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, monitoring, policy, services
+from connector import diagnosis, feed, monitoring, policy, services
 from connector.intacct import errors
 from connector.models import AuditEvent, Connection, Record, ValidationCheck
 
@@ -179,8 +179,10 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
 def _refresh_local(connection: Connection, object_name: str, recordno: int, values: dict[str, str]) -> None:
     """Our copy shows the change at once; the next sync brings Intacct's own WHENMODIFIED."""
     with transaction.atomic():
+        feed.reserve(connection.pk, 0)  # the feed's lock before the record's: the order every writer takes
         record = Record.objects.select_for_update().filter(connection=connection, object_name=object_name,
                                                           recordno=recordno).first()
         if record is not None:
             record.data = {**record.data, **values}
             record.save(update_fields=["data"])
+            feed.touch(connection.pk, [record.pk])  # the platform's feed shows the change too

@@ -40,7 +40,7 @@ from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from connector import crypto, diagnosis, gateway, limits, monitoring, objects, policy, services, validation
+from connector import crypto, diagnosis, feed, gateway, limits, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
 from connector.intacct import Credentials, F, IntacctClient, errors
 from connector.intacct.client import QUERY_MAX_PAGE
@@ -726,8 +726,9 @@ class SyncEngine:
                     unchanged.append(recordno)
                     continue
                 to_write.append((recordno, str(record.get(key_field) or "")[:200], modified, _to_json(record)))
-            if to_write:
-                _upsert(self.connection.pk, definition.name, to_write, now)
+            if to_write:  # each written record takes the connection's next change number (connector.feed)
+                upsert_page(self.connection.pk, definition.name, to_write, now,
+                        first_seq=feed.reserve(self.connection.pk, len(to_write)))
             if unchanged:
                 Record.objects.filter(connection=self.connection, object_name=definition.name,
                                       recordno__in=unchanged).update(last_seen=now)
@@ -750,8 +751,8 @@ class SyncEngine:
                              since: datetime) -> None:
         """After a complete read, what was not seen since it began is gone from Intacct."""
         now = timezone.now()
-        gone = Record.objects.filter(connection=self.connection, object_name=definition.name, deleted_at__isnull=True,
-                                     last_seen__lt=since).update(deleted_at=now)
+        gone = feed.mark_deleted(self.connection.pk, Record.objects.filter(
+            connection=self.connection, object_name=definition.name, deleted_at__isnull=True, last_seen__lt=since), now)
         if gone:
             self._add_counts(object_run, _Counts(deleted=gone))
 
@@ -981,7 +982,7 @@ class SyncEngine:
                                          deleted_at__isnull=True, recordno__gt=after)
             if more:
                 ours = ours.filter(recordno__lte=keys[-1])
-            gone = ours.exclude(recordno__in=keys).update(deleted_at=now)
+            gone = feed.mark_deleted(self.connection.pk, ours.exclude(recordno__in=keys), now)
             if gone:
                 self._add_counts(object_run, _Counts(deleted=gone))
             if not more:
@@ -1020,8 +1021,8 @@ def range_span(records: Sequence[dict], remaining: int, rn_field: str, parts: in
 _to_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record as json.dumps makes
 
 _UPSERT_COLUMNS = ("connection_id, object_name, recordno, key_value, whenmodified, data, first_seen, last_seen, "
-                   "deleted_at")
-_UPSERT_PARAMS_PER_ROW = 8
+                   "deleted_at, change_seq")
+_UPSERT_PARAMS_PER_ROW = 9
 
 
 def _upsert_rows_per_statement(raw_connection) -> int:
@@ -1032,7 +1033,8 @@ def _upsert_rows_per_statement(raw_connection) -> int:
     return max(1, raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _UPSERT_PARAMS_PER_ROW)
 
 
-def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime) -> None:
+def upsert_page(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime, *,
+                first_seq: int) -> None:
     """INSERT ... ON CONFLICT DO UPDATE of a page, without the ORM's per-row model instances, on the DB-API
     connection itself (inside the caller's transaction): Django's cursor wrappers would rewrite the placeholders
     of a long statement and, with DEBUG, quote all its parameters for the query log with one more query.
@@ -1041,13 +1043,14 @@ def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str
     rather than executemany: SQLite releases the GIL for each statement it steps, and taking it back while the
     reader threads parse pages costs a wait each time, so one step per row made the writer the bottleneck.
     PostgreSQL: the page as four arrays through unnest(), eight parameters whatever its size (psycopg would
-    otherwise parse a 16,000-placeholder statement in Python for every page), bound by the server."""
+    otherwise parse a 16,000-placeholder statement in Python for every page), bound by the server.
+    Rows are numbered first_seq, first_seq + 1, ... in the change feed (connector.feed.reserve)."""
     table = Record._meta.db_table
     stamp = db_connection.ops.adapt_datetimefield_value(now)
     head = f"INSERT INTO {table} ({_UPSERT_COLUMNS}) "  # noqa: S608 - table and placeholders are ours
     tail = (" ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
             "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
-            "deleted_at = NULL")
+            "deleted_at = NULL, change_seq = excluded.change_seq")
     db_connection.ensure_connection()
     raw = db_connection.connection
     if db_connection.vendor == "postgresql":
@@ -1062,18 +1065,18 @@ def _upsert(connection_id: int, object_name: str, rows: list[tuple[int, str, str
         if db_connection.vendor == "postgresql":
             recordnos, keys, modifieds, payloads = (list(column) for column in zip(*rows, strict=True))
             cursor.execute(
-                head + "SELECT %s, %s, r.recordno, r.key_value, r.whenmodified, r.data::jsonb, %s, %s, NULL "
-                "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) "
-                "AS r (recordno, key_value, whenmodified, data)" + tail,
-                [connection_id, object_name, stamp, stamp, recordnos, keys, modifieds, payloads])
+                head + "SELECT %s, %s, r.recordno, r.key_value, r.whenmodified, r.data::jsonb, %s, %s, NULL, "  # noqa: S608
+                "%s + r.n - 1 FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY "
+                "AS r (recordno, key_value, whenmodified, data, n)" + tail,
+                [connection_id, object_name, stamp, stamp, first_seq, recordnos, keys, modifieds, payloads])
             return
         per_statement = _upsert_rows_per_statement(raw)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start:start + per_statement]
             params: list = []
-            for recordno, key, modified, payload in chunk:
-                params += (connection_id, object_name, recordno, key, modified, payload, stamp, stamp)
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, NULL)"] * len(chunk))
+            for offset, (recordno, key, modified, payload) in enumerate(chunk, start=first_seq + start):
+                params += (connection_id, object_name, recordno, key, modified, payload, stamp, stamp, offset)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"] * len(chunk))
             cursor.execute(head + "VALUES " + values + tail, params)
     finally:
         cursor.close()

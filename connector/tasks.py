@@ -80,3 +80,27 @@ def runs_sweep() -> int:
 
     closed = sync.interrupted_sweep()
     return closed + monitoring.abandoned_runs_close()
+
+
+@shared_task(name="connector.feed_purge_tombstones", ignore_result=True)
+def feed_purge_tombstones() -> int:
+    """Beat: drop deletions older than the change feed's retention (consumers behind them get 410)."""
+    from connector import feed
+
+    return feed.purge_tombstones()
+
+
+@shared_task(name="connector.webhook_deliver", ignore_result=True, **DATABASE_AWAY_RETRY)
+def webhook_deliver(message_id: int) -> None:
+    """One attempt of one webhook message (its id only; the secret is read and used inside the worker)."""
+    from connector import webhooks
+
+    webhooks.deliver(message_id)
+
+
+@shared_task(name="connector.webhooks_due", ignore_result=True)
+def webhooks_due() -> int:
+    """Beat: queue the webhook messages whose next attempt is due."""
+    from connector import webhooks
+
+    return webhooks.due_sweep()

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from wizard import dashboard, ops, ratelimit, status_api, views
+from wizard import dashboard, feed_api, openapi, ops, ratelimit, status_api, views, webhooks
 
 urlpatterns = [
     path("", include("wizard.records_urls")),  # synced data (issue 6)
@@ -32,6 +32,16 @@ urlpatterns = [
     path("support/connections/<int:connection_id>/step-link/", dashboard.dashboard_step_link,
          name="dashboard_step_link"),
     path("api/v1/organisations/<slug:slug>/status/", status_api.connection_status, name="api_connection_status"),
+    path("api/v1/openapi.json", openapi.openapi_json, name="openapi"),
+    path("api/v1/organisations/<slug:slug>/changes/", feed_api.changes, name="api_changes"),
+    path("api/v1/organisations/<slug:slug>/webhooks/", webhooks.api_webhooks, name="api_webhooks"),
+    path("api/v1/organisations/<slug:slug>/webhooks/<int:endpoint_id>/", webhooks.api_webhook, name="api_webhook"),
+    path("api/v1/organisations/<slug:slug>/webhooks/<int:endpoint_id>/rotate-secret/", webhooks.api_webhook_rotate,
+         name="api_webhook_rotate"),
+    path("organisations/<slug:slug>/webhooks/", webhooks.webhook_list, name="webhook_list"),
+    path("organisations/<slug:slug>/webhooks/<int:endpoint_id>/", webhooks.webhook_detail, name="webhook_detail"),
+    path("organisations/<slug:slug>/webhooks/<int:endpoint_id>/messages/<int:message_id>/resend/",
+         webhooks.webhook_resend, name="webhook_resend"),
     path("healthz", ops.healthz, name="healthz"),
     path("metrics", ops.metrics, name="metrics"),
 ]

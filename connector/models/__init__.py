@@ -26,3 +26,9 @@ from connector.models.sync import (  # noqa: E402 - one import block per area
 )
 
 __all__ += ["ApiToken", "CompanySlot", "Record", "SyncCursor", "SyncObjectRun", "SyncRun", "SyncSettings"]
+from connector.models.feed import FeedCounter  # noqa: E402
+
+__all__ += ["FeedCounter"]
+from connector.models.webhooks import WebhookEndpoint, WebhookMessage, WebhookNotice  # noqa: E402
+
+__all__ += ["WebhookEndpoint", "WebhookMessage", "WebhookNotice"]

@@ -22,8 +22,16 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from connector import crypto, services
-from connector.models import ApiToken, Connection, Record, SyncRun, ValidationCheck, ValidationRun
+from connector import crypto, services, webhooks
+from connector.models import (
+    ApiToken,
+    Connection,
+    Record,
+    SyncRun,
+    ValidationCheck,
+    ValidationRun,
+    WebhookMessage,
+)
 from simulator import services as sim
 from tests.wizard.conftest import PASSWORD
 
@@ -86,6 +94,16 @@ RULES: dict[str, Rule] = {
     "api_objects": Rule(get=API_READ, post=same(405)),
     "api_records": Rule(get=API_READ, post=same(405)),
     "api_connection_status": Rule(get=API_READ, post=same(405)),
+    "api_changes": Rule(get=API_READ, post=same(405)),
+    "openapi": Rule(get=same(200), post=same(405)),  # the API's description: public, no data
+    # webhooks through the API: reads as every API; writes need the organisation's token (a session gets 401)
+    "api_webhooks": Rule(get=API_READ, post=same(401)),
+    "api_webhook": Rule(get=API_READ, post=same(405)),
+    "api_webhook_rotate": Rule(get=same(405), post=same(401)),
+    # webhook pages: an empty POST shows the form's error / "unknown action"; support may resend, not configure
+    "webhook_list": Rule(get=ORG_READ, post=(LOGIN, 404, 403, 200, 200)),
+    "webhook_detail": Rule(get=ORG_READ, post=(LOGIN, 404, 403, 200, 200)),
+    "webhook_resend": Rule(get=POST_ONLY_GET, post=(LOGIN, 404, REDIRECT, REDIRECT, REDIRECT)),
     # --- support dashboard and operations
     "dashboard": Rule(get=SUPPORT_READ, post=GET_ONLY_POST),
     "dashboard_export": Rule(get=SUPPORT_READ, post=GET_ONLY_POST),
@@ -244,6 +262,10 @@ def world(organisation, other_organisation, settings) -> World:
     services.support_staff_grant(user=support)
     root = User.objects.create_superuser(username="root", email="root@operator.test", password=PASSWORD)
     _, token_b = ApiToken.issue(organisation=other_organisation, name="B's token")
+    endpoint, _ = webhooks.endpoint_create(organisation=organisation, url="https://hooks.example.com/a",
+                                           events=["sync.finished"])
+    message = WebhookMessage.objects.create(endpoint=endpoint, msg_id="msg_world", event_type="sync.finished",
+                                            payload="{}", status=WebhookMessage.Status.FAILED)
     company = sim.create_company("ACME-SIM")
     role = sim.create_role(company, "Connect API", [])
     sim_user, _ = sim.create_user(company, "ws_connect", first_name="WS", last_name="User", roles=[role])
@@ -255,6 +277,7 @@ def world(organisation, other_organisation, settings) -> World:
         "uidb64": urlsafe_base64_encode(force_bytes(alice.pk)), "token": "not-a-valid-token",
         "app_label": "connector", "content_type_id": ContentType.objects.get_for_model(Connection).id,
         "url": "no-such-admin-page/", "id": alice.pk, "object_path": "accounts-payable/bill",
+        "endpoint_id": endpoint.pk, "message_id": message.pk,
     }
     users = {"anonymous": None, "other_admin": User.objects.get(username="olga"), "support": support,
              "org_admin": alice, "superuser": root}
@@ -359,13 +382,18 @@ def test_other_admin_cannot_reach_a_objects_through_their_own_slug(world, nothin
     values = {**world.values, "slug": world.org_b_slug}
     checked = 0
     for pattern in all_patterns():
-        ids = set(pattern.converters) & {"run_id", "recordno"}
+        ids = set(pattern.converters) & {"run_id", "recordno", "endpoint_id"}
         if "slug" not in pattern.converters or not ids:
             continue
+        if pattern.key == "api_webhook_rotate":
+            continue  # a POST-only API write that takes no session at all (401 whoever asks; see the rules)
         url = reverse(pattern.name, kwargs={name: values[name] for name in pattern.converters})
-        assert client.get(url).status_code == 404, url
+        # (resend is POST-only: a GET is 405 before any lookup; its POST is the 404 that matters)
+        assert client.get(url).status_code == (405 if pattern.key == "webhook_resend" else 404), url
         with transaction.atomic():
-            assert client.post(url, {"with_employee": "1"}).status_code == 404, url
+            # (the webhook API's single endpoint takes GET and DELETE only: a POST is 405 before any lookup)
+            expected = 405 if pattern.key == "api_webhook" else 404
+            assert client.post(url, {"with_employee": "1"}).status_code == expected, url
             transaction.set_rollback(True)
         checked += 1
     assert checked >= 2
@@ -375,7 +403,8 @@ def test_other_organisations_api_token_opens_nothing_of_a(world):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {world.token_b}"}
     slug = world.values["slug"]
     for url in (reverse("api_objects", args=[slug]), reverse("api_records", args=[slug, "USERINFO"]),
-                reverse("api_connection_status", args=[slug])):
+                reverse("api_connection_status", args=[slug]), reverse("api_changes", args=[slug]),
+                reverse("api_webhooks", args=[slug]), reverse("api_webhook", args=[slug, world.values["endpoint_id"]])):
         response = Client().get(url, **headers)
         assert response.status_code == 401, url
         assert b"jdoe" not in response.content and b"ACME" not in response.content
@@ -395,6 +424,8 @@ def test_metrics_token(world, settings):
 # tokens in the request, never by a cookie); the OAuth sign-in page is a page and keeps its CSRF check.
 CSRF_EXEMPT = {"simulator:gateway", "simulator:rest_token", "simulator:rest_revoke", "simulator:rest_query",
                "simulator:rest_objects"}
+# The webhook API's writes take only the organisation's bearer token: a session's POST is refused (401) anyway.
+CSRF_EXEMPT |= {"api_webhooks", "api_webhook", "api_webhook_rotate"}
 
 
 def test_every_post_without_a_csrf_token_is_refused(world, nothing_leaves):

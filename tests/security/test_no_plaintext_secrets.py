@@ -24,8 +24,8 @@ from django.core.management import call_command
 from django.db import connection as db_connection
 from django.test import Client
 
-from connector import crypto, objects, services
-from connector.models import Connection, Record, SyncRun, ValidationRun
+from connector import crypto, objects, services, webhooks
+from connector.models import Connection, Record, SyncRun, ValidationRun, WebhookMessage
 from simulator.demo import build_company
 from simulator.models import Role, SimSession, SimUser
 from tests.conftest import wait_for
@@ -155,6 +155,11 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
         message="the sync to finish")
     assert sync_run.status == SyncRun.Status.SUCCEEDED, sync_run.summary
     assert Record.objects.filter(object_name="USERINFO").exists()
+    # --- a webhook endpoint: its signing secret is shown once, then only stored encrypted
+    endpoint, webhook_secret = webhooks.endpoint_create(organisation=organisation, events=["sync.finished"],
+                                                        url="https://hooks.example.com/in")
+    webhook_message = WebhookMessage.objects.create(endpoint=endpoint, msg_id="msg_scan",
+                                                    event_type="sync.finished", payload="{}")
 
     # --- key rotation: a new key first, the old one kept for decryption, then the command
     new_key = Fernet.generate_key().decode()
@@ -171,7 +176,7 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
         session_ids = list(SimSession.objects.values_list("session_id", flat=True))
         assert session_ids, "the run opened no Intacct session: nothing to look for"
         secrets = {"user password": USER_PASSWORD, "sender password": settings.INTACCT_SENDER_PASSWORD,
-                   "old Fernet key": old_key, "new Fernet key": new_key}
+                   "old Fernet key": old_key, "new Fernet key": new_key, "webhook secret": webhook_secret}
         assert all(len(value) >= 8 for value in secrets.values())
         sessions = {f"session id {n}": value for n, value in enumerate(session_ids)}
 
@@ -202,6 +207,7 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
             "action": "deactivate", "company_id": "SCAN-CO", "role_id": Role.objects.first().id,
             "user_id": SimUser.objects.first().id, "uidb64": "MQ", "token": "not-a-token", "app_label": "connector",
             "content_type_id": 1, "url": "nothing/", "id": admin.id, "object_path": "accounts-payable/bill",
+            "endpoint_id": endpoint.pk, "message_id": webhook_message.pk,
         }
         for where, text in rendered_pages(organisation.slug, values).items():
             found += hunt(f"page {where}", text)
