@@ -12,6 +12,7 @@ urlpatterns = [
     path("organisations/", views.organisation_list, name="organisation_list"),
     path("organisations/<slug:slug>/setup/", views.setup, name="setup"),
     path("organisations/<slug:slug>/setup/step-<int:number>/", views.setup_step, name="setup_step"),
+    path("organisations/<slug:slug>/setup/check-again/", views.check_again, name="setup_check_again"),
     path("organisations/<slug:slug>/connection/", views.connection, name="connection"),
     path("organisations/<slug:slug>/connection/revalidate/", views.connection_revalidate,
          name="connection_revalidate"),

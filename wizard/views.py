@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from connector import objects, requeue, services, validation
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
-from wizard import forms, ratelimit
+from wizard import forms, progress, ratelimit
 from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
 from wizard.steps import LAST_STEP, STEP_NUMBERS, STEPS, step
 
@@ -80,8 +80,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 def setup(request: HttpRequest, slug: str) -> HttpResponse:
     """Resume the wizard at the first step not yet done."""
     access = organisation_access(request, slug)
-    done = access.connection.steps_done()
-    first_open = next((number for number in STEP_NUMBERS if number not in done), LAST_STEP)
+    marks = progress.step_marks(access.connection, STEP_NUMBERS)
+    first_open = next((number for number in STEP_NUMBERS if not marks[number].counts), LAST_STEP)
     return redirect("setup_step", slug, first_open)
 
 
@@ -89,7 +89,16 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
     connection = access.connection
     done = connection.steps_done()
     wants = connection.wants_deprovisioning
+    marks = progress.step_marks(connection, STEP_NUMBERS)
+    last = connection.last_validation
     context = {
+        "steps_marks": [(s, marks[s.number]) for s in STEPS],
+        "answers_version": progress.answers_version(connection),
+        # What the latest check found wrong on this step (a revisit page says it, with "Check again").
+        "last_run": last,
+        "last_failures": ([check for check in last.checks.all()
+                           if check.status == check.Status.FAILED and check.wizard_step == number]
+                          if last is not None and last.is_finished and number != LAST_STEP else []),
         "organisation": access.organisation,
         "connection": connection,
         "can_write": access.can_write,
@@ -106,7 +115,7 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
         "sender_id": settings.INTACCT_SENDER_ID,
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,
         **_validation_context(request),
-        "percent_done": round(100 * len([n for n in STEP_NUMBERS if n in done]) / len(STEP_NUMBERS)),
+        "percent_done": round(100 * len([n for n in STEP_NUMBERS if marks[n].counts]) / len(STEP_NUMBERS)),
     }
     context.update(extra)
     return context
@@ -127,8 +136,17 @@ def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     by, ip = request.user, client_ip(request)
     model_form = forms.PermissionModelForm(initial={"permission_model": connection.permission_model or None})
     if request.method == "POST":
+        if changed_elsewhere(request, connection):
+            return redirect("setup_step", slug, number)
         action = request.POST.get("action")
         if action == "done":
+            if number == objects.STEP_PERMISSIONS and request.POST.get("permission_model"):
+                # "I've done this" keeps the choice made beside it, saved or not.
+                model_form = forms.PermissionModelForm(request.POST)
+                if model_form.is_valid():
+                    services.connection_set_permission_model(
+                        connection=connection, permission_model=model_form.cleaned_data["permission_model"],
+                        by=by, ip=ip)
             if number == objects.STEP_PERMISSIONS and not connection.permission_model:
                 messages.error(request, "Choose role-based or user-based first.")
                 return redirect("setup_step", slug, number)
@@ -158,6 +176,25 @@ def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
             initial={"wants_deprovisioning": connection.wants_deprovisioning})))
 
 
+def changed_elsewhere(request: HttpRequest, connection: Connection) -> bool:
+    """A form posted from a page older than the answers (another tab, another admin): say so, save nothing."""
+    seen = request.POST.get("seen")
+    if seen is None or seen == progress.answers_version(connection):
+        return False
+    messages.error(request, "These answers were changed in another window (or by someone else) after this page "
+                            "was opened, so nothing was saved. The page now shows the latest answers: check them "
+                            "and try again.")
+    return True
+
+
+def _limited(request: HttpRequest, access: OrgAccess, limit: ratelimit.SignInLimit, **extra) -> HttpResponse:
+    """Step 6 answered 429 with words saying why nothing was sent and what to do (the typed values kept)."""
+    run = _latest_run(access.connection)
+    return ratelimit.too_many(render(request, "wizard/step_6.html", _step_context(
+        request, access, LAST_STEP, run=run, checks=_checks(run), limit_message=limit.message(), **extra)),
+        limit.seconds)
+
+
 def connect(request: HttpRequest, slug: str) -> HttpResponse:
     """Step 6: the credentials form; saving enqueues a validation and the page follows it live."""
     access = organisation_access(request, slug)
@@ -166,17 +203,13 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
                "entity_id": connection.entity_id}
     form = forms.ConnectForm(request.POST or None, initial=initial)
     if request.method == "POST":
-        limits = ratelimit.connect_checks(request, access.organisation.slug)
-        wait = ratelimit.retry_after(limits)
-        if wait is not None:
-            form.is_valid()  # field errors shown as usual; the typed values stay in the form
-            form.add_error(None, ratelimit.message(wait))
-            run = _latest_run(connection)
-            return ratelimit.too_many(render(request, "wizard/step_6.html", _step_context(
-                request, access, LAST_STEP, form=form, run=run, checks=_checks(run))), wait)
+        if changed_elsewhere(request, connection):
+            return redirect("setup_step", slug, LAST_STEP)
         if form.is_valid():
-            ratelimit.count(limits)
             data = form.cleaned_data
+            limit = ratelimit.failed_sign_ins(access.organisation, data["company_id"], data["user_id"])
+            if limit is not None:
+                return _limited(request, access, limit, form=form)
             run = services.connection_set_credentials(
                 connection=connection, company_id=data["company_id"], user_id=data["user_id"],
                 password=data["password"], entity_id=data["entity_id"], by=request.user,
@@ -233,12 +266,34 @@ def _checks(run: ValidationRun | None) -> list:
 
 
 @login_required
+@require_POST
+def check_again(request: HttpRequest, slug: str) -> HttpResponse:
+    """Validate again with the stored credentials (after a fix in Intacct): nothing to re-type."""
+    access = organisation_access(request, slug)
+    connection = access.connection
+    if not connection.has_credentials:
+        messages.error(request, "There are no credentials to check: enter them in step 6.")
+        return redirect("setup_step", slug, LAST_STEP)
+    limit = ratelimit.failed_sign_ins(access.organisation, connection.company_id, connection.user_id)
+    if limit is not None:
+        return _limited(request, access, limit, form=forms.ConnectForm(initial={
+            "company_id": connection.company_id, "user_id": connection.user_id, "entity_id": connection.entity_id}))
+    run = services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        messages.success(request, "Checking again with the credentials we have. Nothing to re-type.")
+    return redirect(reverse("setup_step", args=[slug, LAST_STEP]) + "#validation")
+
+
+@login_required
 def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """The live checklist of one run, as an HTML fragment (polled by static/js/wizard.js)."""
     access = organisation_access(request, slug, write=False)
     run = get_object_or_404(ValidationRun, id=run_id, connection=access.connection)
     return render(request, "wizard/_validation.html",
                   {"organisation": access.organisation, "run": run, "checks": _checks(run),
+                   "on_connection_page": request.GET.get("on") == "connection",
                    **_validation_context(request)})
 
 
@@ -256,7 +311,10 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "wizard/connection.html", {
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
-        "masked_company_id": mask(conn.company_id), "masked_user_id": mask(conn.user_id),
+        "on_connection_page": True,
+        # The organisation's own admins see their IDs in full; support staff see them masked.
+        "masked_company_id": conn.company_id if access.can_write else mask(conn.company_id),
+        "masked_user_id": conn.user_id if access.can_write else mask(conn.user_id),
         "status_check_label": validation.CHECK_LABELS.get(check_key, check_key),
         "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
@@ -270,6 +328,10 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
     if not access.connection.has_credentials:
         messages.error(request, "There are no credentials to check: enter them in step 6.")
         return redirect("setup_step", slug, LAST_STEP)
+    limit = ratelimit.failed_sign_ins(access.organisation, access.connection.company_id, access.connection.user_id)
+    if limit is not None:
+        messages.error(request, limit.message())
+        return redirect(reverse("connection", args=[slug]) + "#validation")
     run = services.validation_request(connection=access.connection, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
