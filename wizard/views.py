@@ -11,6 +11,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,7 +19,16 @@ from connector import objects, requeue, services, validation
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
 from wizard import forms, progress, ratelimit
-from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
+from wizard import handoff as handoffs
+from wizard.access import (
+    OrgAccess,
+    can_see_all_organisations,
+    client_ip,
+    handoff_or_login_required,
+    organisation_access,
+    wizard_access,
+)
+from wizard.models import HandOff
 from wizard.steps import LAST_STEP, STEP_NUMBERS, STEPS, step
 
 SETUP_STATUSES = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
@@ -76,10 +86,10 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 # --- The wizard -----------------------------------------------------------------------------
 
-@login_required
+@handoff_or_login_required
 def setup(request: HttpRequest, slug: str) -> HttpResponse:
     """Resume the wizard at the first step not yet done."""
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
     marks = progress.step_marks(access.connection, STEP_NUMBERS)
     first_open = next((number for number in STEP_NUMBERS if not marks[number].counts), LAST_STEP)
     return redirect("setup_step", slug, first_open)
@@ -92,6 +102,10 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
     marks = progress.step_marks(connection, STEP_NUMBERS)
     last = connection.last_validation
     context = {
+        "guest": access.handoff,
+        "handoffs": (HandOff.objects.filter(organisation=access.organisation, revoked_at__isnull=True,
+                                            expires_at__gt=timezone.now())
+                     if access.handoff is None and access.can_write and number == 1 else []),
         "steps_marks": [(s, marks[s.number]) for s in STEPS],
         "answers_version": progress.answers_version(connection),
         # What the latest check found wrong on this step (a revisit page says it, with "Check again").
@@ -121,7 +135,7 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
     return context
 
 
-@login_required
+@handoff_or_login_required
 @sensitive_post_parameters()  # step 6 takes the Intacct password (the connect() below)
 @sensitive_variables()
 @require_http_methods(["GET", "POST"])
@@ -131,8 +145,11 @@ def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
         raise Http404("No such step.")
     if number == LAST_STEP:
         return connect(request, slug)
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
     connection = access.connection
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, step=number,
+                              what=f"{request.method} step {number} {request.POST.get('action', '')}".strip())
     by, ip = request.user, client_ip(request)
     model_form = forms.PermissionModelForm(initial={"permission_model": connection.permission_model or None})
     if request.method == "POST":
@@ -197,7 +214,10 @@ def _limited(request: HttpRequest, access: OrgAccess, limit: ratelimit.SignInLim
 
 def connect(request: HttpRequest, slug: str) -> HttpResponse:
     """Step 6: the credentials form; saving enqueues a validation and the page follows it live."""
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, step=LAST_STEP,
+                              what=f"{request.method} step {LAST_STEP}")
     connection = access.connection
     initial = {"company_id": connection.company_id, "user_id": connection.user_id,
                "entity_id": connection.entity_id}
@@ -265,11 +285,13 @@ def _checks(run: ValidationRun | None) -> list:
                    if check.key not in seen]
 
 
-@login_required
+@handoff_or_login_required
 @require_POST
 def check_again(request: HttpRequest, slug: str) -> HttpResponse:
     """Validate again with the stored credentials (after a fix in Intacct): nothing to re-type."""
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, what="check again")
     connection = access.connection
     if not connection.has_credentials:
         messages.error(request, "There are no credentials to check: enter them in step 6.")
@@ -286,10 +308,10 @@ def check_again(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(reverse("setup_step", args=[slug, LAST_STEP]) + "#validation")
 
 
-@login_required
+@handoff_or_login_required
 def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """The live checklist of one run, as an HTML fragment (polled by static/js/wizard.js)."""
-    access = organisation_access(request, slug, write=False)
+    access = wizard_access(request, slug, write=False)
     run = get_object_or_404(ValidationRun, id=run_id, connection=access.connection)
     return render(request, "wizard/_validation.html",
                   {"organisation": access.organisation, "run": run, "checks": _checks(run),
@@ -383,3 +405,56 @@ def connection_disconnect(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("connection", slug)
     return render(request, "wizard/connection_disconnect.html",
                   {"organisation": access.organisation, "connection": access.connection})
+
+
+# --- Hand-off to the Intacct admin ----------------------------------------------------------
+
+def handoff_open(request: HttpRequest, token: str) -> HttpResponse:
+    """A hand-off link: this browser may walk this organisation's wizard (steps 1-6) until it expires."""
+    handoff = handoffs.handoff_open(request=request, token=token)
+    if handoff is None:
+        return render(request, "wizard/handoff_invalid.html", status=404)
+    return redirect("setup_step", handoff.organisation.slug, 1)  # the token leaves the address bar
+
+
+@login_required
+@require_POST
+def handoff_create(request: HttpRequest, slug: str) -> HttpResponse:
+    access = organisation_access(request, slug)
+    form = forms.HandOffForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Hand-off not created: {error}")
+        return redirect(reverse("setup_step", args=[slug, 1]) + "#handoff")
+    handoff, link = handoffs.handoff_create(organisation=access.organisation, name=form.cleaned_data["name"],
+                                            email=form.cleaned_data["email"], by=request.user,
+                                            ip=client_ip(request))
+    sent = f" and e-mailed it to {handoff.email}" if handoff.email else ""
+    messages.success(request, f"Link created for {handoff.name}{sent}. It works for {handoffs.HANDOFF_DAYS} days, "
+                              f"for {access.organisation.name} only.")
+    # Rendered, not redirected: the link is shown this once and kept nowhere (only its hash is stored).
+    return render(request, "wizard/step_1.html", _step_context(
+        request, access, 1, new_handoff=handoff, new_handoff_link=link))
+
+
+@login_required
+@require_POST
+def handoff_revoke(request: HttpRequest, slug: str, handoff_id: int) -> HttpResponse:
+    access = organisation_access(request, slug)
+    handoff = get_object_or_404(HandOff, id=handoff_id, organisation=access.organisation)
+    handoffs.handoff_revoke(handoff=handoff, by=request.user, ip=client_ip(request))
+    messages.success(request, f"{handoff.name}'s link no longer works.")
+    return redirect(reverse("setup_step", args=[slug, 1]) + "#handoff")
+
+
+@login_required
+def handoff_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """The hand-offs and the wizard's marks, as a fragment the org admin's page refreshes (their progress live)."""
+    access = organisation_access(request, slug, write=False)
+    marks = progress.step_marks(access.connection, STEP_NUMBERS)
+    return render(request, "wizard/_handoffs.html", {
+        "organisation": access.organisation, "can_write": access.can_write,
+        "handoffs": HandOff.objects.filter(organisation=access.organisation, revoked_at__isnull=True,
+                                           expires_at__gt=timezone.now()),
+        "steps_marks": [(s, marks[s.number]) for s in STEPS]})

@@ -80,7 +80,24 @@
     }, interval);
   }
 
+  /* Fragments that keep themselves current (the org admin watching a hand-off's progress). */
+  function refresh(container) {
+    var url = container.dataset.refreshUrl;
+    var interval = parseInt(container.dataset.refreshMs || "3000", 10);
+    window.setTimeout(function () {
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : ""; })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-refresh-url]");
+          if (fresh && fresh.innerHTML !== container.innerHTML) { container.innerHTML = fresh.innerHTML; }
+          refresh(container);
+        })
+        .catch(function () { window.setTimeout(function () { refresh(container); }, interval * 3); });
+    }, interval);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh-url]").forEach(refresh);
     setUpCopyButtons(document);
     document.querySelectorAll(".validation[data-poll-url]").forEach(poll);
   });

@@ -201,7 +201,7 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
             "object_name": "USERINFO", "recordno": Record.objects.filter(object_name="USERINFO").first().recordno,
             "action": "deactivate", "company_id": "SCAN-CO", "role_id": Role.objects.first().id,
             "user_id": SimUser.objects.first().id, "uidb64": "MQ", "token": "not-a-token", "app_label": "connector",
-            "content_type_id": 1, "url": "nothing/", "id": admin.id,
+            "content_type_id": 1, "url": "nothing/", "id": admin.id, "handoff_id": 1,
         }
         for where, text in rendered_pages(organisation.slug, values).items():
             found += hunt(f"page {where}", text)

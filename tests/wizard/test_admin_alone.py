@@ -377,3 +377,152 @@ def test_new_co_has_no_roles_on_the_simulator_screen(page, live_server, celery_w
     page.goto(f"{live_server.url}/simulator/companies/NEW-CO/admin/roles/")
     assert "Intacct Connect" not in page.locator("main").inner_text()
     assert SimCompany.objects.get(company_id="NEW-CO").roles.count() == 0
+
+
+# --- 9 and 10. Every page: axe-core finds no serious violation, desktop and phone; failed-sync rows fit ---------
+
+def test_every_page_passes_axe_and_failed_sync_rows_fit_a_phone(page, live_server, celery_worker, settings):
+    from simulator import services as sim
+
+    settings.SIGNUP_ENABLED = True
+    demo = build_company("AXE-CO", sizes=SMALL)
+    organisation = _org()
+    support = services.user_create(username="sam", email="sam@operator.test", password=PASSWORD)
+    services.support_staff_grant(user=support)
+    base = live_server.url
+    sign_in(page, base)
+    connect(page, base, "AXE-CO", DEMO_PASSWORD)
+    connection = Connection.objects.get(organisation=organisation)
+    wait_for(lambda: SyncRun.objects.filter(connection=connection, finished_at__isnull=False).exists(), timeout=60,
+             message="the first sync")
+    # The company's admin unticks Bills View; "Sync now" ends partial with a failed row.
+    sim.set_permissions(role=demo.company.roles.get(name="Intacct Connect"),
+                        permissions=without(CONNECT_PERMISSIONS, "Bills", "View"))
+    page.goto(f"{base}/organisations/acme/connection/")
+    page.get_by_role("button", name="Sync now").click()
+    wait_for(lambda: SyncRun.objects.filter(connection=connection, finished_at__isnull=False).count() >= 2,
+             timeout=60, message="the second sync")
+
+    admin_pages = [f"/organisations/acme/setup/step-{n}/" for n in range(1, 7)] + [
+        "/organisations/acme/connection/", "/organisations/acme/connection/password/",
+        "/organisations/acme/connection/entity/", "/organisations/acme/connection/disconnect/",
+        "/organisations/acme/records/APBILL/", "/organisations/acme/records/EMPLOYEE/",
+        "/organisations/acme/api-tokens/", "/accounts/password_change/"]
+    support_pages = ["/support/", f"/support/connections/{connection.id}/", "/organisations/"]
+    anonymous_pages = ["/accounts/login/", "/accounts/signup/", "/accounts/password_reset/"]
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for path in admin_pages:
+            page.goto(base + path)
+            assert_accessible(page)
+            assert no_horizontal_scroll(page), (path, viewport)
+    page.set_viewport_size(PHONE)
+    page.goto(f"{base}/organisations/acme/connection/")
+    failed = page.locator(".sync-progress tr[data-object=APBILL]")
+    assert "Bills" in failed.inner_text() or "APBILL" in failed.inner_text()
+    # A failed row is as tall as its words, not hundreds of pixels of blank space: every cell spans the
+    # phone's width (no narrow column wrapping the message word by word) and the row is just its cells.
+    cells = [cell.bounding_box() for cell in failed.locator("td").all()]
+    assert all(cell["width"] > 300 for cell in cells), cells
+    assert failed.bounding_box()["height"] <= sum(cell["height"] for cell in cells) + 24
+    row_boxes = [row.bounding_box() for row in page.locator(".sync-progress tbody tr").all()]
+    assert all(box["x"] + box["width"] <= PHONE["width"] + 1 for box in row_boxes)
+
+    page.context.clear_cookies()
+    sign_in(page, base, "sam")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for path in support_pages:
+            page.goto(base + path)
+            assert_accessible(page)
+    page.context.clear_cookies()
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for path in anonymous_pages:
+            page.goto(base + path)
+            assert_accessible(page)
+
+
+# --- 13. Hand-off to the Intacct admin --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_org_admin_hands_the_steps_to_the_intacct_admin_and_watches_live(viewport, page, live_server,
+                                                                        celery_worker, _browser):
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from wizard.models import HandOff
+
+    build_company("HAND-CO", sizes=SMALL)
+    organisation = _org()
+    _org("olga", "other", "Other plc")
+    base = live_server.url
+    page.set_viewport_size(viewport)
+    sign_in(page, base)
+    page.goto(f"{base}/organisations/acme/setup/step-1/")
+    page.get_by_label("Their name").fill("Ivan Intacct")
+    page.get_by_label(re.compile("Their e-mail address")).fill("ivan@acme.test")
+    page.get_by_role("button", name="Create the link").click()
+    link = page.locator(".new-link code").inner_text().strip()
+    assert "/handoff/" in link
+    assert_accessible(page)
+    handoff = HandOff.objects.get()
+    assert handoff.name == "Ivan Intacct" and handoff.expires_at > timezone.now() + timedelta(days=6)
+    assert link.rsplit("/", 2)[-2] not in handoff.token_hash  # only the hash is stored
+    assert any(link in message.body for message in mail.outbox if "ivan@acme.test" in message.to)
+
+    # The Intacct admin, in their own browser, no account.
+    guest_context = _browser.new_context(viewport=viewport)
+    guest = guest_context.new_page()
+    guest.goto(link)
+    guest.wait_for_url(re.compile(r"/organisations/acme/setup/step-1/$"))
+    assert "Ivan Intacct" in guest.locator(".guest-note").inner_text()
+    assert guest.locator("#handoff").count() == 0  # cannot hand off further
+    assert_accessible(guest)
+    guest.get_by_role("button", name="I've done this").click()
+    guest.wait_for_url(re.compile(r"/step-2/$"))
+
+    # The org admin sees it without reloading.
+    page.wait_for_selector("[data-handoff] >> text=on step 2", timeout=15_000)
+    assert "Subscribe: marked done" in page.locator(".handoff-progress").inner_text()
+
+    # Steps 1-6 only, this organisation only.
+    guest.goto(f"{base}/organisations/acme/connection/")
+    assert "/accounts/login/" in guest.url
+    response = guest.goto(f"{base}/organisations/other/setup/step-1/")
+    assert response.status == 404
+    summary = connect(guest, base, "HAND-CO", DEMO_PASSWORD) or wait_verdict(guest)
+    assert "Connected." in summary
+    assert Connection.objects.get(organisation=organisation).status == "connected"
+    actions = list(AuditEvent.objects.filter(organisation=organisation, action__startswith="handoff")
+                   .values_list("action", flat=True))
+    assert actions.count("handoff.created") == 1 and actions.count("handoff.used") >= 4
+
+    # Revoked: the link and the session it opened stop working at once.
+    page.goto(f"{base}/organisations/acme/setup/step-1/")
+    page.get_by_role("button", name="Revoke Ivan Intacct's link").click()
+    assert guest.goto(f"{base}/organisations/acme/setup/step-1/").status == 404
+    assert guest.goto(link).status == 404
+    assert "no longer works" in guest.locator("main").inner_text()
+    assert AuditEvent.objects.filter(organisation=organisation, action="handoff.revoked").count() == 1
+    guest_context.close()
+
+
+def test_an_expired_hand_off_link_does_not_open(page, live_server, celery_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from wizard import handoff as handoffs
+    from wizard.models import HandOff
+
+    organisation = _org()
+    _, link = handoffs.handoff_create(organisation=organisation, name="Late Larry", email="", by=None, ip=None)
+    HandOff.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    path = link.split("/handoff/", 1)[1]
+    assert page.goto(f"{live_server.url}/handoff/{path}").status == 404
+    assert page.goto(f"{live_server.url}/organisations/acme/setup/step-1/").url.startswith(
+        f"{live_server.url}/accounts/login/")
+    assert_accessible(page)
