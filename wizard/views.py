@@ -125,6 +125,7 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
         "permission_rows": [(row, row.rights_for(wants_deprovisioning=wants), row.deprovisioning_rights)
                             for row in objects.permission_table()],
         "role_name": settings.SUGGESTED_ROLE_NAME,
+        "suggested_user_id": objects.suggested_user_id(access.organisation.slug),
         "product_name": settings.PRODUCT_NAME,
         "sender_id": settings.INTACCT_SENDER_ID,
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,
@@ -219,7 +220,8 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         handoffs.handoff_used(request=request, handoff=access.handoff, step=LAST_STEP,
                               what=f"{request.method} step {LAST_STEP}")
     connection = access.connection
-    initial = {"company_id": connection.company_id, "user_id": connection.user_id,
+    initial = {"company_id": connection.company_id,
+               "user_id": connection.user_id or objects.suggested_user_id(access.organisation.slug),
                "entity_id": connection.entity_id}
     form = forms.ConnectForm(request.POST or None, initial=initial)
     if request.method == "POST":

@@ -39,8 +39,17 @@ def wait_verdict(page) -> str:
 def axe_serious(page) -> list[str]:
     """Serious and critical axe-core violations of the page as it is now (empty: none)."""
     from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import Error
 
-    results = Axe().run(page)
+    for attempt in range(3):
+        try:
+            results = Axe().run(page)
+            break
+        except Error as exc:
+            # The connection page reloads itself when a sync ends: run axe again on the reloaded page.
+            if "Execution context was destroyed" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_load_state()
     return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]} {v['help']}"
             for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 

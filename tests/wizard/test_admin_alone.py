@@ -526,3 +526,52 @@ def test_an_expired_hand_off_link_does_not_open(page, live_server, celery_worker
     assert page.goto(f"{live_server.url}/organisations/acme/setup/step-1/").url.startswith(
         f"{live_server.url}/accounts/login/")
     assert_accessible(page)
+
+
+# --- 15. Names generated for pasting; validation checks the user holds the suggested role --------------------
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_generated_names_are_copied_and_the_suggested_role_is_checked(viewport, page, live_server, celery_worker,
+                                                                     settings):
+    from simulator import services as sim
+
+    organisation = _org()
+    services.connection_set_permission_model(connection=organisation.connection, permission_model="role", by=None)
+    base = live_server.url
+    page.set_viewport_size(viewport)
+    sign_in(page, base)
+    page.goto(f"{base}/organisations/acme/setup/step-5/")
+    user_button = page.get_by_role("button", name="Copy user ID")
+    role_button = page.get_by_role("button", name="Copy role name").first
+    assert user_button.is_visible() and role_button.is_visible()
+    user_id, role_name = user_button.get_attribute("data-copy"), role_button.get_attribute("data-copy")
+    assert user_id == "ws_connect_acme" and role_name == settings.SUGGESTED_ROLE_NAME
+    assert_accessible(page)
+
+    # The Intacct admin pastes the names but ticks an old role on the user instead of the suggested one.
+    sim.settings_sender()
+    company = sim.create_company("NAMES-CO")
+    sim.authorize_sender(company, settings.INTACCT_SENDER_ID)
+    suggested = sim.create_role(company, role_name, CONNECT_PERMISSIONS)
+    old = sim.create_role(company, "Old integration", CONNECT_PERMISSIONS)
+    user, _ = sim.create_user(company, user_id, first_name="Intacct Connect", last_name="Integration",
+                              roles=[old], password=DEMO_PASSWORD)
+
+    page.goto(f"{base}/organisations/acme/setup/step-6/")
+    assert page.get_by_label("User ID").input_value() == user_id  # filled in with the suggestion
+    page.get_by_label("Company ID").fill("NAMES-CO")
+    page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Connect", exact=True).click()
+    wait_verdict(page)
+    note = page.locator(".check[data-check=permission_model]").inner_text()
+    assert f'not the role "{role_name}" suggested in step 4' in note and "Old integration" in note
+    check = _runs(organisation)[-1].checks.get(key="permission_model")
+    assert check.status == "warning" and check.wizard_step == 5
+
+    # Fixed in Intacct: the suggested role on the user; Check again, nothing re-typed.
+    user.roles.set([suggested])
+    page.get_by_role("button", name="Check again").click()
+    page.wait_for_url(re.compile(r"/step-6/"))
+    wait_verdict(page)
+    assert _runs(organisation)[-1].checks.get(key="permission_model").status == "passed"
+    assert "suggested in step 4" not in page.locator(".checklist").inner_text()
