@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from connector import objects, requeue, services, validation
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
-from wizard import forms, progress, ratelimit
+from wizard import forms, pictures, progress, ratelimit
 from wizard import handoff as handoffs
 from wizard.access import (
     OrgAccess,
@@ -126,6 +126,12 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
                             for row in objects.permission_table()],
         "role_name": settings.SUGGESTED_ROLE_NAME,
         "suggested_user_id": objects.suggested_user_id(access.organisation.slug),
+        "picture": pictures.SCREENS_BY_STEP.get(number),
+        "picture_src": pictures.picture_path(number),
+        # In the demo, the same screen in the simulator (the connection's company, else the blank NEW-CO).
+        "simulator_screen": (f"/simulator/companies/{connection.company_id or 'NEW-CO'}/"
+                             f"{pictures.SCREENS_BY_STEP[number].path}"
+                             if settings.SIMULATOR_ENABLED and number in pictures.SCREENS_BY_STEP else ""),
         "product_name": settings.PRODUCT_NAME,
         "sender_id": settings.INTACCT_SENDER_ID,
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from connector import services
-from connector.models import AuditEvent, Connection, SyncRun, ValidationRun
+from connector.models import AuditEvent, Connection, Organisation, SyncRun, ValidationRun
 from simulator.demo import DEMO_PASSWORD, build_company, without
 from simulator.models import SimCompany
 from simulator.services import CONNECT_PERMISSIONS
@@ -575,3 +575,47 @@ def test_generated_names_are_copied_and_the_suggested_role_is_checked(viewport, 
     wait_verdict(page)
     assert _runs(organisation)[-1].checks.get(key="permission_model").status == "passed"
     assert "suggested in step 4" not in page.locator(".checklist").inner_text()
+
+
+# --- 14. Pictures of the Intacct screens, taken from the simulator's screens by scripts/intacct_screens.py -------
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_each_step_shows_a_current_picture_of_its_intacct_screen(viewport, page, live_server, celery_worker,
+                                                                 artifacts_dir, settings, tmp_path):
+    import os
+    from pathlib import Path
+
+    from scripts import intacct_screens
+    from simulator.demo import SEED_COMPANIES
+    from wizard.pictures import SCREENS
+
+    kwargs = next(kwargs for name, _, kwargs in SEED_COMPANIES if name == "NEW-CO")
+    build_company("NEW-CO", **{**kwargs, "sizes": SMALL})
+    # INTACCT_SCREENS_OUT=static/img/intacct regenerates the committed pictures (and docs/*.png) from this run.
+    out = Path(os.environ.get("INTACCT_SCREENS_OUT") or tmp_path)
+    written = intacct_screens.capture_steps(page.context.new_page(), f"{live_server.url}/simulator", "NEW-CO", out)
+    assert [path.name for path in written] == [f"step-{screen.step}.png" for screen in SCREENS]
+    assert all(path.stat().st_size > 5_000 for path in written)
+
+    _org()
+    base = live_server.url
+    page.set_viewport_size(viewport)
+    sign_in(page, base)
+    for screen in SCREENS:
+        page.goto(f"{base}/organisations/acme/setup/step-{screen.step}/")
+        picture = page.locator("figure.intacct-picture img")
+        assert picture.get_attribute("alt") == screen.alt
+        assert page.evaluate("img => img.complete && img.naturalWidth > 0", picture.element_handle())
+        assert picture.bounding_box()["width"] <= viewport["width"]
+        link = page.get_by_role("link", name="Open this screen in the simulator (demo)")
+        assert link.get_attribute("href") == f"/simulator/companies/NEW-CO/{screen.path}"
+        assert_accessible(page)
+    page.goto(f"{base}/simulator/companies/NEW-CO/{SCREENS[3].path}")
+    assert "Global settings" in page.locator("main").inner_text() and page.get_by_label("Permission type").count()
+    if os.environ.get("INTACCT_SCREENS_OUT"):
+        organisation = Organisation.objects.get(slug="acme")
+        build_company("README-CO", sizes=SMALL)
+        connect(page, base, "README-CO", DEMO_PASSWORD)
+        support = services.user_create(username="sam", email="sam@operator.test", password=PASSWORD)
+        services.support_staff_grant(user=support)
+        intacct_screens.capture_readme(page, base, ("alice", PASSWORD), ("sam", PASSWORD), organisation.slug)
