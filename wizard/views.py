@@ -323,7 +323,7 @@ def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
     run = get_object_or_404(ValidationRun, id=run_id, connection=access.connection)
     return render(request, "wizard/_validation.html",
                   {"organisation": access.organisation, "run": run, "checks": _checks(run),
-                   "on_connection_page": request.GET.get("on") == "connection",
+                   "on_connection_page": request.GET.get("on") == "connection", "guest": access.handoff,
                    **_validation_context(request)})
 
 

@@ -495,6 +495,7 @@ def test_org_admin_hands_the_steps_to_the_intacct_admin_and_watches_live(viewpor
     assert response.status == 404
     summary = connect(guest, base, "HAND-CO", DEMO_PASSWORD) or wait_verdict(guest)
     assert "Connected." in summary
+    assert guest.get_by_role("link", name="Go to your connection").count() == 0  # not a page for guests
     assert Connection.objects.get(organisation=organisation).status == "connected"
     actions = list(AuditEvent.objects.filter(organisation=organisation, action__startswith="handoff")
                    .values_list("action", flat=True))
