@@ -390,8 +390,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache"))}}
-# Login: attempts per IP and failed attempts per username; Connect (step 6): credential submissions per IP
-# and per organisation (each one logs in to Intacct, and Intacct locks a user out after repeated failures).
+# Login: attempts per IP and failed attempts per username. Connect and "Check again": sign-ins Intacct refused,
+# per organisation, company and user (Intacct locks a user out after repeated failures; nothing else counts).
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 LOGIN_RATE_LIMIT_PER_IP = env.int("LOGIN_RATE_LIMIT_PER_IP", default=30)
 LOGIN_RATE_LIMIT_PER_ACCOUNT = env.int("LOGIN_RATE_LIMIT_PER_ACCOUNT", default=5)
@@ -400,8 +400,7 @@ LOGIN_RATE_LIMIT_WINDOW_SECONDS = env.int("LOGIN_RATE_LIMIT_WINDOW_SECONDS", def
 PASSWORD_RESET_RATE_LIMIT_PER_IP = env.int("PASSWORD_RESET_RATE_LIMIT_PER_IP", default=10)
 PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT = env.int("PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT", default=3)
 PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS = env.int("PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
-CONNECT_RATE_LIMIT_PER_IP = env.int("CONNECT_RATE_LIMIT_PER_IP", default=20)
-CONNECT_RATE_LIMIT_PER_ORGANISATION = env.int("CONNECT_RATE_LIMIT_PER_ORGANISATION", default=10)
+CONNECT_FAILED_SIGN_INS_PER_USER = env.int("CONNECT_FAILED_SIGN_INS_PER_USER", default=3)
 CONNECT_RATE_LIMIT_WINDOW_SECONDS = env.int("CONNECT_RATE_LIMIT_WINDOW_SECONDS", default=60 * 60)
 CSRF_COOKIE_HTTPONLY = True
 # Error pages and reports hide POST data and local variables of password views even with DEBUG on.

@@ -16,6 +16,15 @@ STEP_PERMISSIONS = 4
 STEP_USER = 5
 STEP_CONNECT = 6
 
+
+def suggested_user_id(organisation_slug: str) -> str:
+    """The Web Services user ID the wizard suggests for an organisation (pasted into Intacct, then into step 6).
+
+    Intacct user IDs take letters, digits, "_" and "-"; ours stay short and tell whose integration it is.
+    """
+    tail = "".join(ch if ch.isalnum() else "_" for ch in organisation_slug.lower()).strip("_")[:20] or "app"
+    return f"ws_connect_{tail}"
+
 ROLE_BASED = "role"
 USER_BASED = "user"
 

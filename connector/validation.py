@@ -306,6 +306,9 @@ def _permission_model_check(ctx: Context) -> Outcome:
     changed = (f" They were {diagnosis.MODEL_WORDS[facts.changed_from]} when this company was last checked."
                if facts.changed_from else "")
     chosen = ctx.connection.permission_model
+    missing_role = _suggested_role_missing(ctx.connection, facts)
+    if missing_role:
+        return Outcome(WARNING, missing_role, wizard_step=objects.STEP_USER)
     if not chosen or chosen == facts.model:
         text = f"This company's permissions are {found}{held}" + (", as in step 4." if chosen else ".")
         return Outcome(WARNING if changed else PASSED, text + changed,
@@ -318,6 +321,21 @@ def _permission_model_check(ctx: Context) -> Outcome:
                   f"({diagnosis.MENU_WS_USERS} > permissions).")
     return Outcome(WARNING, f"In step 4 you chose {diagnosis.MODEL_WORDS[chosen]} permissions, but this company's "
                    f"are {found}{held}.{changed} {advice}", wizard_step=objects.STEP_PERMISSIONS)
+
+
+def _suggested_role_missing(connection: Connection, facts: diagnosis.PermissionFacts) -> str:
+    """Words when a user created with the wizard's suggested names does not hold the role it suggested ("" if it does).
+
+    Only for the suggested user ID: an admin who chose their own names may have chosen their own role too.
+    """
+    role = settings.SUGGESTED_ROLE_NAME
+    if (facts.model != objects.ROLE_BASED or facts.roles is None
+            or connection.user_id.lower() != objects.suggested_user_id(connection.organisation.slug).lower()
+            or any(name.lower() == role.lower() for name in facts.roles)):
+        return ""
+    holds = f"holds the role {diagnosis.quoted(facts.roles)}" if facts.roles else "holds no role"
+    return (f"User \"{connection.user_id}\" {holds}, not the role \"{role}\" suggested in step 4. In Intacct open "
+            f"{diagnosis.MENU_WS_USERS}, edit \"{connection.user_id}\" and assign \"{role}\" (step 5).")
 
 
 def _limits_check(ctx: Context) -> Outcome:

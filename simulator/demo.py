@@ -68,6 +68,7 @@ def build_company(
     permission_model: str = "role",
     permissions: Iterable[PermSpec] = CONNECT_PERMISSIONS,
     assign_role: bool = True,
+    with_role: bool = True,
     with_user: bool = True,
     login_id: str = DEMO_LOGIN,
     password: str = DEMO_PASSWORD,
@@ -82,7 +83,8 @@ def build_company(
     """A company whose settings are right unless told otherwise; returns it with its user and password.
 
     Role-based companies get a role "Intacct Connect" holding ``permissions`` (assigned to the user unless
-    ``assign_role`` is False); user-based companies put ``permissions`` on the user.
+    ``assign_role`` is False; none at all with ``with_role=False``); user-based companies put ``permissions`` on
+    the user.
     """
     settings_sender()
     permissions = list(permissions)
@@ -102,7 +104,7 @@ def build_company(
         if authorize_sender_id:
             authorize_sender(company, sender_id or settings.INTACCT_SENDER_ID, needs_login_for_api=needs_login_for_api)
         role = None
-        if permission_model == "role":
+        if permission_model == "role" and with_role:
             role = create_role(company, "Intacct Connect", permissions, "Read access for Intacct Connect")
         user = None
         if with_user:
@@ -138,6 +140,8 @@ SEED_COMPANIES: list[tuple[str, str, dict]] = [
             "subscribed": False,
             "authorize_sender_id": False,
             "with_user": False,
+            # No role either: an empty "Intacct Connect" beside the role the wizard suggests invites assigning it.
+            "with_role": False,
             "permissions": [],
         },
     ),

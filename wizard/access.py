@@ -4,7 +4,9 @@
 - support staff may read every organisation, never write (403);
 - anyone else gets 404, so an outsider cannot even learn that an organisation exists;
 - the support dashboard (support_access) is for support staff and superusers only: 404 for the rest.
-Anonymous users never get here: views are wrapped in login_required.
+Anonymous users never get here (views are wrapped in login_required), except a hand-off guest (issue 15): a
+person holding a hand-off link may read and write this one organisation's wizard steps and nothing else
+(wizard_access, behind handoff_or_login_required).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class OrgAccess:
     organisation: Organisation
     connection: Connection
     can_write: bool
+    # The hand-off link a guest came with (None for people with an account).
+    handoff: object = None
 
 
 def organisation_access(request: HttpRequest, slug: str, *, write: bool | None = None) -> OrgAccess:
@@ -65,3 +69,33 @@ def organisation_access(request: HttpRequest, slug: str, *, write: bool | None =
 def client_ip(request: HttpRequest) -> str | None:
     """The caller's address for the audit log (REMOTE_ADDR; a TLS proxy sets it via the WSGI server)."""
     return request.META.get("REMOTE_ADDR") or None
+
+
+def handoff_or_login_required(view):
+    """login_required, except for a browser holding a hand-off link (wizard_access then checks its organisation)."""
+    from functools import wraps
+
+    from django.contrib.auth.views import redirect_to_login
+
+    from wizard.handoff import SESSION_KEY
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if request.user.is_authenticated or request.session.get(SESSION_KEY):
+            return view(request, *args, **kwargs)
+        return redirect_to_login(request.get_full_path())
+    return wrapped
+
+
+def wizard_access(request: HttpRequest, slug: str, *, write: bool | None = None) -> OrgAccess:
+    """organisation_access for the wizard's pages, which a hand-off guest may also use (this organisation only)."""
+    if request.user.is_authenticated:
+        return organisation_access(request, slug, write=write)
+    from wizard.handoff import handoff_for
+
+    organisation = Organisation.objects.filter(slug=slug).first()
+    handoff = handoff_for(request, organisation) if organisation is not None else None
+    if handoff is None:
+        raise Http404("This link no longer works: it expired or was revoked. Ask for a new one.")
+    return OrgAccess(organisation=organisation, connection=services.connection_get(organisation=organisation),
+                     can_write=True, handoff=handoff)

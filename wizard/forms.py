@@ -158,6 +158,12 @@ class DeprovisioningForm(forms.Form):
     wants_deprovisioning = forms.BooleanField(label="I want user deprovisioning", required=False)
 
 
+class HandOffForm(forms.Form):
+    name = forms.CharField(label="Their name", max_length=200, validators=[no_control_characters],
+                           error_messages={"required": "Enter the name of the person who will do the steps."})
+    email = forms.EmailField(label="Their e-mail address (optional: or copy the link yourself)", required=False)
+
+
 class SignupForm(forms.Form):
     organisation_name = forms.CharField(label="Organisation name", max_length=200,
                                         validators=[no_control_characters])

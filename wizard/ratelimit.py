@@ -2,10 +2,14 @@
 
 Fixed windows: each (action, scope, who) pair has a counter in the cache that expires with its window.
 Login counts every attempt per IP and the failed ones per username (normalised as Django's login
-matches it); password reset counts every request per IP and per e-mail address; Connect counts every
-submission that would store credentials and ask Intacct (per IP and per organisation), so an over-eager
-admin or a stolen session cannot lock the company's Web Services user out of Intacct. An over-limit request is answered
-429 on the same page with the form kept, and nothing is saved or sent.
+matches it); password reset counts every request per IP and per e-mail address. An over-limit request is
+answered 429 on the same page with the form kept, and nothing is saved or sent.
+
+Connect and "Check again" are limited differently (issue 15): what must not happen is Intacct locking the Web
+Services user out after repeated failed sign-ins, so only the sign-ins Intacct refused count, per organisation,
+company and user, read from the validation checks in the database (the worker records them; no counter to
+keep in step). Fixing something in Intacct and checking again, however often, never counts, and one
+organisation's failures never block another organisation.
 
 The cache is settings.CACHES["default"]: Redis when the broker is Redis, else files under VAR_DIR, so the
 web processes share their counters. When the cache cannot be reached the limiter fails open: the request goes
@@ -20,6 +24,7 @@ import math
 import time
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,11 +33,15 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from connector import operations
+from connector.models import Organisation, ValidationCheck
 from wizard.access import client_ip
 
 log = logging.getLogger(__name__)
+# The validation check that reports the Web Services user's sign-in (connector.validation.LOGIN_STAGES).
+LOGIN_CHECK = "login"
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,6 @@ def password_reset_limits() -> tuple[Limit, Limit]:
     window = settings.PASSWORD_RESET_RATE_LIMIT_WINDOW_SECONDS
     return (Limit("password_reset", "ip", settings.PASSWORD_RESET_RATE_LIMIT_PER_IP, window),
             Limit("password_reset", "account", settings.PASSWORD_RESET_RATE_LIMIT_PER_ACCOUNT, window))
-
-
-def connect_limits() -> tuple[Limit, Limit]:
-    window = settings.CONNECT_RATE_LIMIT_WINDOW_SECONDS
-    return (Limit("connect", "ip", settings.CONNECT_RATE_LIMIT_PER_IP, window),
-            Limit("connect", "organisation", settings.CONNECT_RATE_LIMIT_PER_ORGANISATION, window))
 
 
 def _key(limit: Limit, who: str, now: float) -> tuple[str, int]:
@@ -154,9 +157,43 @@ def _ip(request: HttpRequest) -> str:
 
 # --- the two uses ----------------------------------------------------------------------------
 
-def connect_checks(request: HttpRequest, organisation_slug: str) -> list[tuple[Limit, str]]:
-    by_ip, by_org = connect_limits()
-    return [(by_ip, _ip(request)), (by_org, organisation_slug)]
+@dataclass(frozen=True)
+class SignInLimit:
+    """Too many sign-ins Intacct refused for one company and user: wait ``seconds`` before the next."""
+
+    company_id: str
+    user_id: str
+    failures: int
+    seconds: int
+
+    def message(self) -> str:
+        minutes = max(1, math.ceil(self.seconds / 60))
+        wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return (f"Intacct refused the sign-in of user \"{self.user_id}\" in company \"{self.company_id}\" "
+                f"{self.failures} times in the last hour, and locks a user out after a few more. So we are not "
+                f"trying again for {wait}: nothing was saved or sent. Meanwhile check the user ID and password "
+                f"(Intacct e-mailed the password when the user was created; an administrator can reset it in "
+                f"Company > Admin > Web Services users). If the credentials are right and you fixed something "
+                f"else in Intacct, press \"Check again\" in {wait}: it uses the credentials we already have.")
+
+
+def failed_sign_ins(organisation: Organisation, company_id: str, user_id: str) -> SignInLimit | None:
+    """The limit this organisation reached for (company, user), or None while another sign-in may be tried."""
+    if not settings.RATE_LIMIT_ENABLED or not company_id or not user_id:
+        return None
+    window = settings.CONNECT_RATE_LIMIT_WINDOW_SECONDS
+    allowed = settings.CONNECT_FAILED_SIGN_INS_PER_USER
+    now = timezone.now()
+    times = sorted(ValidationCheck.objects.filter(
+        key=LOGIN_CHECK, status=ValidationCheck.Status.FAILED,
+        run__connection__organisation=organisation, run__created_at__gte=now - timedelta(seconds=window),
+        run__connection__company_id__iexact=company_id, run__connection__user_id__iexact=user_id,
+    ).values_list("run__created_at", flat=True))
+    if len(times) < allowed:
+        return None
+    # The wait ends when enough of the failures leave the window for one more sign-in.
+    freed_at = times[len(times) - allowed] + timedelta(seconds=window)
+    return SignInLimit(company_id, user_id, len(times), max(1, math.ceil((freed_at - now).total_seconds())))
 
 
 class RateLimitedLoginView(auth_views.LoginView):

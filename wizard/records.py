@@ -53,7 +53,18 @@ def sync_section_context(connection: Connection) -> dict:
         "sync_objects": [(d, counts.get(d.name, 0)) for d in objects.OBJECTS],
         "sync_can_run": sync.can_sync(connection), "sync_poll_ms": settings.SYNC_POLL_INTERVAL_MS,
         "sync_in_maintenance": sync.in_maintenance_window(),
+        "sync_last_kind": sync_kind_words(last_finished),
     }
+
+
+def sync_kind_words(run: SyncRun | None) -> str:
+    """What a finished sync really did: an "incremental" run with no cursor yet read everything (the first sync)."""
+    if run is None:
+        return ""
+    modes = {object_run.mode for object_run in run.object_runs.all()} - {""}
+    if run.kind == SyncRun.Kind.INCREMENTAL and modes == {"full"}:
+        return "first (full)"
+    return run.get_kind_display().lower()
 
 
 def _record_counts(connection: Connection) -> dict[str, int]:

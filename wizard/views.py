@@ -11,14 +11,24 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connector import objects, requeue, services, validation
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
-from wizard import forms, ratelimit
-from wizard.access import OrgAccess, can_see_all_organisations, client_ip, organisation_access
+from wizard import forms, pictures, progress, ratelimit
+from wizard import handoff as handoffs
+from wizard.access import (
+    OrgAccess,
+    can_see_all_organisations,
+    client_ip,
+    handoff_or_login_required,
+    organisation_access,
+    wizard_access,
+)
+from wizard.models import HandOff
 from wizard.steps import LAST_STEP, STEP_NUMBERS, STEPS, step
 
 SETUP_STATUSES = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
@@ -76,12 +86,12 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 # --- The wizard -----------------------------------------------------------------------------
 
-@login_required
+@handoff_or_login_required
 def setup(request: HttpRequest, slug: str) -> HttpResponse:
     """Resume the wizard at the first step not yet done."""
-    access = organisation_access(request, slug)
-    done = access.connection.steps_done()
-    first_open = next((number for number in STEP_NUMBERS if number not in done), LAST_STEP)
+    access = wizard_access(request, slug)
+    marks = progress.step_marks(access.connection, STEP_NUMBERS)
+    first_open = next((number for number in STEP_NUMBERS if not marks[number].counts), LAST_STEP)
     return redirect("setup_step", slug, first_open)
 
 
@@ -89,7 +99,20 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
     connection = access.connection
     done = connection.steps_done()
     wants = connection.wants_deprovisioning
+    marks = progress.step_marks(connection, STEP_NUMBERS)
+    last = connection.last_validation
     context = {
+        "guest": access.handoff,
+        "handoffs": (HandOff.objects.filter(organisation=access.organisation, revoked_at__isnull=True,
+                                            expires_at__gt=timezone.now())
+                     if access.handoff is None and access.can_write and number == 1 else []),
+        "steps_marks": [(s, marks[s.number]) for s in STEPS],
+        "answers_version": progress.answers_version(connection),
+        # What the latest check found wrong on this step (a revisit page says it, with "Check again").
+        "last_run": last,
+        "last_failures": ([check for check in last.checks.all()
+                           if check.status == check.Status.FAILED and check.wizard_step == number]
+                          if last is not None and last.is_finished and number != LAST_STEP else []),
         "organisation": access.organisation,
         "connection": connection,
         "can_write": access.can_write,
@@ -102,17 +125,24 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
         "permission_rows": [(row, row.rights_for(wants_deprovisioning=wants), row.deprovisioning_rights)
                             for row in objects.permission_table()],
         "role_name": settings.SUGGESTED_ROLE_NAME,
+        "suggested_user_id": objects.suggested_user_id(access.organisation.slug),
+        "picture": pictures.SCREENS_BY_STEP.get(number),
+        "picture_src": pictures.picture_path(number),
+        # In the demo, the same screen in the simulator (the connection's company, else the blank NEW-CO).
+        "simulator_screen": (f"/simulator/companies/{connection.company_id or 'NEW-CO'}/"
+                             f"{pictures.SCREENS_BY_STEP[number].path}"
+                             if settings.SIMULATOR_ENABLED and number in pictures.SCREENS_BY_STEP else ""),
         "product_name": settings.PRODUCT_NAME,
         "sender_id": settings.INTACCT_SENDER_ID,
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,
         **_validation_context(request),
-        "percent_done": round(100 * len([n for n in STEP_NUMBERS if n in done]) / len(STEP_NUMBERS)),
+        "percent_done": round(100 * len([n for n in STEP_NUMBERS if marks[n].counts]) / len(STEP_NUMBERS)),
     }
     context.update(extra)
     return context
 
 
-@login_required
+@handoff_or_login_required
 @sensitive_post_parameters()  # step 6 takes the Intacct password (the connect() below)
 @sensitive_variables()
 @require_http_methods(["GET", "POST"])
@@ -122,13 +152,25 @@ def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
         raise Http404("No such step.")
     if number == LAST_STEP:
         return connect(request, slug)
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
     connection = access.connection
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, step=number,
+                              what=f"{request.method} step {number} {request.POST.get('action', '')}".strip())
     by, ip = request.user, client_ip(request)
     model_form = forms.PermissionModelForm(initial={"permission_model": connection.permission_model or None})
     if request.method == "POST":
+        if changed_elsewhere(request, connection):
+            return redirect("setup_step", slug, number)
         action = request.POST.get("action")
         if action == "done":
+            if number == objects.STEP_PERMISSIONS and request.POST.get("permission_model"):
+                # "I've done this" keeps the choice made beside it, saved or not.
+                model_form = forms.PermissionModelForm(request.POST)
+                if model_form.is_valid():
+                    services.connection_set_permission_model(
+                        connection=connection, permission_model=model_form.cleaned_data["permission_model"],
+                        by=by, ip=ip)
             if number == objects.STEP_PERMISSIONS and not connection.permission_model:
                 messages.error(request, "Choose role-based or user-based first.")
                 return redirect("setup_step", slug, number)
@@ -158,25 +200,44 @@ def setup_step(request: HttpRequest, slug: str, number: int) -> HttpResponse:
             initial={"wants_deprovisioning": connection.wants_deprovisioning})))
 
 
+def changed_elsewhere(request: HttpRequest, connection: Connection) -> bool:
+    """A form posted from a page older than the answers (another tab, another admin): say so, save nothing."""
+    seen = request.POST.get("seen")
+    if seen is None or seen == progress.answers_version(connection):
+        return False
+    messages.error(request, "These answers were changed in another window (or by someone else) after this page "
+                            "was opened, so nothing was saved. The page now shows the latest answers: check them "
+                            "and try again.")
+    return True
+
+
+def _limited(request: HttpRequest, access: OrgAccess, limit: ratelimit.SignInLimit, **extra) -> HttpResponse:
+    """Step 6 answered 429 with words saying why nothing was sent and what to do (the typed values kept)."""
+    run = _latest_run(access.connection)
+    return ratelimit.too_many(render(request, "wizard/step_6.html", _step_context(
+        request, access, LAST_STEP, run=run, checks=_checks(run), limit_message=limit.message(), **extra)),
+        limit.seconds)
+
+
 def connect(request: HttpRequest, slug: str) -> HttpResponse:
     """Step 6: the credentials form; saving enqueues a validation and the page follows it live."""
-    access = organisation_access(request, slug)
+    access = wizard_access(request, slug)
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, step=LAST_STEP,
+                              what=f"{request.method} step {LAST_STEP}")
     connection = access.connection
-    initial = {"company_id": connection.company_id, "user_id": connection.user_id,
+    initial = {"company_id": connection.company_id,
+               "user_id": connection.user_id or objects.suggested_user_id(access.organisation.slug),
                "entity_id": connection.entity_id}
     form = forms.ConnectForm(request.POST or None, initial=initial)
     if request.method == "POST":
-        limits = ratelimit.connect_checks(request, access.organisation.slug)
-        wait = ratelimit.retry_after(limits)
-        if wait is not None:
-            form.is_valid()  # field errors shown as usual; the typed values stay in the form
-            form.add_error(None, ratelimit.message(wait))
-            run = _latest_run(connection)
-            return ratelimit.too_many(render(request, "wizard/step_6.html", _step_context(
-                request, access, LAST_STEP, form=form, run=run, checks=_checks(run))), wait)
+        if changed_elsewhere(request, connection):
+            return redirect("setup_step", slug, LAST_STEP)
         if form.is_valid():
-            ratelimit.count(limits)
             data = form.cleaned_data
+            limit = ratelimit.failed_sign_ins(access.organisation, data["company_id"], data["user_id"])
+            if limit is not None:
+                return _limited(request, access, limit, form=form)
             run = services.connection_set_credentials(
                 connection=connection, company_id=data["company_id"], user_id=data["user_id"],
                 password=data["password"], entity_id=data["entity_id"], by=request.user,
@@ -232,13 +293,37 @@ def _checks(run: ValidationRun | None) -> list:
                    if check.key not in seen]
 
 
-@login_required
+@handoff_or_login_required
+@require_POST
+def check_again(request: HttpRequest, slug: str) -> HttpResponse:
+    """Validate again with the stored credentials (after a fix in Intacct): nothing to re-type."""
+    access = wizard_access(request, slug)
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, what="check again")
+    connection = access.connection
+    if not connection.has_credentials:
+        messages.error(request, "There are no credentials to check: enter them in step 6.")
+        return redirect("setup_step", slug, LAST_STEP)
+    limit = ratelimit.failed_sign_ins(access.organisation, connection.company_id, connection.user_id)
+    if limit is not None:
+        return _limited(request, access, limit, form=forms.ConnectForm(initial={
+            "company_id": connection.company_id, "user_id": connection.user_id, "entity_id": connection.entity_id}))
+    run = services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        messages.success(request, "Checking again with the credentials we have. Nothing to re-type.")
+    return redirect(reverse("setup_step", args=[slug, LAST_STEP]) + "#validation")
+
+
+@handoff_or_login_required
 def validation_status(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """The live checklist of one run, as an HTML fragment (polled by static/js/wizard.js)."""
-    access = organisation_access(request, slug, write=False)
+    access = wizard_access(request, slug, write=False)
     run = get_object_or_404(ValidationRun, id=run_id, connection=access.connection)
     return render(request, "wizard/_validation.html",
                   {"organisation": access.organisation, "run": run, "checks": _checks(run),
+                   "on_connection_page": request.GET.get("on") == "connection", "guest": access.handoff,
                    **_validation_context(request)})
 
 
@@ -256,7 +341,10 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "wizard/connection.html", {
         "organisation": access.organisation, "connection": conn, "can_write": access.can_write,
         "run": run, "checks": _checks(run), **_validation_context(request),
-        "masked_company_id": mask(conn.company_id), "masked_user_id": mask(conn.user_id),
+        "on_connection_page": True,
+        # The organisation's own admins see their IDs in full; support staff see them masked.
+        "masked_company_id": conn.company_id if access.can_write else mask(conn.company_id),
+        "masked_user_id": conn.user_id if access.can_write else mask(conn.user_id),
         "status_check_label": validation.CHECK_LABELS.get(check_key, check_key),
         "status_changes": conn.status_changes.all()[:10],
         "audit_events": conn.audit_events.select_related("actor")[:20],
@@ -270,6 +358,10 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
     if not access.connection.has_credentials:
         messages.error(request, "There are no credentials to check: enter them in step 6.")
         return redirect("setup_step", slug, LAST_STEP)
+    limit = ratelimit.failed_sign_ins(access.organisation, access.connection.company_id, access.connection.user_id)
+    if limit is not None:
+        messages.error(request, limit.message())
+        return redirect(reverse("connection", args=[slug]) + "#validation")
     run = services.validation_request(connection=access.connection, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
@@ -321,3 +413,56 @@ def connection_disconnect(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("connection", slug)
     return render(request, "wizard/connection_disconnect.html",
                   {"organisation": access.organisation, "connection": access.connection})
+
+
+# --- Hand-off to the Intacct admin ----------------------------------------------------------
+
+def handoff_open(request: HttpRequest, token: str) -> HttpResponse:
+    """A hand-off link: this browser may walk this organisation's wizard (steps 1-6) until it expires."""
+    handoff = handoffs.handoff_open(request=request, token=token)
+    if handoff is None:
+        return render(request, "wizard/handoff_invalid.html", status=404)
+    return redirect("setup_step", handoff.organisation.slug, 1)  # the token leaves the address bar
+
+
+@login_required
+@require_POST
+def handoff_create(request: HttpRequest, slug: str) -> HttpResponse:
+    access = organisation_access(request, slug)
+    form = forms.HandOffForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Hand-off not created: {error}")
+        return redirect(reverse("setup_step", args=[slug, 1]) + "#handoff")
+    handoff, link = handoffs.handoff_create(organisation=access.organisation, name=form.cleaned_data["name"],
+                                            email=form.cleaned_data["email"], by=request.user,
+                                            ip=client_ip(request))
+    sent = f" and e-mailed it to {handoff.email}" if handoff.email else ""
+    messages.success(request, f"Link created for {handoff.name}{sent}. It works for {handoffs.HANDOFF_DAYS} days, "
+                              f"for {access.organisation.name} only.")
+    # Rendered, not redirected: the link is shown this once and kept nowhere (only its hash is stored).
+    return render(request, "wizard/step_1.html", _step_context(
+        request, access, 1, new_handoff=handoff, new_handoff_link=link))
+
+
+@login_required
+@require_POST
+def handoff_revoke(request: HttpRequest, slug: str, handoff_id: int) -> HttpResponse:
+    access = organisation_access(request, slug)
+    handoff = get_object_or_404(HandOff, id=handoff_id, organisation=access.organisation)
+    handoffs.handoff_revoke(handoff=handoff, by=request.user, ip=client_ip(request))
+    messages.success(request, f"{handoff.name}'s link no longer works.")
+    return redirect(reverse("setup_step", args=[slug, 1]) + "#handoff")
+
+
+@login_required
+def handoff_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """The hand-offs and the wizard's marks, as a fragment the org admin's page refreshes (their progress live)."""
+    access = organisation_access(request, slug, write=False)
+    marks = progress.step_marks(access.connection, STEP_NUMBERS)
+    return render(request, "wizard/_handoffs.html", {
+        "organisation": access.organisation, "can_write": access.can_write,
+        "handoffs": HandOff.objects.filter(organisation=access.organisation, revoked_at__isnull=True,
+                                           expires_at__gt=timezone.now()),
+        "steps_marks": [(s, marks[s.number]) for s in STEPS]})

@@ -1,8 +1,9 @@
 /* Progressive enhancement for the wizard. Every page works without this file:
    - copy buttons: values are plain <code> text; this reveals a "Copy" button beside each;
    - live validation: without JS a <noscript> meta refresh reloads the page; with JS we poll the
-     small HTML fragment endpoint and swap the checklist in place until the run finishes;
-   - the deprovisioning checkbox submits its form when changed. */
+     small HTML fragment endpoint and swap the checklist in place until the run finishes.
+   The deprovisioning checkbox does not submit by itself: toggling a box must not reload the page and lose the
+   keyboard focus; its visible "Update the table" button does. */
 (function () {
   "use strict";
 
@@ -43,6 +44,19 @@
     });
   }
 
+  /* A finished check changes the steps' marks: fetch this page again and swap its progress bar in. */
+  function refreshProgress() {
+    var current = document.querySelector("nav.progress");
+    if (!current) { return; }
+    fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("nav.progress");
+        if (fresh) { current.replaceWith(fresh); }
+      })
+      .catch(function () { /* the marks show on the next page load */ });
+  }
+
   function poll(container) {
     var url = container.dataset.pollUrl;
     var interval = parseInt(container.dataset.pollInterval || "700", 10);
@@ -60,23 +74,31 @@
           if (!fresh) { return; }
           container.replaceWith(fresh);
           setUpCopyButtons(fresh);
-          if (fresh.dataset.pollUrl) { poll(fresh); }
+          if (fresh.dataset.pollUrl) { poll(fresh); } else { refreshProgress(); }
         })
         .catch(function () { window.setTimeout(function () { poll(container); }, interval * 3); });
     }, interval);
   }
 
-  function setUpAutoSubmit(root) {
-    root.querySelectorAll("form.toggle input[type=checkbox]").forEach(function (box) {
-      var button = box.form.querySelector("[data-autosubmit-button]");
-      if (button) { button.classList.add("visually-hidden"); }
-      box.addEventListener("change", function () { box.form.requestSubmit ? box.form.requestSubmit(button) : box.form.submit(); });
-    });
+  /* Fragments that keep themselves current (the org admin watching a hand-off's progress). */
+  function refresh(container) {
+    var url = container.dataset.refreshUrl;
+    var interval = parseInt(container.dataset.refreshMs || "3000", 10);
+    window.setTimeout(function () {
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : ""; })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-refresh-url]");
+          if (fresh && fresh.innerHTML !== container.innerHTML) { container.innerHTML = fresh.innerHTML; }
+          refresh(container);
+        })
+        .catch(function () { window.setTimeout(function () { refresh(container); }, interval * 3); });
+    }, interval);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh-url]").forEach(refresh);
     setUpCopyButtons(document);
-    setUpAutoSubmit(document);
     document.querySelectorAll(".validation[data-poll-url]").forEach(poll);
   });
 })();

@@ -34,6 +34,7 @@ from connector.models import (
 )
 from simulator import services as sim
 from tests.wizard.conftest import PASSWORD
+from wizard import handoff as handoffs
 
 ROLES = ("anonymous", "other_admin", "support", "org_admin", "superuser")
 LOGIN = "login"  # a redirect to the site's login page
@@ -83,6 +84,12 @@ RULES: dict[str, Rule] = {
     "connection_entity": Rule(get=ORG_READ, post=(LOGIN, 404, 403, 200, 200)),
     "connection_disconnect": Rule(get=ORG_READ, post=ORG_WRITE),
     "validation_status": Rule(get=ORG_READ, post=ORG_READ),
+    "setup_check_again": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
+    # hand-off links (issue 15): made and revoked by A's admin; a link that does not exist is 404 for all
+    "handoff_create": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
+    "handoff_revoke": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
+    "handoff_status": Rule(get=ORG_READ, post=ORG_READ),
+    "handoff_open": Rule(get=same(404), post=same(404)),
     # --- synced data and the JSON APIs
     "sync_now": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
     "sync_status": Rule(get=ORG_READ, post=GET_ONLY_POST),
@@ -270,7 +277,9 @@ def world(organisation, other_organisation, settings) -> World:
     role = sim.create_role(company, "Connect API", [])
     sim_user, _ = sim.create_user(company, "ws_connect", first_name="WS", last_name="User", roles=[role])
     alice = User.objects.get(username="alice")
+    handoff, _ = handoffs.handoff_create(organisation=organisation, name="Ivan", email="", by=alice, ip=None)
     values = {
+        "handoff_id": handoff.id,
         "slug": organisation.slug, "number": 6, "run_id": run.id, "connection_id": connection.id,
         "object_name": "USERINFO", "recordno": user_record.recordno, "action": "deactivate",
         "company_id": company.company_id, "role_id": role.id, "user_id": sim_user.id,

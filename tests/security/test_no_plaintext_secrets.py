@@ -207,7 +207,7 @@ def test_no_plaintext_secret_anywhere_after_connect_sync_and_rotation(celery_wor
             "action": "deactivate", "company_id": "SCAN-CO", "role_id": Role.objects.first().id,
             "user_id": SimUser.objects.first().id, "uidb64": "MQ", "token": "not-a-token", "app_label": "connector",
             "content_type_id": 1, "url": "nothing/", "id": admin.id, "object_path": "accounts-payable/bill",
-            "endpoint_id": endpoint.pk, "message_id": webhook_message.pk,
+            "endpoint_id": endpoint.pk, "message_id": webhook_message.pk, "handoff_id": 1,
         }
         for where, text in rendered_pages(organisation.slug, values).items():
             found += hunt(f"page {where}", text)

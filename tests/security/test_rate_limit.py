@@ -1,4 +1,4 @@
-"""Login and Connect are rate limited per IP and per account/organisation: 429 on a real page, nothing lost."""
+"""Login is rate limited per IP and account; Connect after failed Intacct sign-ins: 429 on a real page, nothing lost."""
 from __future__ import annotations
 
 from unittest import mock
@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from connector import services
-from connector.models import AuditEvent, Connection, ValidationRun
+from connector.models import AuditEvent, Connection, ValidationCheck, ValidationRun
 from tests.wizard.conftest import PASSWORD
 
 LOGIN = "/accounts/login/"
@@ -20,7 +20,7 @@ def limits(settings):
     settings.RATE_LIMIT_ENABLED = True
     settings.LOGIN_RATE_LIMIT_PER_IP, settings.LOGIN_RATE_LIMIT_PER_ACCOUNT = 6, 3
     settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS = 900
-    settings.CONNECT_RATE_LIMIT_PER_IP, settings.CONNECT_RATE_LIMIT_PER_ORGANISATION = 5, 3
+    settings.CONNECT_FAILED_SIGN_INS_PER_USER = 3
     settings.CONNECT_RATE_LIMIT_WINDOW_SECONDS = 3600
     return settings
 
@@ -101,24 +101,45 @@ def _connect(client: Client, ip: str = "203.0.113.7", **overrides):
     return client.post(STEP_6, data, REMOTE_ADDR=ip)
 
 
-def test_connect_is_limited_per_organisation_and_the_over_limit_post_changes_nothing(
+def _failed_sign_in(organisation, company_id: str = "ACME", user_id: str = "ws_connect") -> None:
+    """What the worker records when Intacct refuses the Web Services user's sign-in."""
+    connection = organisation.connection
+    connection.company_id, connection.user_id = company_id, user_id
+    connection.save(update_fields=["company_id", "user_id"])
+    run = ValidationRun.objects.create(connection=connection, status=ValidationRun.Status.FAILED)
+    ValidationCheck.objects.create(run=run, position=6, key="login", label="Web Services user signs in",
+                                   status=ValidationCheck.Status.FAILED, message="Sign-in refused.")
+
+
+def test_connect_waits_after_failed_sign_ins_and_the_over_limit_post_changes_nothing(
         organisation, admin_client, limits, enqueued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        for _ in range(3):
-            assert _connect(admin_client).status_code == 302
+        assert _connect(admin_client).status_code == 302
+    for _ in range(3):
+        _failed_sign_in(organisation)
     connection = Connection.objects.get()
     before = (connection.company_id, connection.user_id, connection.password_token, connection.entity_id)
     counts = (ValidationRun.objects.count(), AuditEvent.objects.count(), enqueued.call_count)
     with django_capture_on_commit_callbacks(execute=True):
-        blocked = _connect(admin_client, ip="198.51.100.9", company_id="OTHER-CO", entity_id="E2")
+        blocked = _connect(admin_client, ip="198.51.100.9", entity_id="E2")
     assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
     html = blocked.content.decode()
-    assert "Too many attempts" in html and "Nothing was saved or sent." in html
+    assert "refused the sign-in" in html and "nothing was saved or sent" in html and "Check again" in html
+    assert "Please correct" not in html
     # The typed values are kept in the form (the password never is re-rendered, by design).
-    assert 'value="OTHER-CO"' in html and 'value="E2"' in html and "Some-Passw0rd" not in html
+    assert 'value="ACME"' in html and 'value="E2"' in html and "Some-Passw0rd" not in html
     connection.refresh_from_db()
     assert (connection.company_id, connection.user_id, connection.password_token, connection.entity_id) == before
     assert (ValidationRun.objects.count(), AuditEvent.objects.count(), enqueued.call_count) == counts
+    # Check again with the stored credentials waits too.
+    assert admin_client.post("/organisations/acme/setup/check-again/").status_code == 429
+    # Another company or user is another Intacct user: not blocked.
+    assert _connect(admin_client, company_id="OTHER-CO").status_code == 302
+
+
+def test_connects_that_sign_in_are_never_limited(organisation, admin_client, limits, enqueued):
+    for _ in range(12):
+        assert _connect(admin_client).status_code == 302
 
 
 def test_invalid_connect_submissions_do_not_use_up_the_limit(organisation, admin_client, limits, enqueued):
@@ -128,22 +149,19 @@ def test_invalid_connect_submissions_do_not_use_up_the_limit(organisation, admin
     assert _connect(admin_client).status_code == 302
 
 
-def test_connect_is_limited_per_ip_across_organisations(organisation, admin_client, limits, enqueued):
-    for n in range(5):
-        services.organisation_create(name=f"Org {n}", slug=f"org-{n}",
-                                     admin=services.user_create(username=f"admin{n}", email=f"a{n}@x.test",
-                                                                password=PASSWORD))
-        client = Client()
-        assert client.login(username=f"admin{n}", password=PASSWORD)
-        data = {"company_id": "ACME", "user_id": "ws_connect", "password": "pw"}
-        assert client.post(f"/organisations/org-{n}/setup/step-6/", data, REMOTE_ADDR="203.0.113.7").status_code == 302
-    assert _connect(admin_client).status_code == 429
-    assert _connect(admin_client, ip="198.51.100.9").status_code == 302
+def test_one_organisation_s_failed_sign_ins_never_block_another(organisation, admin_client, limits, enqueued,
+                                                                other_organisation, outsider_client):
+    for _ in range(5):
+        _failed_sign_in(other_organisation)
+    assert _connect(admin_client).status_code == 302  # same IP, same company and user, another organisation
+    data = {"company_id": "ACME", "user_id": "ws_connect", "password": "pw"}
+    assert outsider_client.post("/organisations/other/setup/step-6/", data).status_code == 429
 
 
 def test_rate_limiting_can_be_switched_off(organisation, admin_client, settings, enqueued):
     settings.RATE_LIMIT_ENABLED = False
-    settings.CONNECT_RATE_LIMIT_PER_ORGANISATION = 1
+    for _ in range(3):
+        _failed_sign_in(organisation)
     for _ in range(3):
         assert _connect(admin_client).status_code == 302
 
@@ -153,7 +171,7 @@ def test_default_limits_are_set():
 
     assert settings.RATE_LIMIT_ENABLED
     assert 0 < settings.LOGIN_RATE_LIMIT_PER_ACCOUNT <= settings.LOGIN_RATE_LIMIT_PER_IP
-    assert 0 < settings.CONNECT_RATE_LIMIT_PER_ORGANISATION <= settings.CONNECT_RATE_LIMIT_PER_IP
+    assert 0 < settings.CONNECT_FAILED_SIGN_INS_PER_USER
 
 
 # --- usernames as Django matches them (issue 13, item 8) ----------------------------------------

@@ -110,7 +110,8 @@ def test_admin_walks_the_wizard_on_the_simulator_and_connects(branch, page, live
     # Step 5: the Web Services user, field by field; the user-based branch also wants deprovisioning.
     page.wait_for_url(re.compile(r"/step-5/"))
     if branch == "user":
-        page.get_by_label("I want user deprovisioning").check()  # JavaScript submits the toggle
+        page.get_by_label("I want user deprovisioning").check()
+        page.get_by_role("button", name="Update the table").click()
         page.wait_for_selector("text=required for deprovisioning")
     sim_page.goto(f"{sim_base}/companies/{company_id}/admin/users/")
     sim_page.get_by_label("User ID").fill("ws_connect")

@@ -112,7 +112,7 @@ def test_secret_is_nowhere_but_the_encrypted_column(organisation, admin_client, 
     assert SECRET not in caplog.text
 
 
-def test_change_password_entity_revalidate_and_disconnect(organisation, admin_client, enqueued,
+def test_change_password_entity_revalidate_and_disconnect(organisation, admin_client, support_client, enqueued,
                                                           django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         post_connect(admin_client)
@@ -123,7 +123,10 @@ def test_change_password_entity_revalidate_and_disconnect(organisation, admin_cl
     assert crypto.decrypt(conn.password_token) == "new-one" and conn.entity_id == "E2"
     assert enqueued.call_count == 4 and ValidationRun.objects.count() == 4
     page = admin_client.get(reverse("connection", args=["acme"])).content.decode()
-    assert "AC•E" in page and "ws•••••••t" in page and "No sync yet." in page
+    # The organisation's own admin sees its IDs in full (issue 15); support staff see them masked.
+    assert "<code>ACME</code>" in page and "<code>ws_connect</code>" in page and "No sync yet." in page
+    assert "AC•E" not in page
+    assert "AC•E" in support_client.get(reverse("connection", args=["acme"])).content.decode()
     admin_client.post(reverse("connection_disconnect", args=["acme"]))
     conn.refresh_from_db()
     assert conn.password_token == "" and conn.status == "disconnected"
