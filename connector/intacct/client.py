@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import random
-import tempfile
 import threading
 import time
 import uuid
@@ -12,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 from lxml import etree
@@ -44,9 +43,41 @@ QUERY_MAX_PAGE = 2000
 READ_MAX_KEYS = 100  # the official SDKs cap read keys at 100 per call
 _ERROR_BODY_LIMIT = 64 * 1024
 _LOG_BODY_LIMIT = 4096
-# A received answer waits in memory up to this size, beyond it on disk, until it is parsed.
-_SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
+# An answer up to this size (a 2,000-record page is ~1 MB) is kept as received and parsed once the company's
+# request slot is given back; a larger one is parsed as it arrives, so junk is refused after reading little.
+_RECEIVE_BEFORE_PARSING_BYTES = 4 * 1024 * 1024
 _PARSE_CHUNK_BYTES = 64 * 1024
+
+
+class _Body:
+    """A response body being received: held whole while small, fed to the parser once it is not."""
+
+    def __init__(self, parser: ResponseParser) -> None:
+        self._parser = parser
+        self._held = bytearray()
+        self._parsing = False
+
+    def add(self, chunk: bytes) -> None:
+        if self._parsing:
+            self._parser.feed(chunk)
+            return
+        self._held += chunk
+        if len(self._held) > _RECEIVE_BEFORE_PARSING_BYTES:
+            self._parsing = True
+            self._feed_held()
+
+    def finish(self) -> ParsedResponse:
+        self._feed_held()
+        return self._parser.close()
+
+    def _feed_held(self) -> None:
+        view = memoryview(self._held)
+        try:
+            for start in range(0, len(view), _PARSE_CHUNK_BYTES):
+                self._parser.feed(bytes(view[start:start + _PARSE_CHUNK_BYTES]))
+        finally:
+            view.release()
+        self._held = bytearray()
 
 
 @dataclass(frozen=True)
@@ -517,9 +548,8 @@ class IntacctClient:
             with slot, request_deadline(self._config.timeout), \
                     self._http.stream("POST", endpoint, content=body) as response:
                 status = response.status_code
-                spool, size = self._receive(response, call)
-            with spool:
-                parsed = self._parse(spool, call, status)
+                received, size = self._receive(response, call)
+            parsed = self._parse(received, call, status)
             self._log.debug(
                 "Intacct response %s: HTTP %d, %d bytes, %d record(s), %.3fs", call.name,
                 status, size, sum(len(r.records) for r in parsed.results), time.monotonic() - started)
@@ -549,9 +579,9 @@ class IntacctClient:
                                      http_status=response.status_code)
             yield chunk
 
-    def _receive(self, response: httpx.Response, call: _Call) -> tuple[BinaryIO, int]:
-        """Map HTTP statuses; receive a successful body into a spool (memory up to a few MB, then disk),
-        enforcing the size cap."""
+    def _receive(self, response: httpx.Response, call: _Call) -> tuple[_Body, int]:
+        """Map HTTP statuses; receive a successful body (parsed later, or as it arrives once it is larger than
+        an ordinary page), enforcing the size cap."""
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
         if status >= 500:
@@ -595,29 +625,27 @@ class IntacctClient:
         if declared and declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(f"response of {declared} bytes exceeds the {limit}-byte cap",
                                    http_status=status, function=call.name)
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 - returned open
+        body = _Body(ResponseParser(call.record_tags, call.max_records, payload_tags=call.payload_tags))
         received = 0
-        try:
+        with self._parse_errors(call, status):
             # Decoded bytes are counted, so a small gzip body cannot expand past the cap.
             for chunk in self._body(response):
                 received += len(chunk)
                 if received > limit:
                     raise ResponseTooLarge(f"response exceeds the {limit}-byte cap",
                                            http_status=status, function=call.name)
-                spool.write(chunk)
-        except BaseException:
-            spool.close()
-            raise
-        spool.seek(0)
-        return spool, received
+                body.add(chunk)
+        return body, received
 
-    def _parse(self, spool: BinaryIO, call: _Call, status: int) -> ParsedResponse:
-        """Parse a received body chunk by chunk (memory bounded by what it holds, not by its size)."""
-        parser = ResponseParser(call.record_tags, call.max_records, payload_tags=call.payload_tags)
+    def _parse(self, body: _Body, call: _Call, status: int) -> ParsedResponse:
+        """Parse what the receiving left to parse (memory bounded by what it holds, not by its size)."""
+        with self._parse_errors(call, status):
+            return body.finish()
+
+    @contextmanager
+    def _parse_errors(self, call: _Call, status: int) -> Iterator[None]:
         try:
-            while chunk := spool.read(_PARSE_CHUNK_BYTES):
-                parser.feed(chunk)
-            return parser.close()
+            yield
         except ResponseSyntaxError as exc:
             # For a read a broken answer is worth another try; for a write the outcome is unknown.
             raise InvalidResponse(f"malformed or truncated XML response: {exc}", http_status=status,

@@ -7,7 +7,7 @@ import tracemalloc
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connector.intacct import ClientConfig, Credentials, IntacctClient, RetryPolicy, errors
@@ -103,6 +103,7 @@ def result_failure(description: bytes) -> bytes:
 @FUZZ
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40),
        st.sampled_from([b"", b"\x00", b"&#0;", b"&#x1b;", b"%00"]), st.integers(min_value=0, max_value=3000))
+@example(text="00000", nul=b"%00", repeat=250)  # exactly MAX_ERROR_TEXT characters: kept whole, no mark
 def test_any_error_text_nul_bytes_included_fails_typed_and_bounded(text, nul, repeat):
     """Intacct's words, however long or hostile (a NUL byte raw or as a reference), come out bounded."""
     piece = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode("utf-8") + nul
@@ -111,8 +112,9 @@ def test_any_error_text_nul_bytes_included_fails_typed_and_bounded(text, nul, re
     for part in (outcome.errorno, outcome.description, outcome.description2, outcome.correction, str(outcome)):
         assert len(part) <= errors.MAX_ERROR_TEXT
         assert "\x00" not in part
-    if len(outcome.description) == errors.MAX_ERROR_TEXT:
-        assert outcome.description.endswith(errors.CUT_MARK)
+    if len(outcome.description) == errors.MAX_ERROR_TEXT and not outcome.description.endswith(errors.CUT_MARK):
+        # Uncut at exactly the limit: only a text that long itself ("00000%00" x 250 is 2,000 characters).
+        assert len(piece * repeat) >= errors.MAX_ERROR_TEXT
 
 HOSTILE = {
     "deep-nesting": b"<response>" + b"<a>" * 200_000 + b"</a>" * 200_000 + b"</response>",
