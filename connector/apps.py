@@ -6,7 +6,8 @@ class ConnectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Dashboard summaries and /metrics counters are written where runs finish (connector.operations).
-        from connector import operations, requeue  # noqa: F401 - requeue registers its beat task
+        # Dashboard summaries and /metrics counters are written where runs finish (connector.operations);
+        # importing tasks and requeue registers their Celery tasks, which the service sends by name.
+        from connector import operations, requeue, tasks  # noqa: F401
 
         operations.connect_signals()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from connector import crypto, limits, objects, policy
+from connector import crypto, limits, objects, policy, steps
 from connector.intacct import errors
 from connector.models import Connection, ValidationRun
 
@@ -22,13 +22,13 @@ Cause = ValidationRun.Cause
 BROKEN = Connection.Status.BROKEN
 NEEDS_ATTENTION = Connection.Status.NEEDS_ATTENTION
 
-# Intacct's menus, as the admin clicks through them.
-MENU_SUBSCRIPTIONS = "Company > Admin > Subscriptions"
-MENU_IP_FILTERS = "Company > Setup > Company > Security > IP address filters"
-MENU_SENDER = "Company > Setup > Company > Security > Web Services authorizations"
-MENU_PERMISSION_TYPE = "Company > Setup > Company Info > Permission type"
+# Intacct's menus, as the admin clicks through them (the steps' own from the wizard's step table).
+MENU_SUBSCRIPTIONS = steps.SUBSCRIBE.menu
+MENU_IP_FILTERS = steps.IP_FILTER.menu
+MENU_SENDER = steps.SENDER.menu
+MENU_PERMISSION_TYPE = steps.PERMISSIONS.menu
 MENU_ROLES = "Company > Admin > Roles"
-MENU_WS_USERS = "Company > Admin > Web Services users"
+MENU_WS_USERS = steps.USER.menu
 
 MODEL_WORDS = {objects.ROLE_BASED: "role-based", objects.USER_BASED: "user-based"}
 

@@ -14,7 +14,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -24,8 +24,18 @@ from django.db.models.signals import post_save
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import services
+from connector import services, steps
 from connector.masking import mask
+from connector.metrics import (
+    INTACCT_ERRORS,
+    RATE_LIMIT_UNAVAILABLE,
+    RUNS_UNSENT,
+    SYNC_SECONDS,
+    VALIDATION_SECONDS,
+    labels_text,
+    metric_increment,
+    metric_observe,
+)
 from connector.models import (
     AuditEvent,
     CompanySlot,
@@ -46,46 +56,7 @@ from connector.models import (
 
 log = logging.getLogger(__name__)
 
-DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
-VALIDATION_SECONDS = "intacct_connect_validation_duration_seconds"
-SYNC_SECONDS = "intacct_connect_sync_duration_seconds"
-INTACCT_ERRORS = "intacct_connect_intacct_errors_total"
-# Counted when a Redis outage made the rate limiter let a request through, or left a run's task unsent.
-RATE_LIMIT_UNAVAILABLE = "intacct_connect_rate_limit_unavailable_total"
-RUNS_UNSENT = "intacct_connect_runs_unsent_total"
 CHART_DAYS = 30
-
-
-# --- Counters shared by every process (rendered by /metrics) --------------------------------
-
-def labels_text(labels: dict[str, str]) -> str:
-    """Prometheus label text, keys sorted and values escaped: `code="XL03000006",source="sync"`."""
-    def escape(value: str) -> str:
-        return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return ",".join(f'{key}="{escape(value)}"' for key, value in sorted(labels.items()))
-
-
-def metric_increment(*, name: str, labels: dict[str, str] | None = None, amount: float = 1) -> None:
-    """Add to one counter series, creating it on first use (safe across processes)."""
-    text = labels_text(labels or {})
-    if MetricCounter.objects.filter(name=name, labels=text).update(value=F("value") + amount):
-        return
-    try:
-        with transaction.atomic():
-            MetricCounter.objects.create(name=name, labels=text, value=amount)
-    except IntegrityError:  # another process created it first
-        MetricCounter.objects.filter(name=name, labels=text).update(value=F("value") + amount)
-
-
-def metric_observe(*, name: str, seconds: float, labels: dict[str, str] | None = None) -> None:
-    """Record one observation in a Prometheus histogram (cumulative buckets, _sum and _count)."""
-    labels = labels or {}
-    for bound in (*DURATION_BUCKETS, "+Inf"):
-        # Every bucket exists from the first observation on, as Prometheus expects of a histogram.
-        hit = bound == "+Inf" or seconds <= bound
-        metric_increment(name=f"{name}_bucket", labels={**labels, "le": str(bound)}, amount=1 if hit else 0)
-    metric_increment(name=f"{name}_sum", labels=labels, amount=seconds)
-    metric_increment(name=f"{name}_count", labels=labels)
 
 
 # --- Intacct errors and the dashboard summary -----------------------------------------------
@@ -132,7 +103,7 @@ def summary_refresh_sync(*, connection_id: int) -> None:
                     .order_by("-finished_at").values_list("finished_at", flat=True).first())
     held = Record.objects.filter(connection_id=connection_id, deleted_at__isnull=True).count()
     ConnectionSummary.objects.filter(connection_id=connection_id).update(
-        last_successful_sync_at=last_success, last_sync_status=(last or {}).get("status", ""), records_held=held,
+        last_successful_sync_at=last_success, last_sync_status=last["status"] if last else "", records_held=held,
         updated_at=timezone.now())
 
 
@@ -224,11 +195,9 @@ def _check_database() -> dict:
 
 
 def _check_broker() -> dict:
-    from config.celery import app
-
     started = time.monotonic()
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # the broker's own errors vary by transport
         return {"ok": False, "error": type(exc).__name__}
@@ -380,9 +349,7 @@ def step_link_send(*, connection: Connection, step: int, by, ip: str | None = No
     admins = [m.user for m in Membership.objects.filter(organisation=organisation, role=Membership.ORG_ADMIN)
               .select_related("user") if m.user.email]
     link = settings.SITE_URL.rstrip("/") + reverse("setup_step", args=[organisation.slug, step])
-    from wizard.steps import step as step_info
-
-    title = step_info(step).title
+    title = steps.step(step).title
     if admins:
         send_mail(
             subject=f"{settings.PRODUCT_NAME}: please look at step {step}, {title}",

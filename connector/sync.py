@@ -35,7 +35,7 @@ from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from connector import crypto, diagnosis, gateway, limits, monitoring, objects, policy, services, validation
+from connector import crypto, diagnosis, gateway, limits, metrics, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
 from connector.intacct import Credentials, F, IntacctClient, errors
 from connector.intacct.client import QUERY_MAX_PAGE
@@ -138,43 +138,6 @@ def monthly_allowance(connection: Connection) -> int:
 def can_sync(connection: Connection) -> bool:
     return connection.has_credentials and connection.status in SYNCABLE_STATUSES
 
-
-def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL, by=None,
-                 ip: str | None = None, reason: str = "", attempt: int = 1,
-                 countdown: float = 0) -> tuple[SyncRun, bool]:
-    """Queue a sync; if one of this connection is queued or running, join it. Returns (run, queued_now)."""
-    from connector import tasks
-
-    active = _active_run(connection)
-    if active is not None:
-        return active, False
-    with transaction.atomic():
-        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=by if by and by.pk else None,
-                                     attempt=attempt)
-        if by is not None or reason:
-            services.audit_record(organisation=connection.organisation, connection=connection, action="sync_requested",
-                                  user=by, ip=ip, details={"run": run.pk, "kind": kind, "reason": reason or "manual"})
-        transaction.on_commit(lambda: _enqueue(tasks.sync_run, run, countdown))
-    return run, True
-
-
-def _enqueue(task, run: SyncRun, countdown: float = 0) -> None:
-    """Send the run's task; if the broker cannot be reached the run stays queued, marked unsent, and
-    connector.requeue sends it again as soon as the broker is back (the next requests join it meanwhile)."""
-    from connector import requeue
-
-    requeue.run_send(run, countdown=countdown)
-
-
-def _active_run(connection: Connection) -> SyncRun | None:
-    """A run to join: one running under a live lease, or queued recently enough to still be picked up."""
-    now = timezone.now()
-    sync_settings = SyncSettings.objects.filter(connection=connection).select_related("active_run").first()
-    if sync_settings and sync_settings.active_run and sync_settings.lease_until and sync_settings.lease_until > now:
-        if not sync_settings.active_run.is_finished:
-            return sync_settings.active_run
-    stale_queue = now - timedelta(seconds=int(_setting("SYNC_QUEUED_STALE_SECONDS", 600)))
-    return connection.sync_runs.filter(status=SyncRun.Status.QUEUED, created_at__gte=stale_queue).first()
 
 
 # --- running a sync -------------------------------------------------------------------------
@@ -280,7 +243,7 @@ def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
     else:
         words = diagnosis.internal_error(exc)
         log.exception("sync #%s stopped by an internal error", run.pk)
-        monitoring.internal_error_count(source="sync")
+        metrics.internal_error_count(source="sync")
     now = timezone.now()
     unfinished = (SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
     SyncObjectRun.objects.filter(run=run, status__in=unfinished).update(
@@ -289,7 +252,7 @@ def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
     _finish(run, SyncRun.Status.FAILED, words)
     if action == policy.Action.RETRY and run.attempt < MAX_RUN_ATTEMPTS and can_sync(run.connection):
         _release(run)
-        sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
+        services.sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
                      attempt=run.attempt + 1, countdown=float(settings.SYNC_RETRY_DELAY_SECONDS))
 
 
@@ -325,7 +288,7 @@ def interrupted_sweep() -> int:
     for run in closed:
         log.warning("sync #%s was interrupted (its worker stopped); queuing its resume", run.pk)
         if can_sync(run.connection):
-            sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
+            services.sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
     return len(closed)
 
 
@@ -979,7 +942,7 @@ def schedule_due(*, kind: str) -> int:
         older_than = timedelta(minutes=float(_setting("SYNC_INTERVAL_MINUTES", 60)))
     queued = 0
     for connection in connections_due(kind=kind, older_than=older_than):
-        _, created = sync_request(connection=connection, kind=kind)
+        _, created = services.sync_request(connection=connection, kind=kind)
         queued += int(created)
     close_old_connections()
     return queued

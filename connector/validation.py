@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, gateway, monitoring, objects, policy, services
+from connector import diagnosis, gateway, metrics, monitoring, objects, policy, services
 from connector.diagnosis import Finding
 from connector.intacct import F, errors
-from connector.models import Connection, ValidationCheck, ValidationRun
+from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
 
@@ -368,8 +368,6 @@ CHECK_LABELS = {check.key: check.label for check in CHECKS}
 
 def concurrency_limit(connection: Connection) -> int:
     """The company's request limit, shared with its syncs (a check during a sync must not make one request too many)."""
-    from connector.models import SyncSettings
-
     limit = SyncSettings.objects.filter(connection=connection).values_list("concurrency_limit", flat=True).first()
     return max(1, limit or settings.SYNC_CONCURRENCY_LIMIT)
 
@@ -404,7 +402,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
             return _finish(run, outcomes, summary=reason, inconclusive=True)
         # A bug of ours: the run ends failed naming it; the connection's status is left as it was.
         log.exception("validation run %s stopped by an internal error", run.id)
-        monitoring.internal_error_count(source="validation")
+        metrics.internal_error_count(source="validation")
         words = diagnosis.internal_error(exc)
         for position, check in enumerate(CHECKS, start=1):
             if check.key not in done:
@@ -510,7 +508,27 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
     monitoring.validation_notify(run=run, previous_status=previous)
     if new_status == Connection.Status.CONNECTED and previous != Connection.Status.CONNECTED:
         # Working (first time, or after a fix): sync now, not at the next hourly schedule.
-        from connector import sync
-
-        sync.sync_request(connection=Connection.objects.get(pk=connection.pk), reason="connected")
+        services.sync_request(connection=Connection.objects.get(pk=connection.pk), reason="connected")
     return run
+
+
+def connection_validate_later(*, connection_id: int, trigger: str, attempt: int = 1,
+                              after_run_id: int | None = None) -> ValidationRun | None:
+    """Create and run a scheduled or retry validation now, unless it has become pointless."""
+    connection = Connection.objects.filter(id=connection_id).first()
+    if connection is None or not connection.has_credentials:
+        return None
+    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
+        return None
+    runs = ValidationRun.objects.filter(connection=connection)
+    # Else a worker killed mid-run would stop monitoring for good.
+    monitoring.abandoned_runs_close(connection_id=connection.id)
+    if runs.filter(status__in=monitoring.ACTIVE_RUN_STATUSES).exists():
+        return None  # someone is validating it right now
+    due = monitoring.connections_due().filter(id=connection_id)
+    if trigger == ValidationRun.Trigger.SCHEDULED and not due.exists():
+        return None  # validated since the schedule picked it
+    if after_run_id is not None and runs.filter(id__gt=after_run_id).exists():
+        return None  # a newer run replaced the inconclusive one
+    run = services.validation_run_create(connection=connection, trigger=trigger, attempt=attempt)
+    return run_validation(run_id=run.id)

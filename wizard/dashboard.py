@@ -330,7 +330,7 @@ def dashboard_sync(request: HttpRequest, connection_id: int) -> HttpResponse:
         messages.error(request, "Only a connection with credentials that is connected (or failing) can sync.")
         return redirect("dashboard_connection", connection.id)
     # sync_request audits a newly queued run itself; joining a running one is audited here.
-    run, queued = sync.sync_request(connection=connection, by=request.user, ip=client_ip(request))
+    run, queued = services.sync_request(connection=connection, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.SYNC_SAVED_QUEUE_DOWN)
     elif queued:

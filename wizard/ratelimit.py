@@ -29,7 +29,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
-from connector import operations
+from connector import metrics
 from wizard.access import client_ip
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _unavailable(limit: Limit, exc: Exception) -> None:
     log.warning("rate limit for %s not applied: the cache could not be reached (%s)", limit.action,
                 type(exc).__name__)
     try:
-        operations.metric_increment(name=operations.RATE_LIMIT_UNAVAILABLE, labels={"action": limit.action})
+        metrics.metric_increment(name=metrics.RATE_LIMIT_UNAVAILABLE, labels={"action": limit.action})
     except Exception:  # noqa: BLE001 - the database may be what is down; the page must still answer
         log.warning("could not count the unavailable rate limit")
 

@@ -87,7 +87,7 @@ def sync_now(request: HttpRequest, slug: str) -> HttpResponse:
     kind = request.POST.get("kind", SyncRun.Kind.INCREMENTAL)
     if kind not in SyncRun.Kind.values:
         kind = SyncRun.Kind.INCREMENTAL
-    run, queued = sync.sync_request(connection=access.connection, kind=kind, by=request.user, ip=client_ip(request))
+    run, queued = services.sync_request(connection=access.connection, kind=kind, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.SYNC_SAVED_QUEUE_DOWN)
     elif queued:
@@ -241,17 +241,15 @@ def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         revoke = _int(request.POST.get("revoke"), 0)
         if revoke:
-            ApiToken.objects.filter(organisation=access.organisation, pk=revoke, revoked_at__isnull=True).update(
-                revoked_at=timezone.now())
+            services.api_token_revoke(organisation=access.organisation, token_id=revoke, by=request.user,
+                                      ip=client_ip(request), connection=access.connection)
             messages.success(request, "Token revoked.")
             return redirect("api_tokens", slug)
         # Control characters are dropped (a pasted line break or NUL), then trimmed to the column's size.
         name = " ".join("".join(ch for ch in request.POST.get("name", "") if unicodedata.category(ch) != "Cc")
                         .split())[:100].strip() or "API token"
-        token, new_key = ApiToken.issue(organisation=access.organisation, name=name, by=request.user)
-        services.audit_record(organisation=access.organisation, connection=access.connection,
-                              action="api_token_created", user=request.user, ip=client_ip(request),
-                              details={"token": token.pk, "prefix": token.prefix, "name": name})
+        _, new_key = services.api_token_issue(organisation=access.organisation, name=name, by=request.user,
+                                              ip=client_ip(request), connection=access.connection)
     return render(request, "wizard/records/api_tokens.html", {
         "organisation": access.organisation, "can_write": access.can_write, "new_key": new_key,
         "tokens": access.organisation.api_tokens.all(),

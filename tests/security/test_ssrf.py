@@ -214,7 +214,7 @@ def test_a_sync_with_a_session_endpoint_elsewhere_sends_nothing_there(hostile_se
     hostile_gateway.answer = {"status": 200, "body": session_answer(evil.url)}
     Connection.objects.filter(pk=hostile_setup.pk).update(status=Connection.Status.CONNECTED)
     hostile_setup.refresh_from_db()
-    run, _ = sync.sync_request(connection=hostile_setup)
+    run, _ = services.sync_request(connection=hostile_setup)
     sync.run_sync(run_id=run.id)  # what the worker runs
     run.refresh_from_db()
     assert run.status != SyncRun.Status.SUCCEEDED
