@@ -15,8 +15,8 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, metrics, policy, services, sync
-from connector.intacct import errors
+from connector import diagnosis, metrics, objects, policy, services, sync
+from connector.intacct import errors, timestamps
 from connector.models import AuditEvent, Connection, Record, ValidationCheck
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ class Change:
 def refusal(connection: Connection) -> str | None:
     """Why deprovisioning is not allowed for this connection, or None when it is."""
     if not connection.wants_deprovisioning:
-        return ("This organisation did not choose user deprovisioning in the setup (step 5), so the connector "
-                "changes nothing in Intacct.")
+        return (f"This organisation did not choose user deprovisioning in the setup (step {objects.STEP_USER}), so "
+                "the connector changes nothing in Intacct.")
     run = connection.last_validation
     check = run.checks.filter(key="deprovisioning").first() if run else None
     if check is None or check.status != ValidationCheck.Status.PASSED:
@@ -87,7 +87,7 @@ def plan(*, connection: Connection, user: Record, action: str, with_employee: bo
         name = f"Employee {employee.data.get('EMPLOYEEID') or employee.recordno}"
         changes.append(Change("EMPLOYEE", name, employee.recordno, "STATUS", str(employee.data.get("STATUS") or ""),
                               status))
-        new_end = (end_date or timezone.localdate()).strftime("%m/%d/%Y") if action == DEACTIVATE else ""
+        new_end = timestamps.intacct_date(end_date or timezone.localdate()) if action == DEACTIVATE else ""
         changes.append(Change("EMPLOYEE", name, employee.recordno, "ENDDATE", str(employee.data.get("ENDDATE") or ""),
                               new_end))
     return changes

@@ -24,9 +24,6 @@ from connector.models import AuditEvent, Connection, Membership, ValidationCheck
 
 log = logging.getLogger(__name__)
 
-# Connections worth watching: working ones (to notice a break) and failing ones (to notice a recovery).
-MONITORED_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
-FAILING_STATUSES = (Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
 ACTIVE_RUN_STATUSES = (ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING)
 SUPPORT_ALERT_QUIET = timedelta(hours=1)
 
@@ -46,8 +43,8 @@ def connections_due(*, now=None) -> QuerySet[Connection]:
     cutoff = now - timedelta(seconds=slack)
     latest = (ValidationRun.objects.filter(connection=OuterRef("pk")).order_by("-created_at")
               .values("created_at")[:1])
-    return (Connection.objects.filter(status__in=MONITORED_STATUSES)
-            .exclude(password_token="").exclude(company_id="").exclude(user_id="")
+    # Live connections: working ones (to notice a break) and failing ones (to notice a recovery).
+    return (Connection.objects.live().with_credentials()
             .annotate(latest_run_at=Subquery(latest))
             .filter(Q(latest_run_at__isnull=True) | Q(latest_run_at__lte=cutoff)))
 
@@ -160,7 +157,7 @@ def failure_notify(*, connection: Connection, cause: str, summary: str, step: in
     if not cause:
         return False
     connection = Connection.objects.select_related("organisation").get(id=connection.id)
-    if connection.status not in FAILING_STATUSES:
+    if connection.status not in Connection.FAILING_STATUSES:
         return False
     claimed = (Connection.objects.filter(id=connection.id).exclude(notified_cause=cause)
                .update(notified_cause=cause, failure_notified_at=timezone.now()))
@@ -175,7 +172,7 @@ def failure_notify(*, connection: Connection, cause: str, summary: str, step: in
 def validation_notify(*, run: ValidationRun, previous_status: str) -> None:
     """After a run: e-mail the admins once per cause when a working connection fails, once when it recovers."""
     connection = Connection.objects.select_related("organisation").get(id=run.connection_id)
-    if run.status == ValidationRun.Status.FAILED and connection.status in FAILING_STATUSES:
+    if run.status == ValidationRun.Status.FAILED and connection.status in Connection.FAILING_STATUSES:
         failure_notify(connection=connection, cause=run.cause, summary=run.summary, step=run.failed_step,
                        source="found during a check",
                        details={"validation_run": run.id, "failed_check": run.failed_check})

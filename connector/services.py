@@ -120,8 +120,6 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     _S.BROKEN: frozenset({_S.CONNECTED, _S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
     _S.DISCONNECTED: frozenset({_S.IN_SETUP}),
 }
-# Statuses a validation result can move a connection to; the failing check is recorded with them.
-FAILING_STATUSES = frozenset({_S.NEEDS_ATTENTION, _S.BROKEN})
 
 
 def connection_transition(*, connection: Connection, to: str, check_key: str = "",
@@ -132,7 +130,7 @@ def connection_transition(*, connection: Connection, to: str, check_key: str = "
     ``reason`` is the plain-words message shown for a failing status. Raises ValueError for a move the state
     machine does not allow.
     """
-    failing = to in FAILING_STATUSES
+    failing = to in Connection.FAILING_STATUSES  # the failing check is recorded with these
     check_key = check_key if failing else ""
     cause = cause if failing else ""
     if connection.status == to and connection.status_check == check_key and connection.status_cause == cause:
@@ -343,7 +341,7 @@ def connection_record_sync_failure(*, connection: Connection, sync_run, check_ke
     disconnected meanwhile, keeps its status)."""
     connection = Connection.objects.select_for_update().get(id=connection.id)
     previous = connection.status
-    if previous not in (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN):
+    if previous not in Connection.LIVE_STATUSES:
         return None
     if previous == Connection.Status.BROKEN and status == Connection.Status.NEEDS_ATTENTION:
         return None  # a sign-in refusal already stops everything: an object's refusal adds nothing

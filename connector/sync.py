@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,6 +38,7 @@ from connector import crypto, diagnosis, gateway, limits, metrics, monitoring, o
 from connector.diagnosis import Finding
 from connector.intacct import Credentials, F, IntacctClient, errors
 from connector.intacct.client import QUERY_MAX_PAGE
+from connector.intacct.timestamps import intacct_from_iso, iso_from_intacct, shift_iso
 from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = QUERY_MAX_PAGE
 READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~4 MB a page)
 LEGACY_PAGE_SIZE = 1000
-SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
 # A run stopped by a transient cause before it read anything (no encryption key) is queued again this many times.
 MAX_RUN_ATTEMPTS = 3
 
@@ -69,42 +68,6 @@ def sync_settings_for(connection: Connection) -> SyncSettings:
     sync_settings, _ = SyncSettings.objects.get_or_create(
         connection=connection, defaults={"concurrency_limit": int(_setting("SYNC_CONCURRENCY_LIMIT", 2))})
     return sync_settings
-
-
-# --- time stamps ----------------------------------------------------------------------------
-
-_INTACCT_STAMP = re.compile(r"(\d\d)/(\d\d)/(\d{4}) (\d\d):(\d\d):(\d\d)")
-
-
-def iso_from_intacct(value: object) -> str:
-    """'MM/DD/YYYY HH:MM:SS' (company-local) as a sortable 'YYYY-MM-DD HH:MM:SS'; '' when absent."""
-    if not isinstance(value, str) or not value.strip():
-        return ""
-    text = value.strip()
-    # Called twice per record synced: the usual zero-padded form by slicing (strptime costs ~10 us).
-    match = _INTACCT_STAMP.fullmatch(text)
-    if match is not None:
-        month, day, year, hour, minute, second = match.groups()
-        try:
-            datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))  # validates
-        except ValueError:
-            return ""
-        return f"{year}-{month}-{day} {hour}:{minute}:{second}"
-    for pattern in ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y"):
-        try:
-            return datetime.strptime(text, pattern).strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            continue
-    return ""
-
-
-def intacct_from_iso(value: str) -> str:
-    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%m/%d/%Y %H:%M:%S")
-
-
-def shift_iso(value: str, seconds: float) -> str:
-    moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def in_maintenance_window(moment: datetime | None = None) -> bool:
@@ -136,7 +99,7 @@ def monthly_allowance(connection: Connection) -> int:
 # --- requesting a sync ----------------------------------------------------------------------
 
 def can_sync(connection: Connection) -> bool:
-    return connection.has_credentials and connection.status in SYNCABLE_STATUSES
+    return connection.can_sync
 
 
 
@@ -921,7 +884,7 @@ def connections_due(*, kind: str, older_than: timedelta) -> list[Connection]:
     """Syncable connections whose last sync of this kind (any kind, for incremental) began before the cut."""
     cut = timezone.now() - older_than
     due = []
-    for connection in Connection.objects.filter(status__in=SYNCABLE_STATUSES).exclude(password_token=""):
+    for connection in Connection.objects.syncable():
         runs = connection.sync_runs.all()
         if kind == SyncRun.Kind.RECONCILE:
             runs = runs.filter(kind=SyncRun.Kind.RECONCILE)

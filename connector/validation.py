@@ -307,16 +307,18 @@ def _permission_model_check(ctx: Context) -> Outcome:
                if facts.changed_from else "")
     chosen = ctx.connection.permission_model
     if not chosen or chosen == facts.model:
-        text = f"This company's permissions are {found}{held}" + (", as in step 4." if chosen else ".")
+        as_chosen = f", as in step {objects.STEP_PERMISSIONS}." if chosen else "."
+        text = f"This company's permissions are {found}{held}" + as_chosen
         return Outcome(WARNING if changed else PASSED, text + changed,
                        wizard_step=objects.STEP_PERMISSIONS if changed else None)
     if facts.model == objects.ROLE_BASED:
-        advice = (f"Follow step 4's role-based instructions instead: permissions go on a role ({diagnosis.MENU_ROLES}) "
-                  "that is assigned to the Web Services user, not on the user.")
+        advice = (f"Follow step {objects.STEP_PERMISSIONS}'s role-based instructions instead: permissions go on a "
+                  f"role ({diagnosis.MENU_ROLES}) that is assigned to the Web Services user, not on the user.")
     else:
-        advice = ("Follow step 4's user-based instructions instead: permissions go on the Web Services user itself "
-                  f"({diagnosis.MENU_WS_USERS} > permissions).")
-    return Outcome(WARNING, f"In step 4 you chose {diagnosis.MODEL_WORDS[chosen]} permissions, but this company's "
+        advice = (f"Follow step {objects.STEP_PERMISSIONS}'s user-based instructions instead: permissions go on the "
+                  f"Web Services user itself ({diagnosis.MENU_WS_USERS} > permissions).")
+    return Outcome(WARNING, f"In step {objects.STEP_PERMISSIONS} you chose {diagnosis.MODEL_WORDS[chosen]} "
+                   "permissions, but this company's "
                    f"are {found}{held}.{changed} {advice}", wizard_step=objects.STEP_PERMISSIONS)
 
 
@@ -356,7 +358,8 @@ CHECKS: tuple[Check, ...] = (
             _read_probe(definition))
       for definition in objects.OBJECTS),
     Check("deprovisioning", "Write permission for deprovisioning", _guarded(_deprovisioning_check)),
-    Check("permission_model", "Permission type matches step 4", _guarded(_permission_model_check)),
+    Check("permission_model", f"Permission type matches step {objects.STEP_PERMISSIONS}",
+          _guarded(_permission_model_check)),
     Check("limits", "Session lifetime and rate limits", _guarded(_limits_check)),
 )
 
@@ -382,7 +385,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
     connection = run.connection
     outcomes: list[tuple[Check, Outcome]] = []
     if not connection.has_credentials:
-        return _finish(run, [], summary="No credentials to validate: enter them in step 6.",
+        return _finish(run, [], summary=f"No credentials to validate: enter them in step {objects.STEP_CONNECT}.",
                        failed_step=objects.STEP_CONNECT)
     ctx = Context(connection=connection, history=diagnosis.sign_in_history(connection))
     try:
@@ -453,8 +456,7 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
     new_status: str | None = None
     message = ""
     # A connection that never worked stays "in setup" whatever fails: it is not broken, it is not done yet.
-    ever_connected = connection.status in (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION,
-                                           Connection.Status.BROKEN)
+    ever_connected = connection.status in Connection.LIVE_STATUSES
     if failures:
         first_check, first = failures[0]
         finding = first.finding

@@ -36,15 +36,11 @@ from connector.models import (
     ValidationCheck,
     ValidationRun,
 )
-from connector.validation import CHECKS
+from connector.validation import CHECK_LABELS, CHECKS
 from wizard import csv_export
 from wizard.access import client_ip, support_access
 from wizard.steps import STEPS
 
-CHECK_LABELS = {check.key: check.label for check in CHECKS}
-SETUP = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
-# Connections expected to sync; only these can be "stale".
-SYNCING = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
 SORTS = {
     "organisation": "organisation__name",
     "status": "status",
@@ -104,7 +100,7 @@ def connections_filtered(data: dict, *, now) -> tuple[QuerySet[Connection], Filt
         queryset = queryset.filter(status_check=data["check"])
     if data["stale"]:
         cutoff = now - timedelta(hours=settings.STALE_SYNC_HOURS)
-        queryset = queryset.filter(status__in=SYNCING).filter(
+        queryset = queryset.live().filter(
             Q(summary__last_successful_sync_at__lt=cutoff) | Q(summary__last_successful_sync_at__isnull=True))
     if data["organisation"]:
         queryset = queryset.filter(organisation__slug=data["organisation"])
@@ -178,7 +174,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "connected": counts.get(Connection.Status.CONNECTED, 0),
         "needs_attention": counts.get(Connection.Status.NEEDS_ATTENTION, 0),
         "broken": counts.get(Connection.Status.BROKEN, 0),
-        "in_setup": sum(counts.get(status, 0) for status in SETUP),
+        "in_setup": sum(counts.get(status, 0) for status in Connection.SETUP_STATUSES),
         "disconnected": counts.get(Connection.Status.DISCONNECTED, 0),
         "total": sum(counts.values()),
     }
@@ -206,7 +202,7 @@ def _row(connection: Connection, stale_before) -> dict:
         "failed_check": failed_check,
         "failed_check_label": CHECK_LABELS.get(failed_check, failed_check),
         "last_sync": last_sync,
-        "stale": connection.status in SYNCING and (last_sync is None or last_sync < stale_before),
+        "stale": connection.status in Connection.LIVE_STATUSES and (last_sync is None or last_sync < stale_before),
         "records": summary.records_held if summary else 0,
         "errors": summary.errors_24h if summary else 0,
     }

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connector import deprovision, objects, requeue, services, sync
+from connector.intacct import timestamps
 from connector.models import ApiToken, Connection, Organisation, Record, SyncRun
 from wizard import csv_export
 from wizard.access import OrgAccess, client_ip, organisation_access
@@ -331,7 +332,7 @@ def api_records(request: HttpRequest, connection: Connection, object_name: str) 
 
 def _valid_stamp(value: str) -> bool:
     try:
-        sync.intacct_from_iso(value)
+        timestamps.intacct_from_iso(value)
     except ValueError:
         return False
     return True
