@@ -272,7 +272,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# --- Connection wizard (issue 4) ------------------------------------------------------------
+# --- Connection wizard ----------------------------------------------------------------------
 # Self sign-up creates a login and a new organisation; on by default outside production (the demo).
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=not PRODUCTION)
 # The role name the wizard suggests creating in Intacct (step 4, role-based companies).
@@ -282,7 +282,7 @@ VALIDATION_POLL_INTERVAL_MS = env.int("VALIDATION_POLL_INTERVAL_MS", default=700
 if PRODUCTION:
     SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 
-# --- Validation and monitoring (issue 5) ----------------------------------------------------
+# --- Validation and monitoring --------------------------------------------------------------
 # Connected (and failing) connections are re-validated once per interval (default daily). Beat wakes every
 # tick; each connection that is due is enqueued with a stable per-connection delay inside the tick, so
 # they never all run at once.
@@ -301,7 +301,7 @@ CELERY_BEAT_SCHEDULE["revalidate-connections"] = {
     "schedule": float(VALIDATION_MONITOR_TICK_SECONDS),
 }
 
-# --- Support and operations (issue 7) -------------------------------------------------------
+# --- Support and operations -----------------------------------------------------------------
 # A connection whose last successful sync is older than this counts as "stale" on the dashboard.
 STALE_SYNC_HOURS = env.int("STALE_SYNC_HOURS", default=48)
 DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", default=50)
@@ -327,7 +327,7 @@ CELERY_BEAT_SCHEDULE["dashboard-summaries-refresh"] = {"task": "connector.summar
 CELERY_BEAT_SCHEDULE["status-days-refresh"] = {"task": "connector.status_days_refresh", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["history-prune"] = {"task": "connector.history_prune", "schedule": 24 * 3600.0}
 
-# --- Sync (issue 6) -------------------------------------------------------------------------
+# --- Sync -----------------------------------------------------------------------------------
 # Incremental syncs per connection this often (beat checks every minute); delete reconciliation reads
 # every RECORDNO (one API call per 2,000 records), so it runs rarely.
 SYNC_INTERVAL_MINUTES = env.float("SYNC_INTERVAL_MINUTES", default=60)
@@ -369,7 +369,7 @@ CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_inc
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule": float(SYNC_SWEEP_SECONDS)}
 
-# --- Security (issue 8) ---------------------------------------------------------------------
+# --- Security -------------------------------------------------------------------------------
 # Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is
 # Redis (its own database number unless CACHE_URL says otherwise), else files under VAR_DIR.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

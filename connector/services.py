@@ -264,11 +264,6 @@ def connection_disconnect(*, connection: Connection, by: Actor, ip: str | None =
                  action="connection.disconnected", user=by, ip=ip, details={"password": "deleted"})
 
 
-def connection_password(*, connection: Connection) -> str:
-    """The decrypted password, for building a client only. Never render, log or enqueue it."""
-    return crypto.decrypt(connection.password_token)
-
-
 def encryption_keys_rotate() -> int:
     """Re-encrypt every stored secret under the newest key; returns how many were rewritten."""
     count = 0

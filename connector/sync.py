@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from connector import crypto, diagnosis, gateway, limits, metrics, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
-from connector.intacct import Credentials, F, IntacctClient, errors
+from connector.intacct import Credentials, IntacctClient, errors, filters
 from connector.intacct.client import QUERY_MAX_PAGE
 from connector.intacct.timestamps import intacct_from_iso, iso_from_intacct, shift_iso
 from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings, ValidationRun
@@ -52,27 +52,23 @@ MAX_RUN_ATTEMPTS = 3
 
 # --- settings -------------------------------------------------------------------------------
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def overlap_seconds() -> int:
-    return int(_setting("SYNC_OVERLAP_SECONDS", 120))
+    return settings.SYNC_OVERLAP_SECONDS
 
 
 def lease_seconds() -> int:
-    return int(_setting("SYNC_LEASE_SECONDS", 120))
+    return settings.SYNC_LEASE_SECONDS
 
 
 def sync_settings_for(connection: Connection) -> SyncSettings:
     sync_settings, _ = SyncSettings.objects.get_or_create(
-        connection=connection, defaults={"concurrency_limit": int(_setting("SYNC_CONCURRENCY_LIMIT", 2))})
+        connection=connection, defaults={"concurrency_limit": settings.SYNC_CONCURRENCY_LIMIT})
     return sync_settings
 
 
 def in_maintenance_window(moment: datetime | None = None) -> bool:
     """True during Intacct's weekly maintenance (default Saturdays 02:30-05:30 UTC; SYNC_MAINTENANCE_WINDOW)."""
-    window = _setting("SYNC_MAINTENANCE_WINDOW", {"weekday": 5, "start": "02:30", "end": "05:30"})
+    window = settings.SYNC_MAINTENANCE_WINDOW
     if not window:
         return False
     moment = (moment or timezone.now()).astimezone(UTC)
@@ -93,7 +89,7 @@ def monthly_allowance(connection: Connection) -> int:
     sync_settings = SyncSettings.objects.filter(connection=connection).first()
     if sync_settings and sync_settings.monthly_call_allowance:
         return sync_settings.monthly_call_allowance
-    return int(_setting("SYNC_MONTHLY_CALL_ALLOWANCE", 100_000))
+    return settings.SYNC_MONTHLY_CALL_ALLOWANCE
 
 
 # --- requesting a sync ----------------------------------------------------------------------
@@ -321,9 +317,9 @@ class _Range:
     upto: int | None
     done: bool = False
 
-    def filter(self, field_name: str) -> F.Filter:
-        low = F.GreaterThan(field_name, self.after)
-        return low if self.upto is None else F.And(low, F.LessThanOrEqual(field_name, self.upto))
+    def filter(self, field_name: str) -> filters.Filter:
+        low = filters.GreaterThan(field_name, self.after)
+        return low if self.upto is None else filters.And(low, filters.LessThanOrEqual(field_name, self.upto))
 
 
 @dataclass
@@ -520,7 +516,7 @@ class SyncEngine:
             try:
                 outcomes = self.client.batch([
                     self.client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
-                                           filter=F.EqualTo("USERID", self.connection.user_id), page_size=100),
+                                           filter=filters.EqualTo("USERID", self.connection.user_id), page_size=100),
                     self.client.get_user_permissions_call("permissions", self.connection.user_id)])
                 if outcomes["roles"].error is None:
                     roles = sorted({str(r.get("ROLENAME") or "").strip() for r in outcomes["roles"].records} - {""})
@@ -614,7 +610,7 @@ class SyncEngine:
 
     # --- full read --------------------------------------------------------------------------
 
-    def _query(self, definition: objects.ObjectDefinition, flt: F.Filter, order: str = "asc",
+    def _query(self, definition: objects.ObjectDefinition, flt: filters.Filter, order: str = "asc",
                fields: Sequence[str] | None = None):
         return self.client.query_page(definition.name, list(fields or definition.fields), flt,
                                       order_by=[(definition.recordno_field, order)], page_size=PAGE_SIZE)
@@ -737,10 +733,10 @@ class SyncEngine:
         wm_field, rn_field = definition.modified_field, definition.recordno_field
         order = [(wm_field, "asc"), (rn_field, "asc")]
         if cursor.modified_after:
-            flt: F.Filter = F.GreaterThanOrEqual(wm_field, intacct_from_iso(shift_iso(cursor.modified_after,
+            flt: filters.Filter = filters.GreaterThanOrEqual(wm_field, intacct_from_iso(shift_iso(cursor.modified_after,
                                                                                      -self.overlap)))
         else:
-            flt = F.GreaterThan(rn_field, 0)
+            flt = filters.GreaterThan(rn_field, 0)
         position = (cursor.modified_after, cursor.recordno_after)
         first = True
         while True:
@@ -761,8 +757,8 @@ class SyncEngine:
                 break
             # Keyset, not offset: a record changed meanwhile moves behind us and is read on a later page.
             last_intacct = intacct_from_iso(last_wm)
-            flt = F.Or(F.GreaterThan(wm_field, last_intacct),
-                       F.And(F.EqualTo(wm_field, last_intacct), F.GreaterThan(rn_field, last_rn)))
+            flt = filters.Or(filters.GreaterThan(wm_field, last_intacct),
+                       filters.And(filters.EqualTo(wm_field, last_intacct), filters.GreaterThan(rn_field, last_rn)))
 
     # --- deletes ----------------------------------------------------------------------------
 
@@ -773,7 +769,7 @@ class SyncEngine:
         after = 0
         now = timezone.now()
         while True:
-            page = self._query(definition, F.GreaterThan(rn_field, after), fields=[rn_field])
+            page = self._query(definition, filters.GreaterThan(rn_field, after), fields=[rn_field])
             keys = [int(r[rn_field]) for r in page.records]
             more = bool(keys) and bool(page.num_remaining)
             ours = Record.objects.filter(connection=self.connection, object_name=definition.name,
@@ -900,9 +896,9 @@ def schedule_due(*, kind: str) -> int:
         log.info("Intacct maintenance window: no %s syncs queued", kind)
         return 0
     if kind == SyncRun.Kind.RECONCILE:
-        older_than = timedelta(hours=float(_setting("SYNC_RECONCILE_INTERVAL_HOURS", 168)))
+        older_than = timedelta(hours=settings.SYNC_RECONCILE_INTERVAL_HOURS)
     else:
-        older_than = timedelta(minutes=float(_setting("SYNC_INTERVAL_MINUTES", 60)))
+        older_than = timedelta(minutes=settings.SYNC_INTERVAL_MINUTES)
     queued = 0
     for connection in connections_due(kind=kind, older_than=older_than):
         _, created = services.sync_request(connection=connection, kind=kind)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from connector import diagnosis, gateway, metrics, monitoring, objects, policy, services
 from connector.diagnosis import Finding
-from connector.intacct import F, errors
+from connector.intacct import errors, filters
 from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Context:
         calls = [
             client.read_by_name_call("userinfo", "USERINFO", [connection.user_id], fields=USER_FIELDS),
             client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
-                              filter=F.EqualTo("USERID", connection.user_id), page_size=100),
+                              filter=filters.EqualTo("USERID", connection.user_id), page_size=100),
             client.get_user_permissions_call("permissions", connection.user_id),
         ]
         for definition in objects.OBJECTS:

@@ -21,10 +21,10 @@ from django.utils import timezone
 from connector import monitoring, requeue, services
 from connector.models import Connection, MetricCounter, SyncRun, ValidationRun
 from simulator.demo import build_company
-from tests.conftest import ARTIFACTS, ROOT, _database_url, start_worker, wait_for
+from tests.conftest import ARTIFACTS, PASSWORD, ROOT, _database_url, start_worker, wait_for
 from tests.reliability.test_restarts import PrivateRedis, celery_on
 from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect
-from tests.wizard.conftest import PASSWORD, simulated_company
+from tests.wizard.conftest import simulated_company
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(300)]
 

@@ -25,7 +25,7 @@ from django.utils.http import urlsafe_base64_encode
 from connector import crypto, services
 from connector.models import ApiToken, Connection, Record, SyncRun, ValidationCheck, ValidationRun
 from simulator import services as sim
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 ROLES = ("anonymous", "other_admin", "support", "org_admin", "superuser")
 LOGIN = "login"  # a redirect to the site's login page

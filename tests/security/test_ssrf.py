@@ -20,7 +20,7 @@ from connector import gateway as connector_gateway
 from connector import services, sync, validation
 from connector.intacct import endpoint_allowed, errors
 from connector.models import Connection, SyncRun, ValidationRun
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 SECRET = "Ssrf-Secret-Pw-4411"
 
