@@ -6,8 +6,10 @@ class ConnectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Dashboard summaries and /metrics counters are written where runs finish (connector.operations);
-        # importing tasks and requeue registers their Celery tasks, which the service sends by name.
-        from connector import operations, requeue, tasks  # noqa: F401
+        # Dashboard summaries and /metrics counters are written where runs finish (connector.summaries),
+        # beat's tick where it publishes the heartbeat (connector.health). Importing tasks registers the
+        # Celery tasks, which the service sends by name.
+        from connector import health, summaries, tasks  # noqa: F401
 
-        operations.connect_signals()
+        summaries.connect_signals()
+        health.connect_signals()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import current_app, shared_task
+from celery import current_app
 from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -109,9 +109,3 @@ def resend_unsent_runs(*, min_age_seconds: float | None = None, batch: int = 500
     if sent or failed:
         log.info("re-sent %s unsent run(s); %s could not be sent yet", sent, failed)
     return {"sent": sent, "unsent": failed}
-
-
-@shared_task(name="connector.resend_unsent_runs", ignore_result=True)
-def resend_unsent_runs_task() -> dict[str, int]:
-    """Beat: send again the runs whose task could not be sent while the broker was down."""
-    return resend_unsent_runs()

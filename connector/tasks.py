@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from connector import monitoring, requeue, sync, validation
+from connector import health, monitoring, requeue, retention, summaries, sync, validation
 
 # A run's task that cannot reach the database before it has claimed the run (PostgreSQL restarting, SQLite
 # locked) is tried again later instead of failing: a failed task's message is acknowledged, and the run would
@@ -68,3 +68,32 @@ def runs_sweep() -> int:
     """Beat: end runs whose worker died ("interrupted") and queue their resume; close abandoned validations."""
     closed = sync.interrupted_sweep()
     return closed + monitoring.abandoned_runs_close()
+
+
+# --- Beat: the dashboard's figures, heartbeats, retention, runs whose task was not sent ---------
+
+@shared_task(name="connector.heartbeat", ignore_result=True, bind=True)
+def heartbeat(self) -> None:
+    """Sent by beat every HEARTBEAT_INTERVAL_SECONDS: the worker that runs it is alive."""
+    health.heartbeat_record(name=health.worker_heartbeat_name(self.request.hostname))
+
+
+@shared_task(name="connector.summaries_refresh", ignore_result=True)
+def summaries_refresh_task() -> None:
+    summaries.summaries_refresh()
+
+
+@shared_task(name="connector.status_days_refresh", ignore_result=True)
+def status_days_refresh_task() -> None:
+    summaries.status_days_refresh()
+
+
+@shared_task(name="connector.history_prune", ignore_result=True)
+def history_prune_task() -> None:
+    retention.history_prune()
+
+
+@shared_task(name="connector.resend_unsent_runs", ignore_result=True)
+def resend_unsent_runs_task() -> dict[str, int]:
+    """Beat: send again the runs whose task could not be sent while the broker was down."""
+    return requeue.resend_unsent_runs()

@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import operations, requeue, services, sync
+from connector import requeue, services, summaries, support, sync
 from connector.masking import mask
 from connector.models import (
     AuditEvent,
@@ -119,7 +119,7 @@ class Bar:
     title: str
 
 
-def status_chart(*, live_counts: dict[str, int], today, days: int = operations.CHART_DAYS) -> dict:
+def status_chart(*, live_counts: dict[str, int], today, days: int = summaries.CHART_DAYS) -> dict:
     """Stacked bars of connections per status per day (stored StatusDay rows, today from live counts)."""
     first = today - timedelta(days=days - 1)
     per_day: dict = {first + timedelta(days=n): {} for n in range(days)}
@@ -347,7 +347,7 @@ def dashboard_step_link(request: HttpRequest, connection_id: int) -> HttpRespons
     if not form.is_valid():
         messages.error(request, "Choose a step.")
         return redirect("dashboard_connection", connection.id)
-    sent = operations.step_link_send(connection=connection, step=form.cleaned_data["step"], by=request.user,
+    sent = support.step_link_send(connection=connection, step=form.cleaned_data["step"], by=request.user,
                                      ip=client_ip(request))
     if sent:
         messages.success(request, f"Link to step {form.cleaned_data['step']} sent to {sent} admin(s).")
