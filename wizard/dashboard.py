@@ -7,7 +7,6 @@ Secrets are never selected (password_token is deferred) and never rendered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
@@ -16,134 +15,36 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import requeue, services, summaries, support, sync
+from connector import requeue, services, support, sync
 from connector.masking import mask
 from connector.models import (
     AuditEvent,
     Connection,
     ConnectionStatusChange,
     Membership,
-    StatusDay,
     StepCompletion,
     SyncObjectRun,
     SyncRun,
     ValidationCheck,
     ValidationRun,
 )
-from connector.validation import CHECK_LABELS, CHECKS
+from connector.validation import CHECK_LABELS
 from wizard import csv_export
 from wizard.access import client_ip, support_access
+from wizard.dashboard_chart import status_chart
+from wizard.dashboard_queries import SORTS, base_queryset, connections_filtered
 from wizard.steps import STEPS
 
-SORTS = {
-    "organisation": "organisation__name",
-    "status": "status",
-    "since": "status_changed_at",
-    "validated": "last_validation__finished_at",
-    "synced": "summary__last_successful_sync_at",
-    "records": "summary__records_held",
-    "errors": "summary__errors_24h",
-}
 HISTORY_ROWS = 20
 AUDIT_ROWS = 50
-CHART_COLOURS = {
-    Connection.Status.CONNECTED: "#126b2f",
-    Connection.Status.NEEDS_ATTENTION: "#b06d00",
-    Connection.Status.BROKEN: "#a4161a",
-    Connection.Status.IN_SETUP: "#0b57d0",
-    Connection.Status.NOT_STARTED: "#8a94a3",
-    Connection.Status.DISCONNECTED: "#4a5360",
-}
-
-
-class FilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", max_length=100)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Connection.Status.choices])
-    check = forms.ChoiceField(required=False, label="Failing check",
-                              choices=[("", "Any check"), *((c.key, c.label) for c in CHECKS)])
-    stale = forms.BooleanField(required=False, label="Stale sync only")
-    organisation = forms.SlugField(required=False, max_length=60)
-    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS]
-                             + [(f"-{key}", f"-{key}") for key in SORTS])
-
-
 class StepLinkForm(forms.Form):
     step = forms.TypedChoiceField(coerce=int, choices=[(s.number, f"{s.number}. {s.title}") for s in STEPS])
-
-
-def _base_queryset() -> QuerySet[Connection]:
-    return (Connection.objects.select_related("organisation", "summary", "last_validation")
-            .defer("password_token"))
-
-
-def connections_filtered(data: dict, *, now) -> tuple[QuerySet[Connection], FilterForm]:
-    """The list's connections for the query-string filters (invalid filters are ignored)."""
-    form = FilterForm(data)
-    queryset = _base_queryset()
-    if not form.is_valid():
-        return queryset.order_by("organisation__name", "id"), form
-    data = form.cleaned_data
-    if data["q"]:
-        term = data["q"].strip()
-        queryset = queryset.filter(Q(organisation__name__icontains=term) | Q(organisation__slug__iexact=term)
-                                   | Q(company_id__iexact=term))
-    if data["status"]:
-        queryset = queryset.filter(status=data["status"])
-    if data["check"]:
-        # The check that put the connection in its failing status (kept on the connection, no join).
-        queryset = queryset.filter(status_check=data["check"])
-    if data["stale"]:
-        cutoff = now - timedelta(hours=settings.STALE_SYNC_HOURS)
-        queryset = queryset.live().filter(
-            Q(summary__last_successful_sync_at__lt=cutoff) | Q(summary__last_successful_sync_at__isnull=True))
-    if data["organisation"]:
-        queryset = queryset.filter(organisation__slug=data["organisation"])
-    sort = data["sort"] or "organisation"
-    field = SORTS[sort.lstrip("-")]
-    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
-    return queryset.order_by(order, "id"), form
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    height: float
-    colour: str
-    title: str
-
-
-def status_chart(*, live_counts: dict[str, int], today, days: int = summaries.CHART_DAYS) -> dict:
-    """Stacked bars of connections per status per day (stored StatusDay rows, today from live counts)."""
-    first = today - timedelta(days=days - 1)
-    per_day: dict = {first + timedelta(days=n): {} for n in range(days)}
-    for row in StatusDay.objects.filter(day__gte=first, day__lt=today):
-        per_day[row.day][row.status] = row.count
-    per_day[today] = dict(live_counts)
-    width, height, gap = 600, 160, 2
-    bar_width = width / days - gap
-    tallest = max((sum(counts.values()) for counts in per_day.values()), default=0) or 1
-    bars: list[Bar] = []
-    for index, (day, counts) in enumerate(sorted(per_day.items())):
-        top = height
-        for status in Connection.Status.values:
-            count = counts.get(status, 0)
-            if not count:
-                continue
-            bar_height = height * count / tallest
-            top -= bar_height
-            bars.append(Bar(x=round(index * (bar_width + gap), 2), y=round(top, 2), height=round(bar_height, 2),
-                            colour=CHART_COLOURS[status],
-                            title=f"{day:%-d %b}: {count} {Connection.Status(status).label.lower()}"))
-    legend = [(CHART_COLOURS[value], label) for value, label in Connection.Status.choices]
-    return {"bars": bars, "bar_width": round(bar_width, 2), "width": width, "height": height, "legend": legend,
-            "tallest": tallest, "first": first, "last": today}
 
 
 def endpoint_label() -> tuple[str, str]:
@@ -168,7 +69,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     page = Paginator(queryset.values_list("id", flat=True), settings.DASHBOARD_PAGE_SIZE).get_page(
         request.GET.get("page"))
     ids = list(page.object_list)
-    loaded = {connection.id: connection for connection in _base_queryset().filter(id__in=ids)}
+    loaded = {connection.id: connection for connection in base_queryset().filter(id__in=ids)}
     counts = dict(Connection.objects.values("status").annotate(n=Count("id")).values_list("status", "n"))
     summary = {
         "connected": counts.get(Connection.Status.CONNECTED, 0),
@@ -249,7 +150,7 @@ def dashboard_export(request: HttpRequest) -> StreamingHttpResponse:
 def dashboard_connection(request: HttpRequest, connection_id: int) -> HttpResponse:
     """One connection in depth: checklist with Intacct's raw errors, wizard progress, history, audit log."""
     support_access(request)
-    connection = get_object_or_404(_base_queryset(), id=connection_id)
+    connection = get_object_or_404(base_queryset(), id=connection_id)
     organisation = connection.organisation
     run = connection.last_validation
     checks = list(ValidationCheck.objects.filter(run=run)) if run else []

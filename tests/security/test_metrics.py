@@ -7,8 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from connector import health, metrics
+from connector.masking import mask
 from connector.models import CompanySlot, Heartbeat
-from wizard.dashboard import mask
 
 
 def test_metrics_mask_company_ids_and_hide_worker_host_names(db):
