@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, gateway, metrics, monitoring, objects, policy, services
+from connector import diagnosis, gateway, metrics, monitoring, objects, policy, services, steps
 from connector.diagnosis import Finding
 from connector.intacct import errors, filters
 from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
@@ -316,7 +316,7 @@ def _permission_model_check(ctx: Context) -> Outcome:
                   f"role ({diagnosis.MENU_ROLES}) that is assigned to the Web Services user, not on the user.")
     else:
         advice = (f"Follow step {objects.STEP_PERMISSIONS}'s user-based instructions instead: permissions go on the "
-                  f"Web Services user itself ({diagnosis.MENU_WS_USERS} > permissions).")
+                  f"Web Services user itself ({steps.USER.menu} > permissions).")
     return Outcome(WARNING, f"In step {objects.STEP_PERMISSIONS} you chose {diagnosis.MODEL_WORDS[chosen]} "
                    "permissions, but this company's "
                    f"are {found}{held}.{changed} {advice}", wizard_step=objects.STEP_PERMISSIONS)
