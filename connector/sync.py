@@ -34,7 +34,7 @@ from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from connector import crypto, diagnosis, gateway, limits, metrics, monitoring, objects, policy, services, validation
+from connector import clients, crypto, diagnosis, limits, metrics, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
 from connector.intacct import Credentials, IntacctClient, errors, filters
 from connector.intacct.client import QUERY_MAX_PAGE
@@ -147,7 +147,7 @@ class _Heartbeat(threading.Thread):
 
 def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
     """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
-    config = replace(gateway.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
+    config = replace(clients.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
     try:
         password = crypto.decrypt(connection.password_token)
     except crypto.InvalidToken:

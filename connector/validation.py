@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, gateway, metrics, monitoring, objects, policy, services, steps
+from connector import clients, diagnosis, metrics, monitoring, objects, policy, services, steps
 from connector.diagnosis import Finding
 from connector.intacct import errors, filters
 from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
@@ -389,7 +389,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
                        failed_step=objects.STEP_CONNECT)
     ctx = Context(connection=connection, history=diagnosis.sign_in_history(connection))
     try:
-        with gateway.client_for(connection, limit=concurrency_limit(connection)) as client:
+        with clients.client_for(connection, limit=concurrency_limit(connection)) as client:
             ctx.client = client
             for position, check in enumerate(CHECKS, start=1):
                 outcomes.append((check, _run_one(ctx, check, position, run)))

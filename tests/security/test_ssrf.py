@@ -16,8 +16,7 @@ from unittest import mock
 import pytest
 from django.test import Client
 
-from connector import gateway as connector_gateway
-from connector import services, sync, validation
+from connector import clients, services, sync, validation
 from connector.intacct import endpoint_allowed, errors
 from connector.models import Connection, SyncRun, ValidationRun
 from tests.conftest import PASSWORD
@@ -163,7 +162,7 @@ def test_an_endpoint_setting_outside_intacct_is_refused_without_the_simulator(en
     _credentials(connection)
     connection.refresh_from_db()
     with pytest.raises(errors.EndpointNotAllowed):
-        connector_gateway.client_for(connection)
+        clients.client_for(connection)
     run = _validate_latest()
     assert run.status != ValidationRun.Status.PASSED
     assert evil.requests == []
