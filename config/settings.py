@@ -53,7 +53,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "connector",
     "wizard",
-    "simulator",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +174,9 @@ FIELD_ENCRYPTION_KEYS = (
 
 # --- Sage Intacct ---------------------------------------------------------------------------
 SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=not PRODUCTION)
+if SIMULATOR_ENABLED:
+    # The stand-in for Intacct is an app (tables, screens) only where it is on: production migrates none of it.
+    INSTALLED_APPS.append("simulator")
 SIMULATOR_GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 # Simulator only: a latency profile for benchmarks and the soak (off: ""; see simulator/latency.py), and
 # how long a request's concurrency slot lives when its process died without giving it back.
