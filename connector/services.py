@@ -393,6 +393,16 @@ def api_token_issue(*, organisation: Organisation, name: str, by: Actor, ip: str
     return token, key
 
 
+def api_token_use(*, key: str, organisation_slug: str) -> ApiToken | None:
+    """The live token of this organisation with this key, its use noted; None for any other key."""
+    token = (ApiToken.objects.select_related("organisation")
+             .filter(key_hash=ApiToken.hash(key), revoked_at__isnull=True).first())
+    if token is None or token.organisation.slug != organisation_slug:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
+
+
 @transaction.atomic
 def api_token_revoke(*, organisation: Organisation, token_id: int, by: Actor, ip: str | None = None,
                      connection: Connection | None = None) -> bool:

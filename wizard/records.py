@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connector import deprovision, objects, requeue, services, sync
 from connector.intacct import timestamps
-from connector.models import ApiToken, Connection, Organisation, Record, SyncRun
+from connector.models import Connection, Organisation, Record, SyncRun
 from wizard import csv_export
 from wizard.access import OrgAccess, client_ip, organisation_access
 
@@ -263,11 +263,9 @@ def _api_access(request: HttpRequest, slug: str) -> OrgAccess | Organisation:
     """A bearer token of this organisation, or a logged-in user allowed by the access helper."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header.startswith("Bearer "):
-        token = ApiToken.objects.select_related("organisation").filter(
-            key_hash=ApiToken.hash(header[7:].strip()), revoked_at__isnull=True).first()
-        if token is None or token.organisation.slug != slug:
+        token = services.api_token_use(key=header[7:].strip(), organisation_slug=slug)
+        if token is None:
             raise _ApiDenied()
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return token.organisation
     if not request.user.is_authenticated:
         raise _ApiDenied()

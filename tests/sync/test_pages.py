@@ -116,6 +116,16 @@ def test_api_token_lists_records_with_cursor_and_modified_since(admin_client, da
     assert api.get(url).status_code == 401
 
 
+def test_a_token_notes_its_last_use_only_on_its_own_organisation(admin_client, data, other_organisation):
+    key = admin_client.post(reverse("api_tokens", args=["acme"]), {"name": "Platform"}).context["new_key"]
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.get(reverse("api_records", args=["other", "APBILL"])).status_code == 401
+    assert ApiToken.objects.get().last_used_at is None
+    assert api.get(reverse("api_records", args=["acme", "APBILL"])).status_code == 200
+    assert ApiToken.objects.get().last_used_at is not None
+    assert "never" not in admin_client.get(reverse("api_tokens", args=["acme"])).content.decode().split("Platform")[1]
+
+
 def test_revoking_a_token_is_audited_and_another_organisation_cannot_revoke_it(admin_client, outsider_client, data):
     admin_client.post(reverse("api_tokens", args=["acme"]), {"name": "Platform"})
     token = ApiToken.objects.get()
