@@ -87,12 +87,12 @@ def main() -> None:
           f"{SyncRun.objects.count():,} sync runs, {SyncObjectRun.objects.count():,} per-object rows, "
           f"{AuditEvent.objects.count():,} audit events")
 
-    from connector import operations
+    from connector import health
     from connector.models import Heartbeat
 
     # A worker and beat that just reported in, so /healthz measures its healthy path.
-    operations.heartbeat_record(name="worker:celery@bench")
-    operations.heartbeat_record(name=Heartbeat.BEAT)
+    health.heartbeat_record(name="worker:celery@bench")
+    health.heartbeat_record(name=Heartbeat.BEAT)
     user = services.user_create(username="bench-support", email="support@bench.test", password="bench-pw-1")
     services.support_staff_grant(user=user)
     client = Client()

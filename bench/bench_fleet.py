@@ -213,7 +213,7 @@ class Fleet:
     def measure(self, companies) -> int:
         from django.db.models import Max, Min
 
-        from connector import sync
+        from connector import services
         from connector.models import Connection, SyncRun
         from simulator.models import CompanyLoad, SimCompany
 
@@ -222,7 +222,7 @@ class Fleet:
         t0 = time.time()
         runs = {}
         for company_id, _, _ in companies:  # the shuffled order: big companies are not all first
-            runs[company_id] = sync.sync_request(connection=connections[company_id], kind=SyncRun.Kind.FULL)[0].pk
+            runs[company_id] = services.sync_request(connection=connections[company_id], kind=SyncRun.Kind.FULL)[0].pk
         requested = time.time()
         print(f"{len(runs)} full syncs requested in {requested - t0:.1f} s; latency profile {self.profile}; "
               f"{self.args.workers} workers x {self.args.concurrency}", flush=True)

@@ -118,7 +118,7 @@ def child(mode: str, company_id: str) -> None:
 
     django.setup()
     from connector import objects, sync
-    from connector.intacct import F
+    from connector.intacct import filters
     from connector.models import Connection, SyncObjectRun, SyncRun
 
     connection = Connection.objects.get(company_id=company_id)
@@ -134,7 +134,7 @@ def child(mode: str, company_id: str) -> None:
                 after = 0
                 while True:
                     page = client.query_page(definition.name, list(definition.fields),
-                                             F.GreaterThan("RECORDNO", after), order_by=[("RECORDNO", "asc")],
+                                             filters.GreaterThan("RECORDNO", after), order_by=[("RECORDNO", "asc")],
                                              page_size=2000)
                     records += len(page.records)
                     if not page.records or not page.num_remaining:

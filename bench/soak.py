@@ -509,12 +509,12 @@ class Soak:
         return list(Connection.objects.filter(company_id__startswith="SOAK-").order_by("company_id"))
 
     def request_sync(self, connection) -> None:
-        from connector import sync
+        from connector import services
         from connector.models import SyncRun
 
         kind = self.rng.choices((SyncRun.Kind.INCREMENTAL, SyncRun.Kind.RECONCILE, SyncRun.Kind.FULL),
                                 weights=(75, 20, 5))[0]
-        sync.sync_request(connection=connection, kind=kind)
+        services.sync_request(connection=connection, kind=kind)
 
     def request_validation(self, connection) -> None:
         from connector import services
@@ -661,7 +661,7 @@ class Soak:
 
     def settle(self) -> None:
         """Faults off, every worker up, what is in flight done; then a final validation and sync per connection."""
-        from connector import monitoring, sync, tasks
+        from connector import monitoring, services, tasks
         from connector.models import Connection, SyncRun, SyncSettings, ValidationRun
 
         self.clear_faults()
@@ -696,7 +696,7 @@ class Soak:
             connection.refresh_from_db()
             if connection.status != Connection.Status.CONNECTED:
                 self.figures.final_failures.append(f"{connection.company_id} is {connection.status} at the end")
-            finals[connection.pk] = sync.sync_request(connection=connection, kind=SyncRun.Kind.RECONCILE)[0]
+            finals[connection.pk] = services.sync_request(connection=connection, kind=SyncRun.Kind.RECONCILE)[0]
         self.wait_until(lambda: all(SyncRun.objects.get(pk=r.pk).is_finished for r in finals.values()), 600,
                         "the final syncs")
         for run in SyncRun.objects.filter(pk__in=[r.pk for r in finals.values()]).select_related("connection"):
@@ -747,13 +747,13 @@ class Soak:
             if status in ("succeeded", "failed", "partial"):
                 previous[connection_id] = status
         figures.mutations = dict(self.mutations)
-        from connector import operations
+        from connector import metrics
         from connector.models import MetricCounter
 
         figures.runs_unsent = {row.labels: int(row.value)
-                               for row in MetricCounter.objects.filter(name=operations.RUNS_UNSENT)}
+                               for row in MetricCounter.objects.filter(name=metrics.RUNS_UNSENT)}
         figures.rate_limit_fail_open = int(sum(MetricCounter.objects.filter(
-            name=operations.RATE_LIMIT_UNAVAILABLE).values_list("value", flat=True)))
+            name=metrics.RATE_LIMIT_UNAVAILABLE).values_list("value", flat=True)))
 
     def run(self) -> Figures:
         env = self.environment()

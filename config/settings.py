@@ -53,7 +53,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "connector",
     "wizard",
-    "simulator",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +174,9 @@ FIELD_ENCRYPTION_KEYS = (
 
 # --- Sage Intacct ---------------------------------------------------------------------------
 SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=not PRODUCTION)
+if SIMULATOR_ENABLED:
+    # The stand-in for Intacct is an app (tables, screens) only where it is on: production migrates none of it.
+    INSTALLED_APPS.append("simulator")
 SIMULATOR_GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 # Simulator only: a latency profile for benchmarks and the soak (off: ""; see simulator/latency.py), and
 # how long a request's concurrency slot lives when its process died without giving it back.
@@ -272,7 +274,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# --- Connection wizard (issue 4) ------------------------------------------------------------
+# --- Connection wizard ----------------------------------------------------------------------
 # Self sign-up creates a login and a new organisation; on by default outside production (the demo).
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=not PRODUCTION)
 # The role name the wizard suggests creating in Intacct (step 4, role-based companies).
@@ -282,7 +284,7 @@ VALIDATION_POLL_INTERVAL_MS = env.int("VALIDATION_POLL_INTERVAL_MS", default=700
 if PRODUCTION:
     SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 
-# --- Validation and monitoring (issue 5) ----------------------------------------------------
+# --- Validation and monitoring --------------------------------------------------------------
 # Connected (and failing) connections are re-validated once per interval (default daily). Beat wakes every
 # tick; each connection that is due is enqueued with a stable per-connection delay inside the tick, so
 # they never all run at once.
@@ -301,7 +303,7 @@ CELERY_BEAT_SCHEDULE["revalidate-connections"] = {
     "schedule": float(VALIDATION_MONITOR_TICK_SECONDS),
 }
 
-# --- Support and operations (issue 7) -------------------------------------------------------
+# --- Support and operations -----------------------------------------------------------------
 # A connection whose last successful sync is older than this counts as "stale" on the dashboard.
 STALE_SYNC_HOURS = env.int("STALE_SYNC_HOURS", default=48)
 DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", default=50)
@@ -327,7 +329,7 @@ CELERY_BEAT_SCHEDULE["dashboard-summaries-refresh"] = {"task": "connector.summar
 CELERY_BEAT_SCHEDULE["status-days-refresh"] = {"task": "connector.status_days_refresh", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["history-prune"] = {"task": "connector.history_prune", "schedule": 24 * 3600.0}
 
-# --- Sync (issue 6) -------------------------------------------------------------------------
+# --- Sync -----------------------------------------------------------------------------------
 # Incremental syncs per connection this often (beat checks every minute); delete reconciliation reads
 # every RECORDNO (one API call per 2,000 records), so it runs rarely.
 SYNC_INTERVAL_MINUTES = env.float("SYNC_INTERVAL_MINUTES", default=60)
@@ -357,6 +359,8 @@ SYNC_MONTHLY_CALL_ALLOWANCE = env.int("SYNC_MONTHLY_CALL_ALLOWANCE", default=100
 SYNC_TASK_SOFT_TIME_LIMIT = env.int("SYNC_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
 SYNC_TASK_TIME_LIMIT = env.int("SYNC_TASK_TIME_LIMIT", default=3 * 3600 + 120)
 SYNC_POLL_INTERVAL_MS = env.int("SYNC_POLL_INTERVAL_MS", default=1000)
+# A queued sync older than this is taken as lost (its task never ran) and a new request queues another.
+SYNC_QUEUED_STALE_SECONDS = env.int("SYNC_QUEUED_STALE_SECONDS", default=600)
 # A run whose task could not be sent (broker down) is sent again by this sweep once the broker is back
 # (connector.requeue); the minimum age leaves a request that is still sending alone.
 RESEND_UNSENT_INTERVAL_SECONDS = env.int("RESEND_UNSENT_INTERVAL_SECONDS", default=20)
@@ -367,7 +371,7 @@ CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_inc
 CELERY_BEAT_SCHEDULE["sync-reconcile"] = {"task": "connector.sync_schedule_reconcile", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["runs-sweep"] = {"task": "connector.runs_sweep", "schedule": float(SYNC_SWEEP_SECONDS)}
 
-# --- The platform's change feed (issue 16) --------------------------------------------------
+# --- The platform's change feed and webhooks ----------------------------------------------
 # A deleted record stays in the feed (as a tombstone) this long; a consumer further behind gets 410.
 FEED_RETENTION_DAYS = env.int("FEED_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["feed-purge-tombstones"] = {"task": "connector.feed_purge_tombstones",

@@ -32,7 +32,7 @@ class ValidationCheckInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["position", "key", "status", "duration_ms", "message", "wizard_step", "errorno",
                        "description", "description2", "correction"]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
 
 @admin.register(ValidationRun)

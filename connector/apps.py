@@ -6,11 +6,12 @@ class ConnectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Dashboard summaries and /metrics counters are written where runs finish (connector.operations).
-        from connector import operations, requeue  # noqa: F401 - requeue registers its beat task
+        # Dashboard summaries and /metrics counters are written where runs finish (connector.summaries),
+        # beat's tick where it publishes the heartbeat (connector.health). Importing tasks registers the
+        # Celery tasks, which the service sends by name.
+        # The platform's webhooks are sent from the same signals (connector.webhooks).
+        from connector import health, summaries, tasks, webhooks  # noqa: F401
 
-        operations.connect_signals()
-
-        from connector import webhooks  # events for the platform's webhooks (issue 16)
-
+        summaries.connect_signals()
+        health.connect_signals()
         webhooks.connect_signals()

@@ -15,8 +15,8 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, feed, monitoring, policy, services
-from connector.intacct import errors
+from connector import diagnosis, feed, metrics, objects, policy, services, sync
+from connector.intacct import errors, timestamps
 from connector.models import AuditEvent, Connection, Record, ValidationCheck
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 DEACTIVATE = "deactivate"
 REACTIVATE = "reactivate"
 ACTIONS = (DEACTIVATE, REACTIVATE)
+# The audit entry each action ends with: made and verified, or not.
+AUDIT_DONE = {DEACTIVATE: "user.deactivated", REACTIVATE: "user.reactivated"}
+AUDIT_FAILED = {DEACTIVATE: "user.deactivation_failed", REACTIVATE: "user.reactivation_failed"}
 
 
 class DeprovisionRefused(Exception):
@@ -45,8 +48,8 @@ class Change:
 def refusal(connection: Connection) -> str | None:
     """Why deprovisioning is not allowed for this connection, or None when it is."""
     if not connection.wants_deprovisioning:
-        return ("This organisation did not choose user deprovisioning in the setup (step 5), so the connector "
-                "changes nothing in Intacct.")
+        return (f"This organisation did not choose user deprovisioning in the setup (step {objects.STEP_USER}), so "
+                "the connector changes nothing in Intacct.")
     run = connection.last_validation
     check = run.checks.filter(key="deprovisioning").first() if run else None
     if check is None or check.status != ValidationCheck.Status.PASSED:
@@ -84,7 +87,7 @@ def plan(*, connection: Connection, user: Record, action: str, with_employee: bo
         name = f"Employee {employee.data.get('EMPLOYEEID') or employee.recordno}"
         changes.append(Change("EMPLOYEE", name, employee.recordno, "STATUS", str(employee.data.get("STATUS") or ""),
                               status))
-        new_end = (end_date or timezone.localdate()).strftime("%m/%d/%Y") if action == DEACTIVATE else ""
+        new_end = timestamps.intacct_date(end_date or timezone.localdate()) if action == DEACTIVATE else ""
         changes.append(Change("EMPLOYEE", name, employee.recordno, "ENDDATE", str(employee.data.get("ENDDATE") or ""),
                               new_end))
     return changes
@@ -92,7 +95,7 @@ def plan(*, connection: Connection, user: Record, action: str, with_employee: bo
 
 def _occurrence(connection: Connection, recordno: int, action: str) -> int:
     """How many times this action on this user was completed before: makes the next control ID distinct."""
-    return AuditEvent.objects.filter(connection=connection, action=f"user_{action}d",
+    return AuditEvent.objects.filter(connection=connection, action=AUDIT_DONE[action],
                                      details__user_recordno=recordno).count()
 
 
@@ -118,8 +121,6 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
     reason = refusal(connection)
     if reason:
         raise DeprovisionRefused(reason)
-    from connector import sync
-
     changes = plan(connection=connection, user=user, action=action, with_employee=with_employee, end_date=end_date)
     occurrence = _occurrence(connection, user.recordno, action)
     by_object: dict[tuple[str, int], dict[str, str]] = {}
@@ -159,7 +160,7 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
         verified = False
         if policy.action_for(exc) == policy.Action.INTERNAL:
             log.exception("deprovisioning of user %s stopped by an internal error", user.recordno)
-            monitoring.internal_error_count(source="deprovisioning")
+            metrics.internal_error_count(source="deprovisioning")
             words = diagnosis.internal_error(exc)
         else:
             words = _refused_words(connection, "", exc)
@@ -171,7 +172,7 @@ def apply(*, connection: Connection, user: Record, action: str, with_employee: b
     details = {"user_recordno": user.recordno, "login": str(user.data.get("LOGINID") or ""),
                "changes": [asdict(c) for c in changes], "sent": sent, "answers": answers, "verified": verified}
     services.audit_record(organisation=connection.organisation, connection=connection,
-                          action=f"user_{action}d" if verified else f"user_{action}_failed", user=by, ip=ip,
+                          action=AUDIT_DONE[action] if verified else AUDIT_FAILED[action], user=by, ip=ip,
                           details=details)
     return details
 

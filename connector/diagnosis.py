@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from connector import crypto, limits, objects, policy
+from connector import crypto, limits, objects, policy, steps
 from connector.intacct import errors
 from connector.models import Connection, ValidationRun
 
@@ -22,13 +22,8 @@ Cause = ValidationRun.Cause
 BROKEN = Connection.Status.BROKEN
 NEEDS_ATTENTION = Connection.Status.NEEDS_ATTENTION
 
-# Intacct's menus, as the admin clicks through them.
-MENU_SUBSCRIPTIONS = "Company > Admin > Subscriptions"
-MENU_IP_FILTERS = "Company > Setup > Company > Security > IP address filters"
-MENU_SENDER = "Company > Setup > Company > Security > Web Services authorizations"
-MENU_PERMISSION_TYPE = "Company > Setup > Company Info > Permission type"
+# Intacct's menus, as the admin clicks through them: each step's from the step table (steps.X.menu), and this.
 MENU_ROLES = "Company > Admin > Roles"
-MENU_WS_USERS = "Company > Admin > Web Services users"
 
 MODEL_WORDS = {objects.ROLE_BASED: "role-based", objects.USER_BASED: "user-based"}
 
@@ -118,7 +113,7 @@ def _model_change_note(facts: PermissionFacts) -> str:
     if not facts.changed_from:
         return ""
     return (f" This company's permission type changed from {MODEL_WORDS[facts.changed_from]} to "
-            f"{MODEL_WORDS[facts.model]} since it was connected ({MENU_PERMISSION_TYPE}).")
+            f"{MODEL_WORDS[facts.model]} since it was connected ({steps.PERMISSIONS.menu}).")
 
 
 def _right(definition: objects.ObjectDefinition, right: str | None) -> str:
@@ -135,7 +130,7 @@ def permission_missing(connection: Connection, definition: objects.ObjectDefinit
     if facts.model == objects.USER_BASED:
         return Finding(Cause.PERMISSION_REMOVED,
                        f"The user \"{user}\" lacks {needed}. This company's permissions are user-based: in Intacct "
-                       f"open {MENU_WS_USERS}, edit \"{user}\", open its permissions and tick {definition.policy}: "
+                       f"open {steps.USER.menu}, edit \"{user}\", open its permissions and tick {definition.policy}: "
                        f"{right} under {definition.application} (step {objects.STEP_USER}).{note}",
                        objects.STEP_USER)
     roles = facts.roles
@@ -145,10 +140,10 @@ def permission_missing(connection: Connection, definition: objects.ObjectDefinit
         # answers look the same for both, so both fixes are named.
         return Finding(Cause.ROLE_NOT_ASSIGNED,
                        f"The user \"{user}\" holds no role and no rights of its own, so it lacks {needed}. Either its "
-                       f"role was taken off it or deleted: in Intacct open {MENU_WS_USERS}, edit \"{user}\" and assign "
-                       f"the role that holds the permissions of step {objects.STEP_PERMISSIONS} (create it again in "
-                       f"{MENU_ROLES} if it was deleted); or this company's permission type was switched to user-based "
-                       f"({MENU_PERMISSION_TYPE}): then tick the permissions on \"{user}\" itself (step "
+                       f"role was taken off it or deleted: in Intacct open {steps.USER.menu}, edit \"{user}\" and "
+                       f"assign the role that holds the permissions of step {objects.STEP_PERMISSIONS} (create it "
+                       f"again in {MENU_ROLES} if it was deleted); or this company's permission type was switched to "
+                       f"user-based ({steps.PERMISSIONS.menu}): then tick the permissions on \"{user}\" itself (step "
                        f"{objects.STEP_USER}).{note}", objects.STEP_USER)
     tick = f"open {definition.application} and tick {definition.policy}: {right}"
     if roles:
@@ -168,7 +163,7 @@ def object_unavailable(definition: objects.ObjectDefinition) -> Finding:
     """Intacct does not know the object in this company (its application is not subscribed)."""
     return Finding(Cause.OBJECT_UNAVAILABLE,
                    f"This company has no {definition.label.lower()} ({definition.name}): check that "
-                   f"{definition.application} is subscribed in {MENU_SUBSCRIPTIONS} (step {objects.STEP_SUBSCRIBE}).",
+                   f"{definition.application} is subscribed in {steps.SUBSCRIBE.menu} (step {objects.STEP_SUBSCRIBE}).",
                    objects.STEP_SUBSCRIBE)
 
 
@@ -197,7 +192,7 @@ def read_check_key(definition: objects.ObjectDefinition) -> str:
 def not_web_services_user(connection: Connection) -> Finding:
     return Finding(Cause.NOT_WEB_SERVICES_USER,
                    f"\"{connection.user_id}\" is an ordinary Intacct user, not a Web Services user: its password "
-                   f"expires every 90 days and the connection would then stop. In Intacct open {MENU_WS_USERS}, "
+                   f"expires every 90 days and the connection would then stop. In Intacct open {steps.USER.menu}, "
                    f"create a Web Services user and give it the permissions (step {objects.STEP_USER}).",
                    objects.STEP_USER)
 
@@ -213,7 +208,7 @@ def deprovisioning_unavailable(connection: Connection, facts: PermissionFacts, *
         step = employees.permission_step(facts.model)
     if needs_admin:
         missing.append("admin privileges Full")
-    where = (f"in {MENU_WS_USERS} (user \"{connection.user_id}\")" if step == objects.STEP_USER
+    where = (f"in {steps.USER.menu} (user \"{connection.user_id}\")" if step == objects.STEP_USER
              else f"on its role in {MENU_ROLES}")
     return Finding(Cause.DEPROVISIONING_UNAVAILABLE,
                    f"Deprovisioning is unavailable; syncing continues. For deprovisioning, the user "
@@ -286,37 +281,38 @@ def sign_in_refused(connection: Connection, exc: BaseException, history: SignInH
     if isinstance(exc, errors.WebServicesNotSubscribed):
         return Finding(Cause.SUBSCRIPTION_OFF,
                        f"Web Services is not switched on for this company: nothing can be read. In Intacct open "
-                       f"{MENU_SUBSCRIPTIONS} and subscribe to Web Services (step {objects.STEP_SUBSCRIBE}).",
+                       f"{steps.SUBSCRIBE.menu} and subscribe to Web Services (step {objects.STEP_SUBSCRIBE}).",
                        objects.STEP_SUBSCRIBE, BROKEN)
     if isinstance(exc, errors.IPAddressRejected):
         return Finding(Cause.IP_BLOCKED,
                        f"Intacct's IP address filter blocked our server: nothing can be read. In Intacct open "
-                       f"{MENU_IP_FILTERS} and add our addresses from step {objects.STEP_IP_FILTER}, or remove the "
-                       "filter.", objects.STEP_IP_FILTER, BROKEN)
+                       f"{steps.IP_FILTER.menu} and add our addresses from step {objects.STEP_IP_FILTER}, or remove "
+                       "the filter.", objects.STEP_IP_FILTER, BROKEN)
     if isinstance(exc, errors.SenderNotAuthorized):
         if getattr(exc, "needs_login_for_api", False) or "requires a user login" in raw_words(exc).lower():
-            words = (f"Our Sender ID is authorised but has \"Needs login for API\" switched on. Open {MENU_SENDER} and "
-                     f"switch it off (step {objects.STEP_SENDER}).")
+            words = ("Our Sender ID is authorised but has \"Needs login for API\" switched on. Open "
+                     f"{steps.SENDER.menu} and switch it off (step {objects.STEP_SENDER}).")
         else:
-            words = (f"Our Sender ID is not authorised for this company, so nothing can be read. Open {MENU_SENDER} "
-                     f"and add it exactly as shown in step {objects.STEP_SENDER} (it is case-sensitive).")
+            words = ("Our Sender ID is not authorised for this company, so nothing can be read. Open "
+                     f"{steps.SENDER.menu} and add it exactly as shown in step {objects.STEP_SENDER} (it is "
+                     "case-sensitive).")
         return Finding(Cause.SENDER_NOT_AUTHORISED, words, objects.STEP_SENDER, BROKEN)
     if isinstance(exc, errors.UserInactive):
         return Finding(Cause.USER_DEACTIVATED,
-                       f"The user \"{user}\" is inactive in Intacct. In Intacct open {MENU_WS_USERS}, edit the user "
+                       f"The user \"{user}\" is inactive in Intacct. In Intacct open {steps.USER.menu}, edit the user "
                        f"and set Status to Active (step {objects.STEP_USER}).", objects.STEP_USER, BROKEN)
     if isinstance(exc, errors.UserLockedOut):
         return Finding(Cause.USER_LOCKED_OUT,
                        f"The user \"{user}\" is locked out of Intacct. Ask an Intacct administrator to unlock it in "
-                       f"{MENU_WS_USERS} (step {objects.STEP_USER}).", objects.STEP_USER, BROKEN)
+                       f"{steps.USER.menu} (step {objects.STEP_USER}).", objects.STEP_USER, BROKEN)
     if isinstance(exc, errors.InvalidEntity):
         if entity:
             words = (f"Intacct refused the entity \"{entity}\" for this user: it does not exist, or the user is "
                      f"restricted to other entities. Pick an entity the user may use (step {objects.STEP_CONNECT}), or "
-                     f"change the user's entity access in {MENU_WS_USERS} (step {objects.STEP_USER}).")
+                     f"change the user's entity access in {steps.USER.menu} (step {objects.STEP_USER}).")
             return Finding(Cause.ENTITY_REFUSED, words, objects.STEP_CONNECT, BROKEN)
         words = (f"Intacct refused a top-level sign-in for \"{user}\": the user is restricted to some entities. Either "
-                 f"give the user access to the top level in {MENU_WS_USERS} (step {objects.STEP_USER}), or enter the "
+                 f"give the user access to the top level in {steps.USER.menu} (step {objects.STEP_USER}), or enter the "
                  f"entity ID to connect to (step {objects.STEP_CONNECT}).")
         return Finding(Cause.ENTITY_REFUSED, words, objects.STEP_USER, BROKEN)
     if isinstance(exc, errors.LoginFailed):

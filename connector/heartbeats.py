@@ -2,7 +2,7 @@
 
 A consumer bootstep (added to the Celery app in config/celery.py) starts a small thread when the worker's
 consumer has connected to the broker and stops it when the connection is lost or the worker stops: the row
-`worker:<node name>` (connector.operations.heartbeat_record) then tells /healthz that this worker is alive
+`worker:<node name>` (connector.health.heartbeat_record) then tells /healthz that this worker is alive
 and consuming, every HEARTBEAT_INTERVAL_SECONDS. Beat's own tick is recorded separately (the row "beat").
 """
 from __future__ import annotations
@@ -25,13 +25,13 @@ class _Beating(threading.Thread):
         from django.db import DatabaseError
         from django.db import connection as db_connection
 
-        from connector import operations
+        from connector import health
 
-        name = operations.worker_heartbeat_name(self.nodename)
+        name = health.worker_heartbeat_name(self.nodename)
         try:
             while not self.stopped.is_set():
                 try:
-                    operations.heartbeat_record(name=name)
+                    health.heartbeat_record(name=name)
                 except DatabaseError:
                     # The database is away for a moment: try again on a new connection at the next beat.
                     log.warning("could not record this worker's heartbeat (database unavailable)")

@@ -199,7 +199,9 @@ def holding_slot(company_id: str, limit: int) -> Iterator[None]:
     finally:
         # Give back the slot held now: not_holding_slot may have swapped the first one for another.
         held = slots.pop(key, None)
-        release(*(held[:2] if held is not None else (slot_id, holder)), key)
+        if held is not None:
+            slot_id, holder = held[0], held[1]
+        release(slot_id, holder, key)
 
 
 def request_slot_for(company_id: str, limit: int) -> Callable[[], AbstractContextManager[object]]:

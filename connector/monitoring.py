@@ -19,17 +19,13 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import diagnosis, services, tasks
+from connector import diagnosis, requeue, services
 from connector.models import AuditEvent, Connection, Membership, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
 
-# Connections worth watching: working ones (to notice a break) and failing ones (to notice a recovery).
-MONITORED_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
-FAILING_STATUSES = (Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
 ACTIVE_RUN_STATUSES = (ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING)
 SUPPORT_ALERT_QUIET = timedelta(hours=1)
-INTERNAL_ERRORS = "intacct_connect_internal_errors_total"
 
 # --- Scheduled re-validation ------------------------------------------------------------------
 
@@ -47,8 +43,8 @@ def connections_due(*, now=None) -> QuerySet[Connection]:
     cutoff = now - timedelta(seconds=slack)
     latest = (ValidationRun.objects.filter(connection=OuterRef("pk")).order_by("-created_at")
               .values("created_at")[:1])
-    return (Connection.objects.filter(status__in=MONITORED_STATUSES)
-            .exclude(password_token="").exclude(company_id="").exclude(user_id="")
+    # Live connections: working ones (to notice a break) and failing ones (to notice a recovery).
+    return (Connection.objects.live().with_credentials()
             .annotate(latest_run_at=Subquery(latest))
             .filter(Q(latest_run_at__isnull=True) | Q(latest_run_at__lte=cutoff)))
 
@@ -83,38 +79,14 @@ def connections_revalidate(*, spread_seconds: int | None = None) -> int:
     abandoned_runs_close()
     window = settings.VALIDATION_MONITOR_TICK_SECONDS if spread_seconds is None else spread_seconds
     count = 0
+    later = requeue.task_named(requeue.VALIDATE_LATER_TASK)
     for connection_id in connections_due().values_list("id", flat=True):
-        tasks.connection_validate_later.apply_async(
+        later.apply_async(
             (connection_id, ValidationRun.Trigger.SCHEDULED, 1, None),
             countdown=stable_offset(connection_id=connection_id, window=window))
         count += 1
     log.info("scheduled re-validation of %s connection(s)", count)
     return count
-
-
-def connection_validate_later(*, connection_id: int, trigger: str, attempt: int = 1,
-                              after_run_id: int | None = None) -> ValidationRun | None:
-    """Create and run a scheduled or retry validation now, unless it has become pointless."""
-    from connector import validation
-
-    connection = Connection.objects.filter(id=connection_id).first()
-    if connection is None or not connection.has_credentials:
-        return None
-    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
-        return None
-    runs = ValidationRun.objects.filter(connection=connection)
-    abandoned_runs_close(connection_id=connection.id)  # else a worker killed mid-run would stop monitoring for good
-    if runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
-        return None  # someone is validating it right now
-    if trigger == ValidationRun.Trigger.SCHEDULED and not connections_due().filter(id=connection_id).exists():
-        return None  # validated since the schedule picked it
-    if after_run_id is not None and runs.filter(id__gt=after_run_id).exists():
-        return None  # a newer run replaced the inconclusive one
-    run = ValidationRun.objects.create(connection=connection, trigger=trigger, attempt=attempt)
-    AuditEvent.objects.create(organisation_id=connection.organisation_id, connection=connection,
-                              action="validation.started",
-                              details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
-    return validation.run_validation(run_id=run.id)
 
 
 # --- Inconclusive runs ---------------------------------------------------------------------------
@@ -127,7 +99,7 @@ def retry_delay(*, attempt: int) -> int | None:
 
 def retry_schedule(*, run: ValidationRun, delay: int) -> None:
     """Enqueue the next attempt of an inconclusive run after `delay` seconds (ids only)."""
-    tasks.connection_validate_later.apply_async(
+    requeue.task_named(requeue.VALIDATE_LATER_TASK).apply_async(
         (run.connection_id, ValidationRun.Trigger.RETRY, run.attempt + 1, run.id), countdown=delay)
 
 
@@ -185,7 +157,7 @@ def failure_notify(*, connection: Connection, cause: str, summary: str, step: in
     if not cause:
         return False
     connection = Connection.objects.select_related("organisation").get(id=connection.id)
-    if connection.status not in FAILING_STATUSES:
+    if connection.status not in Connection.FAILING_STATUSES:
         return False
     claimed = (Connection.objects.filter(id=connection.id).exclude(notified_cause=cause)
                .update(notified_cause=cause, failure_notified_at=timezone.now()))
@@ -200,7 +172,7 @@ def failure_notify(*, connection: Connection, cause: str, summary: str, step: in
 def validation_notify(*, run: ValidationRun, previous_status: str) -> None:
     """After a run: e-mail the admins once per cause when a working connection fails, once when it recovers."""
     connection = Connection.objects.select_related("organisation").get(id=run.connection_id)
-    if run.status == ValidationRun.Status.FAILED and connection.status in FAILING_STATUSES:
+    if run.status == ValidationRun.Status.FAILED and connection.status in Connection.FAILING_STATUSES:
         failure_notify(connection=connection, cause=run.cause, summary=run.summary, step=run.failed_step,
                        source="found during a check",
                        details={"validation_run": run.id, "failed_check": run.failed_check})
@@ -222,20 +194,13 @@ def _mail_admins_of(connection: Connection, subject: str, body: str, *, action: 
                           details={**details, "recipients": len(recipients), "subject": subject})
 
 
-def internal_error_count(*, source: str) -> None:
-    """Count a run stopped by a bug of ours (shown on /metrics)."""
-    from connector import operations
-
-    operations.metric_increment(name=INTERNAL_ERRORS, labels={"source": source})
-
-
 def support_alert(*, run: ValidationRun) -> bool:
     """Tell the operator's support team that our own Sender ID was refused (at most once an hour)."""
     since = timezone.now() - SUPPORT_ALERT_QUIET
-    recent = AuditEvent.objects.filter(action="support.alert", created_at__gte=since).exists()
-    AuditEvent.objects.create(organisation_id=run.connection.organisation_id, connection_id=run.connection_id,
-                              action="support.alert", details={"validation_run": run.id, "check": "sender",
-                                                               "mailed": not recent})
+    recent = AuditEvent.objects.filter(action="support.alerted", created_at__gte=since).exists()
+    services.audit_record(organisation=run.connection.organisation, connection=run.connection,
+                          action="support.alerted", details={"validation_run": run.id, "check": "sender",
+                                                             "mailed": not recent})
     log.warning("support alert: Intacct refused our own Sender ID (validation run %s)", run.id)
     if recent:
         return False

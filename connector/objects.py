@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Wizard steps (1-based, the order the admin sees them).
-STEP_SUBSCRIBE = 1
-STEP_IP_FILTER = 2
-STEP_SENDER = 3
-STEP_PERMISSIONS = 4
-STEP_USER = 5
-STEP_CONNECT = 6
+from connector import steps
+
+# Wizard step numbers, from the one table in connector.steps.
+STEP_SUBSCRIBE = steps.SUBSCRIBE.number
+STEP_IP_FILTER = steps.IP_FILTER.number
+STEP_SENDER = steps.SENDER.number
+STEP_PERMISSIONS = steps.PERMISSIONS.number
+STEP_USER = steps.USER.number
+STEP_CONNECT = steps.CONNECT.number
 
 
 def suggested_user_id(organisation_slug: str) -> str:

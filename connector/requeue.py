@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import shared_task
+from celery import current_app
 from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -20,6 +20,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from connector import metrics
 from connector.models import SyncRun, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,22 @@ SYNC_SAVED_QUEUE_DOWN = ("We can't start the sync right now: our task queue is u
 BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
-def _task_for(run: ValidationRun | SyncRun):
-    from connector import tasks
+# The tasks the service sends, by name (connector.tasks declares them under these names).
+VALIDATE_TASK = "connector.connection_validate"
+VALIDATE_LATER_TASK = "connector.connection_validate_later"
+SYNC_TASK = "connector.sync_run"
 
-    return tasks.connection_validate if isinstance(run, ValidationRun) else tasks.sync_run
+
+def task_named(name: str):
+    """A task of connector.tasks, from Celery's registry.
+
+    connector.tasks imports the modules whose work it runs, so they find their tasks here instead of
+    importing it (ConnectorConfig.ready imports connector.tasks, which registers them)."""
+    return current_app.tasks[name]
+
+
+def _task_for(run: ValidationRun | SyncRun):
+    return task_named(VALIDATE_TASK if isinstance(run, ValidationRun) else SYNC_TASK)
 
 
 def _kind(run: ValidationRun | SyncRun) -> str:
@@ -49,8 +62,6 @@ def _kind(run: ValidationRun | SyncRun) -> str:
 
 def run_send(run: ValidationRun | SyncRun, *, countdown: float = 0) -> bool:
     """Send the run's task (ids only); on a broker error keep the run queued, marked unsent. True if sent."""
-    from connector import operations
-
     model, task = type(run), _task_for(run)
     try:
         if countdown > 0:
@@ -65,7 +76,7 @@ def run_send(run: ValidationRun | SyncRun, *, countdown: float = 0) -> bool:
             unsent_since=Coalesce(F("unsent_since"), now))
         run.unsent_since = run.unsent_since or now
         try:
-            operations.metric_increment(name=operations.RUNS_UNSENT, labels={"kind": _kind(run)})
+            metrics.metric_increment(name=metrics.RUNS_UNSENT, labels={"kind": _kind(run)})
         except Exception:  # noqa: BLE001 - a counter must never turn a saved request into an error page
             log.warning("could not count an unsent %s run", _kind(run))
         return False
@@ -98,9 +109,3 @@ def resend_unsent_runs(*, min_age_seconds: float | None = None, batch: int = 500
     if sent or failed:
         log.info("re-sent %s unsent run(s); %s could not be sent yet", sent, failed)
     return {"sent": sent, "unsent": failed}
-
-
-@shared_task(name="connector.resend_unsent_runs", ignore_result=True)
-def resend_unsent_runs_task() -> dict[str, int]:
-    """Beat: send again the runs whose task could not be sent while the broker was down."""
-    return resend_unsent_runs()

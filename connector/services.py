@@ -5,6 +5,10 @@ log line or task argument ever holds a secret.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db import transaction
@@ -14,14 +18,20 @@ from django.utils.text import slugify
 from connector import crypto, objects, requeue
 from connector.models import (
     SUPPORT_GROUP,
+    ApiToken,
     AuditEvent,
     Connection,
     ConnectionStatusChange,
     Membership,
     Organisation,
     StepCompletion,
+    SyncRun,
+    SyncSettings,
     ValidationRun,
 )
+
+if TYPE_CHECKING:  # the project keeps Django's own user model (no AUTH_USER_MODEL)
+    from django.contrib.auth.models import User as UserModel
 
 User = get_user_model()
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -50,7 +60,7 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def organisation_create(*, name: str, admin: AbstractBaseUser | None = None, slug: str = "",
+def organisation_create(*, name: str, admin: UserModel | None = None, slug: str = "",
                         by: Actor = None, ip: str | None = None) -> Organisation:
     """Create an organisation, its (not started) connection and, if given, its first admin's membership."""
     organisation = Organisation.objects.create(name=name, slug=slug or _unique_slug(name))
@@ -62,7 +72,7 @@ def organisation_create(*, name: str, admin: AbstractBaseUser | None = None, slu
     return organisation
 
 
-def membership_add(*, organisation: Organisation, user: AbstractBaseUser, by: Actor = None,
+def membership_add(*, organisation: Organisation, user: UserModel, by: Actor = None,
                    ip: str | None = None) -> Membership:
     """Make a user an admin of an organisation."""
     membership, created = Membership.objects.get_or_create(organisation=organisation, user=user)
@@ -72,12 +82,12 @@ def membership_add(*, organisation: Organisation, user: AbstractBaseUser, by: Ac
     return membership
 
 
-def user_create(*, username: str, email: str, password: str) -> AbstractBaseUser:
+def user_create(*, username: str, email: str, password: str) -> UserModel:
     """Create a login (passwords are hashed by Django's auth)."""
     return User.objects.create_user(username=username, email=email, password=password)
 
 
-def support_staff_grant(*, user: AbstractBaseUser) -> None:
+def support_staff_grant(*, user: UserModel) -> None:
     """Make a user support staff: read-only access to every organisation, never to secrets."""
     group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
     user.groups.add(group)
@@ -85,7 +95,7 @@ def support_staff_grant(*, user: AbstractBaseUser) -> None:
 
 @transaction.atomic
 def signup(*, username: str, email: str, password: str, organisation_name: str,
-           ip: str | None = None) -> tuple[AbstractBaseUser, Organisation]:
+           ip: str | None = None) -> tuple[UserModel, Organisation]:
     """Self sign-up: a new login that is the first admin of a new organisation."""
     user = user_create(username=username, email=email, password=password)
     organisation = organisation_create(name=organisation_name, admin=user, by=user, ip=ip)
@@ -110,8 +120,6 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     _S.BROKEN: frozenset({_S.CONNECTED, _S.NEEDS_ATTENTION, _S.BROKEN, _S.DISCONNECTED}),
     _S.DISCONNECTED: frozenset({_S.IN_SETUP}),
 }
-# Statuses a validation result can move a connection to; the failing check is recorded with them.
-FAILING_STATUSES = frozenset({_S.NEEDS_ATTENTION, _S.BROKEN})
 
 
 def connection_transition(*, connection: Connection, to: str, check_key: str = "",
@@ -122,7 +130,7 @@ def connection_transition(*, connection: Connection, to: str, check_key: str = "
     ``reason`` is the plain-words message shown for a failing status. Raises ValueError for a move the state
     machine does not allow.
     """
-    failing = to in FAILING_STATUSES
+    failing = to in Connection.FAILING_STATUSES  # the failing check is recorded with these
     check_key = check_key if failing else ""
     cause = cause if failing else ""
     if connection.status == to and connection.status_check == check_key and connection.status_cause == cause:
@@ -256,11 +264,6 @@ def connection_disconnect(*, connection: Connection, by: Actor, ip: str | None =
                  action="connection.disconnected", user=by, ip=ip, details={"password": "deleted"})
 
 
-def connection_password(*, connection: Connection) -> str:
-    """The decrypted password, for building a client only. Never render, log or enqueue it."""
-    return crypto.decrypt(connection.password_token)
-
-
 def encryption_keys_rotate() -> int:
     """Re-encrypt every stored secret under the newest key; returns how many were rewritten."""
     count = 0
@@ -282,12 +285,20 @@ def validation_request(*, connection: Connection, by: Actor = None, ip: str | No
                        countdown: float = 0) -> ValidationRun:
     """Create a queued validation run and enqueue its task (after `countdown` s) once the transaction commits."""
     with transaction.atomic():
-        run = ValidationRun.objects.create(connection=connection, requested_by=_actor(by), trigger=trigger,
-                                           attempt=attempt)
-        audit_record(organisation=connection.organisation, connection=connection, action="validation.started",
-                     user=by, ip=ip, details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
+        run = validation_run_create(connection=connection, by=by, ip=ip, trigger=trigger, attempt=attempt)
         # A broker that cannot be reached leaves the run queued and marked unsent (connector.requeue sends it later).
         transaction.on_commit(lambda: requeue.run_send(run, countdown=countdown))
+    return run
+
+
+@transaction.atomic
+def validation_run_create(*, connection: Connection, trigger: str, attempt: int = 1, by: Actor = None,
+                          ip: str | None = None) -> ValidationRun:
+    """Record a validation run about to start (queued), audited; the caller runs it or sends its task."""
+    run = ValidationRun.objects.create(connection=connection, requested_by=_actor(by), trigger=trigger,
+                                       attempt=attempt)
+    audit_record(organisation=connection.organisation, connection=connection, action="validation.started",
+                 user=by, ip=ip, details={"validation_run": run.id, "trigger": trigger, "attempt": attempt})
     return run
 
 
@@ -325,7 +336,7 @@ def connection_record_sync_failure(*, connection: Connection, sync_run, check_ke
     disconnected meanwhile, keeps its status)."""
     connection = Connection.objects.select_for_update().get(id=connection.id)
     previous = connection.status
-    if previous not in (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN):
+    if previous not in Connection.LIVE_STATUSES:
         return None
     if previous == Connection.Status.BROKEN and status == Connection.Status.NEEDS_ATTENTION:
         return None  # a sign-in refusal already stops everything: an object's refusal adds nothing
@@ -335,3 +346,79 @@ def connection_record_sync_failure(*, connection: Connection, sync_run, check_ke
         audit_record(organisation=connection.organisation, connection=connection, action="sync.found_problem",
                      details={"sync_run": sync_run.pk, "check": check_key, "cause": cause, "status": status})
     return previous
+
+
+# --- Syncs ----------------------------------------------------------------------------------
+
+def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL, by: Actor = None,
+                 ip: str | None = None, reason: str = "", attempt: int = 1,
+                 countdown: float = 0) -> tuple[SyncRun, bool]:
+    """Queue a sync; if one of this connection is queued or running, join it. Returns (run, queued_now).
+
+    The task is sent once the transaction commits; if the broker cannot be reached the run stays queued,
+    marked unsent, and connector.requeue sends it again as soon as the broker is back (the next requests
+    join it meanwhile)."""
+    active = sync_active_run(connection=connection)
+    if active is not None:
+        return active, False
+    with transaction.atomic():
+        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=_actor(by), attempt=attempt)
+        if by is not None or reason:
+            audit_record(organisation=connection.organisation, connection=connection, action="sync.requested",
+                         user=by, ip=ip, details={"run": run.pk, "kind": kind, "reason": reason or "manual"})
+        transaction.on_commit(lambda: requeue.run_send(run, countdown=countdown))
+    return run, True
+
+
+def sync_active_run(*, connection: Connection) -> SyncRun | None:
+    """A run to join: one running under a live lease, or queued recently enough to still be picked up."""
+    now = timezone.now()
+    sync_settings = SyncSettings.objects.filter(connection=connection).select_related("active_run").first()
+    if sync_settings and sync_settings.active_run and sync_settings.lease_until and sync_settings.lease_until > now:
+        if not sync_settings.active_run.is_finished:
+            return sync_settings.active_run
+    stale_queue = now - timedelta(seconds=settings.SYNC_QUEUED_STALE_SECONDS)
+    return connection.sync_runs.filter(status=SyncRun.Status.QUEUED, created_at__gte=stale_queue).first()
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+@transaction.atomic
+def api_token_issue(*, organisation: Organisation, name: str, by: Actor, ip: str | None = None,
+                    connection: Connection | None = None) -> tuple[ApiToken, str]:
+    """Issue a bearer token for the organisation's API; the plaintext key is returned once, never stored."""
+    token, key = ApiToken.issue(organisation=organisation, name=name, by=_actor(by))
+    audit_record(organisation=organisation, connection=connection, action="api_token.created", user=by, ip=ip,
+                 details={"token": token.pk, "prefix": token.prefix, "name": name})
+    return token, key
+
+
+API_TOKEN_USE_PRECISION = timedelta(minutes=1)
+
+
+def api_token_use(*, key: str, organisation_slug: str) -> ApiToken | None:
+    """The live token of this organisation with this key, its use noted; None for any other key."""
+    token = (ApiToken.objects.select_related("organisation")
+             .filter(key_hash=ApiToken.hash(key), revoked_at__isnull=True).first())
+    if token is None or token.organisation.slug != organisation_slug:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > API_TOKEN_USE_PRECISION:
+        # "Last used" to the minute: a consumer paging through the feed does not write (and flush) a row a page.
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+@transaction.atomic
+def api_token_revoke(*, organisation: Organisation, token_id: int, by: Actor, ip: str | None = None,
+                     connection: Connection | None = None) -> bool:
+    """Revoke one of the organisation's tokens (audited); False when it has none such or it was revoked already."""
+    token = (ApiToken.objects.select_for_update()
+             .filter(organisation=organisation, pk=token_id, revoked_at__isnull=True).first())
+    if token is None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(organisation=organisation, connection=connection, action="api_token.revoked", user=by, ip=ip,
+                 details={"token": token.pk, "prefix": token.prefix, "name": token.name})
+    return True

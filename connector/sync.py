@@ -26,7 +26,6 @@ import itertools
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,10 +39,23 @@ from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from connector import crypto, diagnosis, feed, gateway, limits, monitoring, objects, policy, services, validation
+from connector import (
+    clients,
+    crypto,
+    diagnosis,
+    feed,
+    limits,
+    metrics,
+    monitoring,
+    objects,
+    policy,
+    services,
+    validation,
+)
 from connector.diagnosis import Finding
-from connector.intacct import Credentials, F, IntacctClient, errors
+from connector.intacct import Credentials, IntacctClient, errors, filters
 from connector.intacct.client import QUERY_MAX_PAGE
+from connector.intacct.timestamps import intacct_from_iso, iso_from_intacct, shift_iso
 from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -53,70 +65,29 @@ READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (
 LEGACY_PAGE_SIZE = 1000
 # A reader done with its range splits another only when that saves time worth the short page it may cost.
 TAKE_OVER_MIN_PAGES = 4
-SYNCABLE_STATUSES = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION)
 # A run stopped by a transient cause before it read anything (no encryption key) is queued again this many times.
 MAX_RUN_ATTEMPTS = 3
 
 
 # --- settings -------------------------------------------------------------------------------
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def overlap_seconds() -> int:
-    return int(_setting("SYNC_OVERLAP_SECONDS", 120))
+    return settings.SYNC_OVERLAP_SECONDS
 
 
 def lease_seconds() -> int:
-    return int(_setting("SYNC_LEASE_SECONDS", 120))
+    return settings.SYNC_LEASE_SECONDS
 
 
 def sync_settings_for(connection: Connection) -> SyncSettings:
     sync_settings, _ = SyncSettings.objects.get_or_create(
-        connection=connection, defaults={"concurrency_limit": int(_setting("SYNC_CONCURRENCY_LIMIT", 2))})
+        connection=connection, defaults={"concurrency_limit": settings.SYNC_CONCURRENCY_LIMIT})
     return sync_settings
-
-
-# --- time stamps ----------------------------------------------------------------------------
-
-_INTACCT_STAMP = re.compile(r"(\d\d)/(\d\d)/(\d{4}) (\d\d):(\d\d):(\d\d)")
-
-
-def iso_from_intacct(value: object) -> str:
-    """'MM/DD/YYYY HH:MM:SS' (company-local) as a sortable 'YYYY-MM-DD HH:MM:SS'; '' when absent."""
-    if not isinstance(value, str) or not value.strip():
-        return ""
-    text = value.strip()
-    # Called twice per record synced: the usual zero-padded form by slicing (strptime costs ~10 us).
-    match = _INTACCT_STAMP.fullmatch(text)
-    if match is not None:
-        month, day, year, hour, minute, second = match.groups()
-        try:
-            datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))  # validates
-        except ValueError:
-            return ""
-        return f"{year}-{month}-{day} {hour}:{minute}:{second}"
-    for pattern in ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y"):
-        try:
-            return datetime.strptime(text, pattern).strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            continue
-    return ""
-
-
-def intacct_from_iso(value: str) -> str:
-    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%m/%d/%Y %H:%M:%S")
-
-
-def shift_iso(value: str, seconds: float) -> str:
-    moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def in_maintenance_window(moment: datetime | None = None) -> bool:
     """True during Intacct's weekly maintenance (default Saturdays 02:30-05:30 UTC; SYNC_MAINTENANCE_WINDOW)."""
-    window = _setting("SYNC_MAINTENANCE_WINDOW", {"weekday": 5, "start": "02:30", "end": "05:30"})
+    window = settings.SYNC_MAINTENANCE_WINDOW
     if not window:
         return False
     moment = (moment or timezone.now()).astimezone(UTC)
@@ -137,51 +108,14 @@ def monthly_allowance(connection: Connection) -> int:
     sync_settings = SyncSettings.objects.filter(connection=connection).first()
     if sync_settings and sync_settings.monthly_call_allowance:
         return sync_settings.monthly_call_allowance
-    return int(_setting("SYNC_MONTHLY_CALL_ALLOWANCE", 100_000))
+    return settings.SYNC_MONTHLY_CALL_ALLOWANCE
 
 
 # --- requesting a sync ----------------------------------------------------------------------
 
 def can_sync(connection: Connection) -> bool:
-    return connection.has_credentials and connection.status in SYNCABLE_STATUSES
+    return connection.can_sync
 
-
-def sync_request(*, connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL, by=None,
-                 ip: str | None = None, reason: str = "", attempt: int = 1,
-                 countdown: float = 0) -> tuple[SyncRun, bool]:
-    """Queue a sync; if one of this connection is queued or running, join it. Returns (run, queued_now)."""
-    from connector import tasks
-
-    active = _active_run(connection)
-    if active is not None:
-        return active, False
-    with transaction.atomic():
-        run = SyncRun.objects.create(connection=connection, kind=kind, requested_by=by if by and by.pk else None,
-                                     attempt=attempt)
-        if by is not None or reason:
-            services.audit_record(organisation=connection.organisation, connection=connection, action="sync_requested",
-                                  user=by, ip=ip, details={"run": run.pk, "kind": kind, "reason": reason or "manual"})
-        transaction.on_commit(lambda: _enqueue(tasks.sync_run, run, countdown))
-    return run, True
-
-
-def _enqueue(task, run: SyncRun, countdown: float = 0) -> None:
-    """Send the run's task; if the broker cannot be reached the run stays queued, marked unsent, and
-    connector.requeue sends it again as soon as the broker is back (the next requests join it meanwhile)."""
-    from connector import requeue
-
-    requeue.run_send(run, countdown=countdown)
-
-
-def _active_run(connection: Connection) -> SyncRun | None:
-    """A run to join: one running under a live lease, or queued recently enough to still be picked up."""
-    now = timezone.now()
-    sync_settings = SyncSettings.objects.filter(connection=connection).select_related("active_run").first()
-    if sync_settings and sync_settings.active_run and sync_settings.lease_until and sync_settings.lease_until > now:
-        if not sync_settings.active_run.is_finished:
-            return sync_settings.active_run
-    stale_queue = now - timedelta(seconds=int(_setting("SYNC_QUEUED_STALE_SECONDS", 600)))
-    return connection.sync_runs.filter(status=SyncRun.Status.QUEUED, created_at__gte=stale_queue).first()
 
 
 # --- running a sync -------------------------------------------------------------------------
@@ -232,7 +166,7 @@ class _Heartbeat(threading.Thread):
 
 def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
     """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
-    config = replace(gateway.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
+    config = replace(clients.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
     try:
         password = crypto.decrypt(connection.password_token)
     except crypto.InvalidToken:
@@ -287,7 +221,7 @@ def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
     else:
         words = diagnosis.internal_error(exc)
         log.exception("sync #%s stopped by an internal error", run.pk)
-        monitoring.internal_error_count(source="sync")
+        metrics.internal_error_count(source="sync")
     now = timezone.now()
     unfinished = (SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
     SyncObjectRun.objects.filter(run=run, status__in=unfinished).update(
@@ -296,7 +230,7 @@ def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
     _finish(run, SyncRun.Status.FAILED, words)
     if action == policy.Action.RETRY and run.attempt < MAX_RUN_ATTEMPTS and can_sync(run.connection):
         _release(run)
-        sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
+        services.sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
                      attempt=run.attempt + 1, countdown=float(settings.SYNC_RETRY_DELAY_SECONDS))
 
 
@@ -332,7 +266,7 @@ def interrupted_sweep() -> int:
     for run in closed:
         log.warning("sync #%s was interrupted (its worker stopped); queuing its resume", run.pk)
         if can_sync(run.connection):
-            sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
+            services.sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
     return len(closed)
 
 
@@ -405,9 +339,9 @@ class _Range:
     upto: int | None
     done: bool = False
 
-    def filter(self, field_name: str) -> F.Filter:
-        low = F.GreaterThan(field_name, self.after)
-        return low if self.upto is None else F.And(low, F.LessThanOrEqual(field_name, self.upto))
+    def filter(self, field_name: str) -> filters.Filter:
+        low = filters.GreaterThan(field_name, self.after)
+        return low if self.upto is None else filters.And(low, filters.LessThanOrEqual(field_name, self.upto))
 
 
 @dataclass
@@ -661,7 +595,7 @@ class SyncEngine:
             try:
                 outcomes = self.client.batch([
                     self.client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
-                                           filter=F.EqualTo("USERID", self.connection.user_id), page_size=100),
+                                           filter=filters.EqualTo("USERID", self.connection.user_id), page_size=100),
                     self.client.get_user_permissions_call("permissions", self.connection.user_id)])
                 if outcomes["roles"].error is None:
                     roles = sorted({str(r.get("ROLENAME") or "").strip() for r in outcomes["roles"].records} - {""})
@@ -758,7 +692,7 @@ class SyncEngine:
 
     # --- full read --------------------------------------------------------------------------
 
-    def _query(self, definition: objects.ObjectDefinition, flt: F.Filter, order: str = "asc",
+    def _query(self, definition: objects.ObjectDefinition, flt: filters.Filter, order: str = "asc",
                fields: Sequence[str] | None = None):
         return self.client.query_page(definition.name, list(fields or definition.fields), flt,
                                       order_by=[(definition.recordno_field, order)], page_size=PAGE_SIZE)
@@ -939,10 +873,10 @@ class SyncEngine:
         wm_field, rn_field = definition.modified_field, definition.recordno_field
         order = [(wm_field, "asc"), (rn_field, "asc")]
         if cursor.modified_after:
-            flt: F.Filter = F.GreaterThanOrEqual(wm_field, intacct_from_iso(shift_iso(cursor.modified_after,
+            flt: filters.Filter = filters.GreaterThanOrEqual(wm_field, intacct_from_iso(shift_iso(cursor.modified_after,
                                                                                      -self.overlap)))
         else:
-            flt = F.GreaterThan(rn_field, 0)
+            flt = filters.GreaterThan(rn_field, 0)
         position = (cursor.modified_after, cursor.recordno_after)
         first = True
         while True:
@@ -963,8 +897,8 @@ class SyncEngine:
                 break
             # Keyset, not offset: a record changed meanwhile moves behind us and is read on a later page.
             last_intacct = intacct_from_iso(last_wm)
-            flt = F.Or(F.GreaterThan(wm_field, last_intacct),
-                       F.And(F.EqualTo(wm_field, last_intacct), F.GreaterThan(rn_field, last_rn)))
+            flt = filters.Or(filters.GreaterThan(wm_field, last_intacct),
+                       filters.And(filters.EqualTo(wm_field, last_intacct), filters.GreaterThan(rn_field, last_rn)))
 
     # --- deletes ----------------------------------------------------------------------------
 
@@ -975,7 +909,7 @@ class SyncEngine:
         after = 0
         now = timezone.now()
         while True:
-            page = self._query(definition, F.GreaterThan(rn_field, after), fields=[rn_field])
+            page = self._query(definition, filters.GreaterThan(rn_field, after), fields=[rn_field])
             keys = [int(r[rn_field]) for r in page.records]
             more = bool(keys) and bool(page.num_remaining)
             ours = Record.objects.filter(connection=self.connection, object_name=definition.name,
@@ -1088,7 +1022,7 @@ def connections_due(*, kind: str, older_than: timedelta) -> list[Connection]:
     """Syncable connections whose last sync of this kind (any kind, for incremental) began before the cut."""
     cut = timezone.now() - older_than
     due = []
-    for connection in Connection.objects.filter(status__in=SYNCABLE_STATUSES).exclude(password_token=""):
+    for connection in Connection.objects.syncable():
         runs = connection.sync_runs.all()
         if kind == SyncRun.Kind.RECONCILE:
             runs = runs.filter(kind=SyncRun.Kind.RECONCILE)
@@ -1104,12 +1038,12 @@ def schedule_due(*, kind: str) -> int:
         log.info("Intacct maintenance window: no %s syncs queued", kind)
         return 0
     if kind == SyncRun.Kind.RECONCILE:
-        older_than = timedelta(hours=float(_setting("SYNC_RECONCILE_INTERVAL_HOURS", 168)))
+        older_than = timedelta(hours=settings.SYNC_RECONCILE_INTERVAL_HOURS)
     else:
-        older_than = timedelta(minutes=float(_setting("SYNC_INTERVAL_MINUTES", 60)))
+        older_than = timedelta(minutes=settings.SYNC_INTERVAL_MINUTES)
     queued = 0
     for connection in connections_due(kind=kind, older_than=older_than):
-        _, created = sync_request(connection=connection, kind=kind)
+        _, created = services.sync_request(connection=connection, kind=kind)
         queued += int(created)
     close_old_connections()
     return queued

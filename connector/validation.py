@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connector import diagnosis, gateway, monitoring, objects, policy, services
+from connector import clients, diagnosis, metrics, monitoring, objects, policy, services, steps
 from connector.diagnosis import Finding
-from connector.intacct import F, errors
-from connector.models import Connection, ValidationCheck, ValidationRun
+from connector.intacct import errors, filters
+from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Context:
         calls = [
             client.read_by_name_call("userinfo", "USERINFO", [connection.user_id], fields=USER_FIELDS),
             client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
-                              filter=F.EqualTo("USERID", connection.user_id), page_size=100),
+                              filter=filters.EqualTo("USERID", connection.user_id), page_size=100),
             client.get_user_permissions_call("permissions", connection.user_id),
         ]
         for definition in objects.OBJECTS:
@@ -310,16 +310,18 @@ def _permission_model_check(ctx: Context) -> Outcome:
     if missing_role:
         return Outcome(WARNING, missing_role, wizard_step=objects.STEP_USER)
     if not chosen or chosen == facts.model:
-        text = f"This company's permissions are {found}{held}" + (", as in step 4." if chosen else ".")
+        as_chosen = f", as in step {objects.STEP_PERMISSIONS}." if chosen else "."
+        text = f"This company's permissions are {found}{held}" + as_chosen
         return Outcome(WARNING if changed else PASSED, text + changed,
                        wizard_step=objects.STEP_PERMISSIONS if changed else None)
     if facts.model == objects.ROLE_BASED:
-        advice = (f"Follow step 4's role-based instructions instead: permissions go on a role ({diagnosis.MENU_ROLES}) "
-                  "that is assigned to the Web Services user, not on the user.")
+        advice = (f"Follow step {objects.STEP_PERMISSIONS}'s role-based instructions instead: permissions go on a "
+                  f"role ({diagnosis.MENU_ROLES}) that is assigned to the Web Services user, not on the user.")
     else:
-        advice = ("Follow step 4's user-based instructions instead: permissions go on the Web Services user itself "
-                  f"({diagnosis.MENU_WS_USERS} > permissions).")
-    return Outcome(WARNING, f"In step 4 you chose {diagnosis.MODEL_WORDS[chosen]} permissions, but this company's "
+        advice = (f"Follow step {objects.STEP_PERMISSIONS}'s user-based instructions instead: permissions go on the "
+                  f"Web Services user itself ({steps.USER.menu} > permissions).")
+    return Outcome(WARNING, f"In step {objects.STEP_PERMISSIONS} you chose {diagnosis.MODEL_WORDS[chosen]} "
+                   "permissions, but this company's "
                    f"are {found}{held}.{changed} {advice}", wizard_step=objects.STEP_PERMISSIONS)
 
 
@@ -334,8 +336,9 @@ def _suggested_role_missing(connection: Connection, facts: diagnosis.PermissionF
             or any(name.lower() == role.lower() for name in facts.roles)):
         return ""
     holds = f"holds the role {diagnosis.quoted(facts.roles)}" if facts.roles else "holds no role"
-    return (f"User \"{connection.user_id}\" {holds}, not the role \"{role}\" suggested in step 4. In Intacct open "
-            f"{diagnosis.MENU_WS_USERS}, edit \"{connection.user_id}\" and assign \"{role}\" (step 5).")
+    return (f"User \"{connection.user_id}\" {holds}, not the role \"{role}\" suggested in step "
+            f"{steps.PERMISSIONS.number}. In Intacct open {steps.USER.menu}, edit \"{connection.user_id}\" and "
+            f"assign \"{role}\" (step {steps.USER.number}).")
 
 
 def _limits_check(ctx: Context) -> Outcome:
@@ -374,7 +377,8 @@ CHECKS: tuple[Check, ...] = (
             _read_probe(definition))
       for definition in objects.OBJECTS),
     Check("deprovisioning", "Write permission for deprovisioning", _guarded(_deprovisioning_check)),
-    Check("permission_model", "Permission type matches step 4", _guarded(_permission_model_check)),
+    Check("permission_model", f"Permission type matches step {objects.STEP_PERMISSIONS}",
+          _guarded(_permission_model_check)),
     Check("limits", "Session lifetime and rate limits", _guarded(_limits_check)),
 )
 
@@ -386,8 +390,6 @@ CHECK_LABELS = {check.key: check.label for check in CHECKS}
 
 def concurrency_limit(connection: Connection) -> int:
     """The company's request limit, shared with its syncs (a check during a sync must not make one request too many)."""
-    from connector.models import SyncSettings
-
     limit = SyncSettings.objects.filter(connection=connection).values_list("concurrency_limit", flat=True).first()
     return max(1, limit or settings.SYNC_CONCURRENCY_LIMIT)
 
@@ -402,11 +404,11 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
     connection = run.connection
     outcomes: list[tuple[Check, Outcome]] = []
     if not connection.has_credentials:
-        return _finish(run, [], summary="No credentials to validate: enter them in step 6.",
+        return _finish(run, [], summary=f"No credentials to validate: enter them in step {objects.STEP_CONNECT}.",
                        failed_step=objects.STEP_CONNECT)
     ctx = Context(connection=connection, history=diagnosis.sign_in_history(connection))
     try:
-        with gateway.client_for(connection, limit=concurrency_limit(connection)) as client:
+        with clients.client_for(connection, limit=concurrency_limit(connection)) as client:
             ctx.client = client
             for position, check in enumerate(CHECKS, start=1):
                 outcomes.append((check, _run_one(ctx, check, position, run)))
@@ -422,7 +424,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
             return _finish(run, outcomes, summary=reason, inconclusive=True)
         # A bug of ours: the run ends failed naming it; the connection's status is left as it was.
         log.exception("validation run %s stopped by an internal error", run.id)
-        monitoring.internal_error_count(source="validation")
+        metrics.internal_error_count(source="validation")
         words = diagnosis.internal_error(exc)
         for position, check in enumerate(CHECKS, start=1):
             if check.key not in done:
@@ -473,8 +475,7 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
     new_status: str | None = None
     message = ""
     # A connection that never worked stays "in setup" whatever fails: it is not broken, it is not done yet.
-    ever_connected = connection.status in (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION,
-                                           Connection.Status.BROKEN)
+    ever_connected = connection.status in Connection.LIVE_STATUSES
     if failures:
         first_check, first = failures[0]
         finding = first.finding
@@ -528,7 +529,27 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
     monitoring.validation_notify(run=run, previous_status=previous)
     if new_status == Connection.Status.CONNECTED and previous != Connection.Status.CONNECTED:
         # Working (first time, or after a fix): sync now, not at the next hourly schedule.
-        from connector import sync
-
-        sync.sync_request(connection=Connection.objects.get(pk=connection.pk), reason="connected")
+        services.sync_request(connection=Connection.objects.get(pk=connection.pk), reason="connected")
     return run
+
+
+def connection_validate_later(*, connection_id: int, trigger: str, attempt: int = 1,
+                              after_run_id: int | None = None) -> ValidationRun | None:
+    """Create and run a scheduled or retry validation now, unless it has become pointless."""
+    connection = Connection.objects.filter(id=connection_id).first()
+    if connection is None or not connection.has_credentials:
+        return None
+    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
+        return None
+    runs = ValidationRun.objects.filter(connection=connection)
+    # Else a worker killed mid-run would stop monitoring for good.
+    monitoring.abandoned_runs_close(connection_id=connection.id)
+    if runs.filter(status__in=monitoring.ACTIVE_RUN_STATUSES).exists():
+        return None  # someone is validating it right now
+    due = monitoring.connections_due().filter(id=connection_id)
+    if trigger == ValidationRun.Trigger.SCHEDULED and not due.exists():
+        return None  # validated since the schedule picked it
+    if after_run_id is not None and runs.filter(id__gt=after_run_id).exists():
+        return None  # a newer run replaced the inconclusive one
+    run = services.validation_run_create(connection=connection, trigger=trigger, attempt=attempt)
+    return run_validation(run_id=run.id)

@@ -37,7 +37,7 @@ from django.db.models import Count, Max, Min
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from connector import crypto, feed
+from connector import crypto, feed, requeue
 from connector.models import (
     Connection,
     ConnectionStatusChange,
@@ -177,11 +177,10 @@ def emit(organisation_id: int, event_type: str, data: dict, *, now: datetime | N
 
 
 def _send_tasks(message_ids: list[int]) -> None:
-    from connector import tasks
-
+    deliver_task = requeue.task_named("connector.webhook_deliver")
     for message_id in message_ids:
         try:
-            tasks.webhook_deliver.delay(message_id)
+            deliver_task.delay(message_id)
         except Exception:  # the broker is away: the sweep sends it when it is back (next_attempt_at is due)
             log.warning("webhook message %s not queued now; the sweep will send it", message_id)
 
@@ -312,7 +311,7 @@ def resolve_checked(url: str) -> tuple[str, int, str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         raise AddressRefused(f"the host name {host[:100]} does not resolve") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
         raise AddressRefused(f"the host name {host[:100]} does not resolve")
     for address in addresses:

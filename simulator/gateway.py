@@ -260,7 +260,7 @@ def xml_response(body: str, status: int = 200, content_type: str = "text/xml; ch
     return HttpResponse(XML_HEADER + body, status=status, content_type=content_type)
 
 
-# The real 401 is served by the gateway's front end with this content type (issue 12's capture).
+# The real 401 is served by the gateway's front end with this content type.
 BARE_CONTENT_TYPE = "text/xml;charset=ISO-8859-1"
 
 

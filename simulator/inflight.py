@@ -34,7 +34,7 @@ STAT_FIELDS = ("max_in_flight", "accepted", "rejected", "queued", "expired", "la
 
 
 def lease_seconds() -> float:
-    return float(getattr(settings, "SIMULATOR_SLOT_LEASE_SECONDS", 300))
+    return float(settings.SIMULATOR_SLOT_LEASE_SECONDS)
 
 
 def _key(company_id: str) -> str:

@@ -89,7 +89,7 @@ def _cached(text: str) -> LatencyProfile | None:
 
 def active_profile() -> LatencyProfile | None:
     """The profile from settings, or None (off)."""
-    return _cached(getattr(settings, "SIMULATOR_LATENCY_PROFILE", "") or "")
+    return _cached(settings.SIMULATOR_LATENCY_PROFILE or "")
 
 
 def results_of(body: bytes) -> list[tuple[str, int]]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Celery worker process, the live server as the Intacct endpoint, a real browser.
+"""Shared fixtures: the people of every access test, a real Celery worker process, the live server as the
+Intacct endpoint (and its simulator), a real browser.
 
 Everything here is real: the worker is a `celery worker` subprocess reading the same broker and the
 same test database; the browser is Debian's Chromium driven by Playwright.
@@ -17,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.test import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -218,3 +220,83 @@ def mails_to(address: str, subject_words: str) -> int:
 
 def mail_text(address: str, subject_words: str) -> str:
     return "".join(mail_messages(address, subject_words)[:1])
+
+
+# --- The people of every access test ------------------------------------------------------------
+# alice administers Acme, olga administers Other plc, sam is support staff, root a superuser; anonymous
+# is a client with no login.
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - test logins only
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # MD5 first for speed; PBKDF2 kept because the simulator hashes its users' passwords with it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+
+@pytest.fixture
+def organisation(db):
+    from connector import services
+
+    admin = services.user_create(username="alice", email="alice@acme.test", password=PASSWORD)
+    return services.organisation_create(name="Acme Ltd", slug="acme", admin=admin)
+
+
+@pytest.fixture
+def other_organisation(db):
+    from connector import services
+
+    admin = services.user_create(username="olga", email="olga@other.test", password=PASSWORD)
+    return services.organisation_create(name="Other plc", slug="other", admin=admin)
+
+
+def client_for(username: str) -> Client:
+    """A test client signed in as `username` (whose password is PASSWORD)."""
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def admin_client(organisation) -> Client:
+    return client_for("alice")
+
+
+@pytest.fixture
+def outsider_client(other_organisation) -> Client:
+    return client_for("olga")
+
+
+@pytest.fixture
+def support_client(db) -> Client:
+    from connector import services
+
+    user = services.user_create(username="sam", email="sam@operator.test", password=PASSWORD)
+    services.support_staff_grant(user=user)
+    return client_for("sam")
+
+
+@pytest.fixture
+def superuser_client(db) -> Client:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser(username="root", email="root@operator.test", password=PASSWORD)
+    return client_for("root")
+
+
+@pytest.fixture
+def anonymous_client(db) -> Client:
+    return Client()
+
+
+@pytest.fixture
+def simulator(intacct_endpoint, settings):
+    """The live server's simulator as Intacct, with quick retries so transient faults end fast."""
+    from simulator.inflight import inflight_reset
+
+    inflight_reset()
+    settings.INTACCT_MAX_RETRIES = 1
+    settings.INTACCT_RETRY_BUDGET_SECONDS = 3.0
+    return intacct_endpoint

@@ -120,3 +120,19 @@ def test_production_does_not_mount_the_simulator(tmp_path):
             "except Resolver404:\n    print('absent')")
     result = run_python(code, PRODUCTION_ENV | {"VAR_DIR": str(tmp_path)})
     assert result.stdout.strip() == "absent", result.stderr
+
+
+def test_production_has_no_simulator_app_and_migrates_none_of_its_tables(tmp_path):
+    code = ("import django; django.setup(); from django.apps import apps; "
+            "print('installed' if apps.is_installed('simulator') else 'absent')")
+    production = run_python(code, PRODUCTION_ENV | {"VAR_DIR": str(tmp_path)})
+    assert production.returncode == 0, production.stderr
+    assert production.stdout.strip() == "absent"
+    plan = run_python("", PRODUCTION_ENV | {"VAR_DIR": str(tmp_path),
+                                            "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}"},
+                      "manage.py", "migrate", "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "connector.0001_initial" in plan.stdout and "simulator." not in plan.stdout
+    # Where it is on (development, the tests), the simulator is an app with its tables.
+    development = run_python(code, {"VAR_DIR": str(tmp_path / "dev")})
+    assert development.stdout.strip() == "installed", development.stderr

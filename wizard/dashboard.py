@@ -7,7 +7,6 @@ Secrets are never selected (password_token is deferred) and never rendered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
@@ -16,138 +15,36 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import operations, requeue, services, sync
+from connector import requeue, services, support, sync
 from connector.masking import mask
 from connector.models import (
     AuditEvent,
     Connection,
     ConnectionStatusChange,
     Membership,
-    StatusDay,
     StepCompletion,
     SyncObjectRun,
     SyncRun,
     ValidationCheck,
     ValidationRun,
 )
-from connector.validation import CHECKS
+from connector.validation import CHECK_LABELS
 from wizard import csv_export
 from wizard.access import client_ip, support_access
+from wizard.dashboard_chart import status_chart
+from wizard.dashboard_queries import SORTS, base_queryset, connections_filtered
 from wizard.steps import STEPS
 
-CHECK_LABELS = {check.key: check.label for check in CHECKS}
-SETUP = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
-# Connections expected to sync; only these can be "stale".
-SYNCING = (Connection.Status.CONNECTED, Connection.Status.NEEDS_ATTENTION, Connection.Status.BROKEN)
-SORTS = {
-    "organisation": "organisation__name",
-    "status": "status",
-    "since": "status_changed_at",
-    "validated": "last_validation__finished_at",
-    "synced": "summary__last_successful_sync_at",
-    "records": "summary__records_held",
-    "errors": "summary__errors_24h",
-}
 HISTORY_ROWS = 20
 AUDIT_ROWS = 50
-CHART_COLOURS = {
-    Connection.Status.CONNECTED: "#126b2f",
-    Connection.Status.NEEDS_ATTENTION: "#b06d00",
-    Connection.Status.BROKEN: "#a4161a",
-    Connection.Status.IN_SETUP: "#0b57d0",
-    Connection.Status.NOT_STARTED: "#8a94a3",
-    Connection.Status.DISCONNECTED: "#4a5360",
-}
-
-
-class FilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", max_length=100)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Connection.Status.choices])
-    check = forms.ChoiceField(required=False, label="Failing check",
-                              choices=[("", "Any check"), *((c.key, c.label) for c in CHECKS)])
-    stale = forms.BooleanField(required=False, label="Stale sync only")
-    organisation = forms.SlugField(required=False, max_length=60)
-    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS]
-                             + [(f"-{key}", f"-{key}") for key in SORTS])
-
-
 class StepLinkForm(forms.Form):
     step = forms.TypedChoiceField(coerce=int, choices=[(s.number, f"{s.number}. {s.title}") for s in STEPS])
-
-
-def _base_queryset() -> QuerySet[Connection]:
-    return (Connection.objects.select_related("organisation", "summary", "last_validation")
-            .defer("password_token"))
-
-
-def connections_filtered(data: dict, *, now) -> tuple[QuerySet[Connection], FilterForm]:
-    """The list's connections for the query-string filters (invalid filters are ignored)."""
-    form = FilterForm(data)
-    queryset = _base_queryset()
-    if not form.is_valid():
-        return queryset.order_by("organisation__name", "id"), form
-    data = form.cleaned_data
-    if data["q"]:
-        term = data["q"].strip()
-        queryset = queryset.filter(Q(organisation__name__icontains=term) | Q(organisation__slug__iexact=term)
-                                   | Q(company_id__iexact=term))
-    if data["status"]:
-        queryset = queryset.filter(status=data["status"])
-    if data["check"]:
-        # The check that put the connection in its failing status (kept on the connection, no join).
-        queryset = queryset.filter(status_check=data["check"])
-    if data["stale"]:
-        cutoff = now - timedelta(hours=settings.STALE_SYNC_HOURS)
-        queryset = queryset.filter(status__in=SYNCING).filter(
-            Q(summary__last_successful_sync_at__lt=cutoff) | Q(summary__last_successful_sync_at__isnull=True))
-    if data["organisation"]:
-        queryset = queryset.filter(organisation__slug=data["organisation"])
-    sort = data["sort"] or "organisation"
-    field = SORTS[sort.lstrip("-")]
-    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
-    return queryset.order_by(order, "id"), form
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    height: float
-    colour: str
-    title: str
-
-
-def status_chart(*, live_counts: dict[str, int], today, days: int = operations.CHART_DAYS) -> dict:
-    """Stacked bars of connections per status per day (stored StatusDay rows, today from live counts)."""
-    first = today - timedelta(days=days - 1)
-    per_day: dict = {first + timedelta(days=n): {} for n in range(days)}
-    for row in StatusDay.objects.filter(day__gte=first, day__lt=today):
-        per_day[row.day][row.status] = row.count
-    per_day[today] = dict(live_counts)
-    width, height, gap = 600, 160, 2
-    bar_width = width / days - gap
-    tallest = max((sum(counts.values()) for counts in per_day.values()), default=0) or 1
-    bars: list[Bar] = []
-    for index, (day, counts) in enumerate(sorted(per_day.items())):
-        top = height
-        for status in Connection.Status.values:
-            count = counts.get(status, 0)
-            if not count:
-                continue
-            bar_height = height * count / tallest
-            top -= bar_height
-            bars.append(Bar(x=round(index * (bar_width + gap), 2), y=round(top, 2), height=round(bar_height, 2),
-                            colour=CHART_COLOURS[status],
-                            title=f"{day:%-d %b}: {count} {Connection.Status(status).label.lower()}"))
-    legend = [(CHART_COLOURS[value], label) for value, label in Connection.Status.choices]
-    return {"bars": bars, "bar_width": round(bar_width, 2), "width": width, "height": height, "legend": legend,
-            "tallest": tallest, "first": first, "last": today}
 
 
 def endpoint_label() -> tuple[str, str]:
@@ -172,13 +69,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     page = Paginator(queryset.values_list("id", flat=True), settings.DASHBOARD_PAGE_SIZE).get_page(
         request.GET.get("page"))
     ids = list(page.object_list)
-    loaded = {connection.id: connection for connection in _base_queryset().filter(id__in=ids)}
+    loaded = {connection.id: connection for connection in base_queryset().filter(id__in=ids)}
     counts = dict(Connection.objects.values("status").annotate(n=Count("id")).values_list("status", "n"))
     summary = {
         "connected": counts.get(Connection.Status.CONNECTED, 0),
         "needs_attention": counts.get(Connection.Status.NEEDS_ATTENTION, 0),
         "broken": counts.get(Connection.Status.BROKEN, 0),
-        "in_setup": sum(counts.get(status, 0) for status in SETUP),
+        "in_setup": sum(counts.get(status, 0) for status in Connection.SETUP_STATUSES),
         "disconnected": counts.get(Connection.Status.DISCONNECTED, 0),
         "total": sum(counts.values()),
     }
@@ -206,7 +103,7 @@ def _row(connection: Connection, stale_before) -> dict:
         "failed_check": failed_check,
         "failed_check_label": CHECK_LABELS.get(failed_check, failed_check),
         "last_sync": last_sync,
-        "stale": connection.status in SYNCING and (last_sync is None or last_sync < stale_before),
+        "stale": connection.status in Connection.LIVE_STATUSES and (last_sync is None or last_sync < stale_before),
         "records": summary.records_held if summary else 0,
         "errors": summary.errors_24h if summary else 0,
     }
@@ -253,7 +150,7 @@ def dashboard_export(request: HttpRequest) -> StreamingHttpResponse:
 def dashboard_connection(request: HttpRequest, connection_id: int) -> HttpResponse:
     """One connection in depth: checklist with Intacct's raw errors, wizard progress, history, audit log."""
     support_access(request)
-    connection = get_object_or_404(_base_queryset(), id=connection_id)
+    connection = get_object_or_404(base_queryset(), id=connection_id)
     organisation = connection.organisation
     run = connection.last_validation
     checks = list(ValidationCheck.objects.filter(run=run)) if run else []
@@ -330,7 +227,7 @@ def dashboard_sync(request: HttpRequest, connection_id: int) -> HttpResponse:
         messages.error(request, "Only a connection with credentials that is connected (or failing) can sync.")
         return redirect("dashboard_connection", connection.id)
     # sync_request audits a newly queued run itself; joining a running one is audited here.
-    run, queued = sync.sync_request(connection=connection, by=request.user, ip=client_ip(request))
+    run, queued = services.sync_request(connection=connection, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.SYNC_SAVED_QUEUE_DOWN)
     elif queued:
@@ -351,7 +248,7 @@ def dashboard_step_link(request: HttpRequest, connection_id: int) -> HttpRespons
     if not form.is_valid():
         messages.error(request, "Choose a step.")
         return redirect("dashboard_connection", connection.id)
-    sent = operations.step_link_send(connection=connection, step=form.cleaned_data["step"], by=request.user,
+    sent = support.step_link_send(connection=connection, step=form.cleaned_data["step"], by=request.user,
                                      ip=client_ip(request))
     if sent:
         messages.success(request, f"Link to step {form.cleaned_data['step']} sent to {sent} admin(s).")

@@ -14,7 +14,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connector import operations
+from connector import health
+from connector.metrics import metrics_text
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -22,7 +23,7 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    report = operations.health_report()
+    report = health.health_report()
     return JsonResponse(report, status=200 if report["ok"] else 503)
 
 
@@ -34,4 +35,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("Unauthorized\n", status=401, content_type="text/plain",
                                 headers={"WWW-Authenticate": "Bearer"})
-    return HttpResponse(operations.metrics_text(), content_type=PROMETHEUS_CONTENT_TYPE)
+    return HttpResponse(metrics_text(), content_type=PROMETHEUS_CONTENT_TYPE)

@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from connector import operations
+from connector import metrics
 from connector.models import Organisation, ValidationCheck
 from wizard.access import client_ip
 
@@ -114,7 +114,7 @@ def _unavailable(limit: Limit, exc: Exception) -> None:
     log.warning("rate limit for %s not applied: the cache could not be reached (%s)", limit.action,
                 type(exc).__name__)
     try:
-        operations.metric_increment(name=operations.RATE_LIMIT_UNAVAILABLE, labels={"action": limit.action})
+        metrics.metric_increment(name=metrics.RATE_LIMIT_UNAVAILABLE, labels={"action": limit.action})
     except Exception:  # noqa: BLE001 - the database may be what is down; the page must still answer
         log.warning("could not count the unavailable rate limit")
 

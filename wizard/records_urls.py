@@ -1,4 +1,4 @@
-"""URLs of the synced data (issue 6): sync, browsing, CSV, deprovisioning, API tokens and the JSON API."""
+"""URLs of the synced data: sync, browsing, CSV, deprovisioning, API tokens and the JSON API."""
 from django.urls import path
 
 from wizard import records

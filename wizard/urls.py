@@ -3,7 +3,7 @@ from django.urls import include, path
 from wizard import dashboard, feed_api, openapi, ops, ratelimit, status_api, views, webhooks
 
 urlpatterns = [
-    path("", include("wizard.records_urls")),  # synced data (issue 6)
+    path("", include("wizard.records_urls")),  # synced data
     path("", views.home, name="home"),
     path("accounts/login/", ratelimit.RateLimitedLoginView.as_view(), name="login"),  # before auth.urls
     path("accounts/password_reset/", ratelimit.RateLimitedPasswordResetView.as_view(), name="password_reset"),
@@ -28,7 +28,7 @@ urlpatterns = [
          name="connection_disconnect"),
     path("organisations/<slug:slug>/validations/<int:run_id>/", views.validation_status,
          name="validation_status"),
-    # Support dashboard and operations (issue 7)
+    # Support dashboard and operations
     path("support/", dashboard.dashboard, name="dashboard"),
     path("support/connections.csv", dashboard.dashboard_export, name="dashboard_export"),
     path("support/connections/<int:connection_id>/", dashboard.dashboard_connection, name="dashboard_connection"),

@@ -31,8 +31,6 @@ from wizard.access import (
 from wizard.models import HandOff
 from wizard.steps import LAST_STEP, STEP_NUMBERS, STEPS, step
 
-SETUP_STATUSES = (Connection.Status.NOT_STARTED, Connection.Status.IN_SETUP)
-
 
 def home(request: HttpRequest) -> HttpResponse:
     """Send each person where they work: support to the dashboard, an admin to their connection or wizard."""
@@ -52,7 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _landing_url(organisation: Organisation) -> str:
     connection = services.connection_get(organisation=organisation)
-    if connection.status in SETUP_STATUSES:
+    if connection.status in Connection.SETUP_STATUSES:
         return reverse("setup", args=[organisation.slug])
     return reverse("connection", args=[organisation.slug])
 
@@ -356,7 +354,7 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
 def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug)
     if not access.connection.has_credentials:
-        messages.error(request, "There are no credentials to check: enter them in step 6.")
+        messages.error(request, f"There are no credentials to check: enter them in step {objects.STEP_CONNECT}.")
         return redirect("setup_step", slug, LAST_STEP)
     limit = ratelimit.failed_sign_ins(access.organisation, access.connection.company_id, access.connection.user_id)
     if limit is not None:
@@ -379,7 +377,7 @@ def connection_password(request: HttpRequest, slug: str) -> HttpResponse:
     form = forms.PasswordChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if not access.connection.company_id:
-            messages.error(request, "Enter all the credentials in step 6 first.")
+            messages.error(request, f"Enter all the credentials in step {objects.STEP_CONNECT} first.")
             return redirect("setup_step", slug, LAST_STEP)
         services.connection_set_password(connection=access.connection, password=form.cleaned_data["password"],
                                          by=request.user, ip=client_ip(request))

@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -734,7 +735,7 @@ class IntacctClient:
                                       function="readByQuery")
             result, _, attempts = self._execute(_Call(
                 name="readMore", obj=obj, record_tags=tags, max_records=page_size,
-                build=lambda rid=result_id: envelope.read_more(rid)))
+                build=partial(envelope.read_more, result_id)))
             got = len(result.records)
             left = _int_attr(result.data_attrs, "numremaining") or 0
             if got == 0 and left > 0:
@@ -816,7 +817,7 @@ class IntacctClient:
         for chunk in _chunks(keys, READ_MAX_KEYS):
             result, _, _ = self._execute(_Call(
                 name=name, obj=obj, record_tags=_record_tags(obj), max_records=len(chunk),
-                build=lambda c=chunk: envelope.read(obj, c, fields, by_name=name == "readByName")))
+                build=partial(envelope.read, obj, chunk, fields, by_name=name == "readByName")))
             records.extend(result.records)
         return records
 
@@ -915,7 +916,7 @@ class IntacctClient:
         while True:
             result, _, _ = self._execute(_Call(
                 name="get_list", obj=obj, record_tags=_record_tags(obj), max_records=page_size,
-                build=lambda s=start: envelope.get_list(obj, s, page_size, fields, filters, sorts)))
+                build=partial(envelope.get_list, obj, start, page_size, fields, filters, sorts)))
             records = result.records
             yield from records
             total = _int_attr(result.listtype_attrs, "total")

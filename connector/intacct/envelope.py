@@ -89,7 +89,8 @@ def build_request(
         wrapper.set("controlid", check_control_id(controlid))
         wrapper.append(element)
     # lxml writes the declaration with single quotes; the reference shows double quotes.
-    return XML_DECLARATION + etree.tostring(request, encoding="UTF-8", xml_declaration=False)
+    body: bytes = etree.tostring(request, encoding="UTF-8", xml_declaration=False)
+    return XML_DECLARATION + body
 
 
 # --- functions --------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class _Membership(Filter):
         return f"{type(self).__name__}({self.field!r}, {list(self.values)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (self.field, self.values) == (other.field, other.values)  # type: ignore[attr-defined]
+        return type(other) is type(self) and (self.field, self.values) == (other.field, other.values)
 
     def __hash__(self) -> int:
         return hash((type(self), self.field, self.values))
@@ -176,7 +176,7 @@ class _Logical(Filter):
         return f"{type(self).__name__}({', '.join(map(repr, self.conditions))})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.conditions == other.conditions  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.conditions == other.conditions
 
     def __hash__(self) -> int:
         return hash((type(self), self.conditions))

@@ -92,7 +92,8 @@ def error_details(body: bytes) -> list[ErrorDetail]:
     error = _error_object(_body_json(body))
     if error is None:
         return []
-    details = error.get("details") if isinstance(error.get("details"), list) else []
+    raw_details = error.get("details")
+    details: list[Any] = raw_details if isinstance(raw_details, list) else []
     more = "; ".join(str(d.get("message", "")) for d in details if isinstance(d, dict) and d.get("message"))
     error_id = str(error.get("errorId") or "")
     support = str(error.get("supportId") or "")

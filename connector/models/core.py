@@ -40,6 +40,27 @@ class Membership(models.Model):
         return f"{self.user} in {self.organisation} ({self.role})"
 
 
+class ConnectionQuerySet(models.QuerySet["Connection"]):
+    """The status groups as queries (the groups themselves are on Connection)."""
+
+    def in_setup(self) -> ConnectionQuerySet:
+        return self.filter(status__in=Connection.SETUP_STATUSES)
+
+    def live(self) -> ConnectionQuerySet:
+        return self.filter(status__in=Connection.LIVE_STATUSES)
+
+    def failing(self) -> ConnectionQuerySet:
+        return self.filter(status__in=Connection.FAILING_STATUSES)
+
+    def with_credentials(self) -> ConnectionQuerySet:
+        """Connections holding what signing in needs (as Connection.has_credentials)."""
+        return self.exclude(password_token="").exclude(company_id="").exclude(user_id="")
+
+    def syncable(self) -> ConnectionQuerySet:
+        """Connections a sync may run for (as Connection.can_sync)."""
+        return self.filter(status__in=Connection.SYNCABLE_STATUSES).with_credentials()
+
+
 class Connection(models.Model):
     """An organisation's connection to its Intacct company. The password is stored only encrypted."""
 
@@ -50,6 +71,18 @@ class Connection(models.Model):
         NEEDS_ATTENTION = "needs_attention", "Needs attention"
         BROKEN = "broken", "Broken"
         DISCONNECTED = "disconnected", "Disconnected"
+
+    # The status groups, defined here only; sync, monitoring, the dashboard and the pages all read them.
+    # The admin is still setting it up: the wizard, not the connection page.
+    SETUP_STATUSES = (Status.NOT_STARTED, Status.IN_SETUP)
+    # A check failed: it needs the admin's help (a failing check and its cause are recorded with it).
+    FAILING_STATUSES = (Status.NEEDS_ATTENTION, Status.BROKEN)
+    # It has worked and was not disconnected since: monitored, expected to sync (so it can be "stale").
+    LIVE_STATUSES = (Status.CONNECTED, *FAILING_STATUSES)
+    # A sync may run: a broken connection cannot sign in, one needing attention still reads what it may.
+    SYNCABLE_STATUSES = (Status.CONNECTED, Status.NEEDS_ATTENTION)
+
+    objects = ConnectionQuerySet.as_manager()
 
     class PermissionModel(models.TextChoices):
         ROLE = ROLE_BASED, "Role-based"
@@ -87,6 +120,10 @@ class Connection(models.Model):
     @property
     def has_credentials(self) -> bool:
         return bool(self.company_id and self.user_id and self.password_token)
+
+    @property
+    def can_sync(self) -> bool:
+        return self.has_credentials and self.status in self.SYNCABLE_STATUSES
 
     @property
     def effective_permission_model(self) -> str:

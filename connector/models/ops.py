@@ -1,6 +1,6 @@
 """What running the service needs: dashboard summaries, cross-process counters, heartbeats, status by day.
 
-Every table here is written by connector.operations and read by the support dashboard, /healthz and
+Every table here is written by connector.summaries, .metrics and .health and read by the support dashboard, /healthz and
 /metrics. They hold figures and timestamps only, never a secret, and each process (web, worker, beat,
 however many of each) writes the same rows, so nothing assumes a single process.
 """

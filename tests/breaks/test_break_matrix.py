@@ -24,7 +24,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import deprovision, limits, monitoring, services, sync, tasks
+from connector import deprovision, limits, services, sync, tasks, validation
 from connector.models import Connection, Record, SyncRun, ValidationRun
 from simulator import records as sim_records
 from simulator import services as sim
@@ -296,7 +296,7 @@ def sync_now(connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL) -> Sy
 def scheduled_revalidation(connection: Connection) -> ValidationRun:
     # Make the connection due (its last check a day old), then run what beat's task runs.
     ValidationRun.objects.filter(connection=connection).update(created_at=timezone.now() - timedelta(days=2))
-    run = monitoring.connection_validate_later(connection_id=connection.id, trigger=ValidationRun.Trigger.SCHEDULED)
+    run = validation.connection_validate_later(connection_id=connection.id, trigger=ValidationRun.Trigger.SCHEDULED)
     assert run is not None
     return run
 

@@ -99,7 +99,7 @@ def test_a_bug_during_deprovisioning_is_audited_with_words(connected, monkeypatc
                                 with_employee=False, by=None)
     assert not details["verified"]
     assert "internal error (TypeError)" in details["answers"][-1]["words"]
-    assert connection.audit_events.filter(action="user_deactivate_failed").exists()
+    assert connection.audit_events.filter(action="user.deactivation_failed").exists()
 
 
 def test_a_worker_without_the_encryption_key_fails_the_sync_with_words_and_queues_a_retry(connected, settings,

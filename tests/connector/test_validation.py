@@ -94,7 +94,7 @@ def connection(db):
 
 @contextmanager
 def fake(monkeypatch, client):
-    monkeypatch.setattr(validation.gateway, "client_for", lambda connection, **_options: client)
+    monkeypatch.setattr(validation.clients, "client_for", lambda connection, **_options: client)
     yield client
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from connector import crypto, operations
+from connector import crypto, summaries
 from connector.models import (
     AuditEvent,
     Connection,
@@ -127,5 +127,5 @@ def populate(*, connections: int, days: int, validation_every_days: int = 7, syn
                                                   to_status=conn.status, check_key="read_apbill",
                                                   changed_at=conn.status_changed_at))
     ConnectionStatusChange.objects.bulk_create(changes, batch_size=batch)
-    operations.status_days_refresh()
+    summaries.status_days_refresh()
     return ids

@@ -88,7 +88,7 @@ def test_sync_now_queues_a_sync_and_is_audited(who, connected, support_client, s
     client.post(reverse("dashboard_sync", args=[connected.id]))
     run = SyncRun.objects.get(connection=connected)
     assert run.requested_by.username == ("sam" if who == "support" else "root")
-    assert AuditEvent.objects.filter(action="sync_requested", actor__username=run.requested_by.username).exists()
+    assert AuditEvent.objects.filter(action="sync.requested", actor__username=run.requested_by.username).exists()
     # A second press joins the queued run, and that is audited too.
     client.post(reverse("dashboard_sync", args=[connected.id]))
     assert SyncRun.objects.filter(connection=connected).count() == 1

@@ -7,8 +7,8 @@ import pytest
 
 from connector import services
 from connector.models import Connection
+from tests.conftest import PASSWORD
 from tests.dashboard.data import populate
-from tests.wizard.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 DOCS = Path(__file__).resolve().parents[2] / "docs"

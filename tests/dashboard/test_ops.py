@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.logging import JsonFormatter, RequestIdFilter, request_id_var
-from connector import operations, services
+from connector import health, retention, services, summaries, tasks
 from connector.models import (
     AuditEvent,
     Connection,
@@ -52,8 +52,8 @@ def parse_metrics(text: str) -> dict[str, list[tuple[str, float]]]:
 
 def fresh_heartbeats(*, worker_age: float = 1, beat_age: float = 1) -> None:
     now = timezone.now()
-    operations.heartbeat_record(name="worker:celery@test", at=now - timedelta(seconds=worker_age))
-    operations.heartbeat_record(name=Heartbeat.BEAT, at=now - timedelta(seconds=beat_age))
+    health.heartbeat_record(name="worker:celery@test", at=now - timedelta(seconds=worker_age))
+    health.heartbeat_record(name=Heartbeat.BEAT, at=now - timedelta(seconds=beat_age))
 
 
 def test_healthz_is_200_when_database_broker_worker_and_beat_are_fine(client, db):
@@ -93,7 +93,7 @@ def test_metrics_parse_and_count_connections_durations_and_errors(client, organi
     run.checks.create(position=1, key="company", label="Company ID found", status="failed", errorno="XL03000006")
     run.finished_at = run.started_at + timedelta(seconds=3)
     run.save(update_fields=["finished_at"])
-    operations.intacct_error_record(connection_id=connection.id, source="sync", code="XL03000006")
+    summaries.intacct_error_record(connection_id=connection.id, source="sync", code="XL03000006")
     samples = parse_metrics(client.get(reverse("metrics")).content.decode())
     statuses = dict(samples["intacct_connect_connections"])
     assert statuses['{status="not_started"}'] == 2
@@ -115,14 +115,14 @@ def test_metrics_token_when_configured(client, db, settings):
 
 def test_errors_in_24_hours_decay_when_refreshed(organisation):
     connection = organisation.connection
-    operations.intacct_error_record(connection_id=connection.id, source="sync", code="BL01001973",
+    summaries.intacct_error_record(connection_id=connection.id, source="sync", code="BL01001973",
                                     at=timezone.now() - timedelta(hours=30))
-    operations.intacct_error_record(connection_id=connection.id, source="sync", code="BL01001973")
+    summaries.intacct_error_record(connection_id=connection.id, source="sync", code="BL01001973")
     assert ConnectionSummary.objects.get(connection=connection).errors_24h == 2
-    operations.summaries_refresh()
+    summaries.summaries_refresh()
     assert ConnectionSummary.objects.get(connection=connection).errors_24h == 1
     IntacctErrorTally.objects.all().delete()
-    operations.summaries_refresh()
+    summaries.summaries_refresh()
     assert ConnectionSummary.objects.get(connection=connection).errors_24h == 0
 
 
@@ -135,7 +135,7 @@ def test_status_days_are_rebuilt_from_the_status_history(organisation, other_org
                                           changed_at=now - timedelta(days=10))
     ConnectionStatusChange.objects.create(connection=acme, from_status="connected", to_status="broken",
                                           changed_at=now - timedelta(days=2))
-    operations.status_days_refresh(now=now)
+    summaries.status_days_refresh(now=now)
     today = timezone.localdate(now)
 
     def on(days_ago: int) -> dict[str, int]:
@@ -145,7 +145,7 @@ def test_status_days_are_rebuilt_from_the_status_history(organisation, other_org
     assert on(20) == {"not_started": 2}
     assert on(5) == {"not_started": 1, "connected": 1}
     assert on(0) == {"not_started": 1, "broken": 1}
-    assert StatusDay.objects.values("day").distinct().count() == operations.CHART_DAYS
+    assert StatusDay.objects.values("day").distinct().count() == summaries.CHART_DAYS
 
 
 def test_retention_prunes_old_history_but_keeps_the_last_run(organisation, settings):
@@ -158,7 +158,7 @@ def test_retention_prunes_old_history_but_keeps_the_last_run(organisation, setti
     services.audit_record(organisation=organisation, action="ancient")
     AuditEvent.objects.filter(action="ancient").update(
         created_at=timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1))
-    deleted = operations.history_prune()
+    deleted = retention.history_prune()
     assert deleted["validation_runs"] == 1 and deleted["audit_events"] == 1
     assert set(ValidationRun.objects.values_list("id", flat=True)) == {kept_last.id, recent.id}
     assert not AuditEvent.objects.filter(action="ancient").exists()
@@ -192,7 +192,7 @@ def test_request_id_follows_the_task_into_the_worker_log(celery_worker):
     request_id = f"req-{uuid.uuid4().hex[:16]}"
     token = request_id_var.set(request_id)
     try:
-        operations.history_prune_task.delay()
+        tasks.history_prune_task.delay()
     finally:
         request_id_var.reset(token)
     line = wait_for(lambda: next((line for line in celery_worker.log().splitlines()
@@ -211,7 +211,7 @@ def test_healthz_follows_a_real_worker_then_reports_it_stopped(celery_worker, cl
     worker = start_worker(queue=queue, name="heartbeat", concurrency=1,
                           env_overrides={"DATABASE_URL": _database_url(db_connection.settings_dict)})
     try:
-        operations.heartbeat.apply_async(queue=queue)  # as beat would send it (records beat's tick here)
+        tasks.heartbeat.apply_async(queue=queue)  # as beat would send it (records beat's tick here)
         wait_for(lambda: Heartbeat.objects.filter(name__startswith=f"worker:heartbeat-{queue}@").exists(),
                  message="the worker's heartbeat row")
         assert Heartbeat.objects.filter(name=Heartbeat.BEAT).exists()
@@ -220,9 +220,9 @@ def test_healthz_follows_a_real_worker_then_reports_it_stopped(celery_worker, cl
     finally:
         worker.kill()
     settings.HEARTBEAT_STALE_SECONDS = 1
-    operations.heartbeat_record(name=Heartbeat.BEAT)
+    health.heartbeat_record(name=Heartbeat.BEAT)
     time.sleep(1.5)
-    operations.heartbeat_record(name=Heartbeat.BEAT)  # beat still ticks; nobody runs the heartbeat any more
+    health.heartbeat_record(name=Heartbeat.BEAT)  # beat still ticks; nobody runs the heartbeat any more
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     assert response.json()["checks"]["worker"]["ok"] is False

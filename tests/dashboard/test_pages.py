@@ -11,7 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import crypto, operations, services
+from connector import crypto, services, summaries
 from connector.models import ApiToken, Connection, ConnectionSummary, SyncObjectRun, SyncRun, ValidationRun
 from tests.dashboard.data import PLANTED_PASSWORD, populate
 
@@ -119,7 +119,7 @@ def test_csv_export_has_the_list_columns(failing, support_client):
 def test_no_page_export_or_api_contains_a_secret(failing, support_client, superuser_client, client):
     """Render every support page, the export, the API, /metrics and /healthz; scan them for secrets."""
     token, key = ApiToken.issue(organisation=failing.organisation, name="platform")
-    operations.summaries_refresh()
+    summaries.summaries_refresh()
     session_ids = [support_client.cookies["sessionid"].value, superuser_client.cookies["sessionid"].value]
     secrets = [SECRET, PLANTED_PASSWORD, failing.password_token, settings.SECRET_KEY,
                settings.INTACCT_SENDER_PASSWORD, *settings.FIELD_ENCRYPTION_KEYS, *session_ids, key,

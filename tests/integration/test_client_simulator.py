@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.conf import settings
 
-from connector.intacct import ClientConfig, Credentials, F, IntacctClient, RetryPolicy, errors
+from connector.intacct import ClientConfig, Credentials, IntacctClient, RetryPolicy, errors, filters
 from simulator.demo import CONNECT_PERMISSIONS, DEMO_PASSWORD, without
 from simulator.faults import set_fault
 from simulator.gateway import SESSION_REFUSED_ERROR
@@ -75,8 +75,8 @@ def test_query_filters_and_orders(gateway, company_factory):
     with gateway.client("ACME") as client:
         records = list(client.query(
             "APBILL", fields=["RECORDNO", "STATE", "WHENMODIFIED"],
-            filter=F.And(F.GreaterThan("RECORDNO", "100"), F.LessThanOrEqual("RECORDNO", "200"),
-                         F.In("STATE", ["Posted", "Paid"])),
+            filter=filters.And(filters.GreaterThan("RECORDNO", "100"), filters.LessThanOrEqual("RECORDNO", "200"),
+                         filters.In("STATE", ["Posted", "Paid"])),
             order_by=[("RECORDNO", "desc")]))
         numbers = recordnos(records)
         assert numbers == sorted(numbers, reverse=True)
@@ -95,7 +95,7 @@ def test_keyset_query_on_whenmodified_sees_modified_records(gateway, company_fac
         delete_record(built.company, "APBILL", 8)
         changed = list(client.query(
             "APBILL", fields=["RECORDNO", "DESCRIPTION"],
-            filter=F.GreaterThan("WHENMODIFIED", newest["WHENMODIFIED"])))
+            filter=filters.GreaterThan("WHENMODIFIED", newest["WHENMODIFIED"])))
         assert [(r["RECORDNO"], r["DESCRIPTION"]) for r in changed] == [("7", "changed")]
         assert 8 not in recordnos(client.read_by_query("APBILL", fields=("RECORDNO",)))
 

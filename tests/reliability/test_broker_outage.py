@@ -18,13 +18,13 @@ from django.db import connection as db_connection
 from django.test import Client
 from django.utils import timezone
 
-from connector import monitoring, requeue, sync
+from connector import monitoring, requeue, services
 from connector.models import Connection, MetricCounter, SyncRun, ValidationRun
 from simulator.demo import build_company
-from tests.conftest import ARTIFACTS, ROOT, _database_url, start_worker, wait_for
+from tests.conftest import ARTIFACTS, PASSWORD, ROOT, _database_url, start_worker, wait_for
 from tests.reliability.test_restarts import PrivateRedis, celery_on
 from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect
-from tests.wizard.conftest import PASSWORD, simulated_company
+from tests.wizard.conftest import simulated_company
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(300)]
 
@@ -137,13 +137,13 @@ def test_a_sync_asked_for_while_redis_is_down_runs_once_it_is_back(transactional
     queue = f"outage-{uuid.uuid4().hex[:8]}"
     with celery_on(private_redis.url, queue):
         private_redis.kill()
-        run, queued = sync.sync_request(connection=connection)
+        run, queued = services.sync_request(connection=connection)
         assert queued
         run.refresh_from_db()
         # Kept queued for the sweep (not failed, not lost), and the next request joins it instead of piling up.
         assert run.status == SyncRun.Status.QUEUED and run.unsent_since is not None
         assert requeue.is_unsent(run)
-        assert sync.sync_request(connection=connection) == (run, False)
+        assert services.sync_request(connection=connection) == (run, False)
         # While the broker is still down the sweep leaves it as it is.
         assert requeue.resend_unsent_runs(min_age_seconds=0) == {"sent": 0, "unsent": 1}
         private_redis.start()

@@ -6,7 +6,7 @@ from unittest import mock
 from django.db import OperationalError
 from django.test import Client
 
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 
 def test_a_page_during_a_database_outage_is_a_503_that_says_so(organisation, settings):

@@ -25,7 +25,7 @@ from django.db import connection as db_connection
 from kombu import pools as kombu_pools
 
 from config.celery import app
-from connector import monitoring, sync, tasks
+from connector import services, tasks, validation
 from connector.models import Record, SyncRun, ValidationRun
 from simulator import records as sim_records
 from simulator.demo import build_company
@@ -142,7 +142,7 @@ def _finished(run: SyncRun) -> SyncRun | None:
 
 def _next_sync_is_exact(connection, company, kind=SyncRun.Kind.RECONCILE) -> None:
     clear_faults(company)
-    run, queued = sync.sync_request(connection=connection, kind=kind)
+    run, queued = services.sync_request(connection=connection, kind=kind)
     assert queued, f"a sync was still active: {run}"
     wait_for(lambda: _finished(run), timeout=180, message="the next sync")
     assert run.status == SyncRun.Status.SUCCEEDED, run.summary
@@ -161,7 +161,7 @@ def test_broker_restarted_during_a_sync(transactional_db, live_server, intacct_e
         worker = start_worker(queue=queue, env_overrides=env, name="broker")
         try:
             set_fault(company, "slow", rate=1.0, delay_ms=250)
-            run, _ = sync.sync_request(connection=connection)
+            run, _ = services.sync_request(connection=connection)
             wait_for(lambda: Record.objects.filter(connection=connection, object_name="APBILL").count() >= 2000,
                      timeout=120, message="part of APBILL synced")
             # The broker dies mid-sync (its queues with it) and comes back empty a few seconds later.
@@ -265,10 +265,10 @@ def test_worker_killed_during_a_validation_does_not_stop_monitoring(transactiona
     assert run.status == ValidationRun.Status.RUNNING  # what a SIGKILL leaves behind
     # While it could still be alive it blocks a second one; once stale, monitoring closes it and validates again.
     settings.VALIDATION_STALE_SECONDS = 3600
-    assert monitoring.connection_validate_later(connection_id=connection.pk, trigger="scheduled") is None
+    assert validation.connection_validate_later(connection_id=connection.pk, trigger="scheduled") is None
     settings.VALIDATION_STALE_SECONDS = 2
     time.sleep(2.5)
-    fresh = monitoring.connection_validate_later(connection_id=connection.pk, trigger="manual")
+    fresh = validation.connection_validate_later(connection_id=connection.pk, trigger="manual")
     assert fresh is not None and fresh.status == ValidationRun.Status.PASSED, fresh and fresh.summary
     run.refresh_from_db()
     assert run.status == ValidationRun.Status.INCONCLUSIVE and "stopped" in run.summary

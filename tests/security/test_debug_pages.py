@@ -19,7 +19,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from connector import crypto
 from connector.models import Connection
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 TYPED = "Typed-Secret-Passw0rd-731"  # what the person typed in the form
 HASH = re.compile(r"(md5|pbkdf2_sha256|argon2|bcrypt\w*|scrypt)\$[^\s<&\"']{4,}")

@@ -33,7 +33,7 @@ from connector.models import (
     WebhookMessage,
 )
 from simulator import services as sim
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 from wizard import handoff as handoffs
 
 ROLES = ("anonymous", "other_admin", "support", "org_admin", "superuser")

@@ -21,7 +21,7 @@ from connector import crypto
 from connector.models import ApiToken, AuditEvent, Connection, Organisation, Record, ValidationRun
 from simulator import services as sim
 from simulator.models import Role, SimCompany, SimUser
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 from wizard import forms
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,

@@ -6,9 +6,9 @@ from datetime import timedelta
 from django.test import Client
 from django.utils import timezone
 
-from connector import operations
+from connector import health, metrics
+from connector.masking import mask
 from connector.models import CompanySlot, Heartbeat
-from wizard.dashboard import mask
 
 
 def test_metrics_mask_company_ids_and_hide_worker_host_names(db):
@@ -16,16 +16,16 @@ def test_metrics_mask_company_ids_and_hide_worker_host_names(db):
     for slot in (0, 1):
         CompanySlot.objects.create(company_key="ACMECORP-PROD", slot=slot, holder=f"sync-{slot}",
                                    lease_until=now + timedelta(minutes=1))
-    operations.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@db-host-17.internal.acme")
-    operations.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@web-host-2.internal.acme")
-    operations.heartbeat_record(name=Heartbeat.BEAT)
+    health.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@db-host-17.internal.acme")
+    health.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@web-host-2.internal.acme")
+    health.heartbeat_record(name=Heartbeat.BEAT)
     body = Client().get("/metrics").content.decode()
     assert "ACMECORP" not in body
     assert f'intacct_connect_requests_in_flight{{company="{mask("ACMECORP-PROD")}"}} 2' in body
     assert "host" not in body and "internal.acme" not in body and "celery@" not in body
     # Each worker is still its own series (a stable pseudonym), and beat is named.
     # (A real worker of the test session may beat into the same database: only ours are counted.)
-    ours = {operations.heartbeat_pseudonym(f"{Heartbeat.WORKER_PREFIX}celery@{host}.internal.acme")
+    ours = {metrics.heartbeat_pseudonym(f"{Heartbeat.WORKER_PREFIX}celery@{host}.internal.acme")
             for host in ("db-host-17", "web-host-2")} | {"beat"}
     ages = [line for line in body.splitlines() if line.startswith("intacct_connect_heartbeat_age_seconds{")
             and line.split('name="')[1].split('"')[0] in ours]
@@ -37,5 +37,5 @@ def test_metrics_mask_company_ids_and_hide_worker_host_names(db):
 
 
 def test_healthz_names_no_worker_host(db):
-    operations.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@db-host-17.internal.acme")
+    health.heartbeat_record(name=f"{Heartbeat.WORKER_PREFIX}celery@db-host-17.internal.acme")
     assert "db-host-17" not in Client().get("/healthz").content.decode()

@@ -28,10 +28,9 @@ from connector import crypto, objects, services, webhooks
 from connector.models import Connection, Record, SyncRun, ValidationRun, WebhookMessage
 from simulator.demo import build_company
 from simulator.models import Role, SimSession, SimUser
-from tests.conftest import wait_for
+from tests.conftest import PASSWORD, wait_for
 from tests.security.test_every_url import ROLES, World, all_patterns, concrete_url
 from tests.sync.conftest import SMALL_SIZES
-from tests.wizard.conftest import PASSWORD
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from connector import services
 from connector.models import AuditEvent, Connection, ValidationCheck, ValidationRun
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 LOGIN = "/accounts/login/"
 STEP_6 = "/organisations/acme/setup/step-6/"

@@ -16,11 +16,10 @@ from unittest import mock
 import pytest
 from django.test import Client
 
-from connector import gateway as connector_gateway
-from connector import services, sync, validation
+from connector import clients, services, sync, validation
 from connector.intacct import endpoint_allowed, errors
 from connector.models import Connection, SyncRun, ValidationRun
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 SECRET = "Ssrf-Secret-Pw-4411"
 
@@ -163,7 +162,7 @@ def test_an_endpoint_setting_outside_intacct_is_refused_without_the_simulator(en
     _credentials(connection)
     connection.refresh_from_db()
     with pytest.raises(errors.EndpointNotAllowed):
-        connector_gateway.client_for(connection)
+        clients.client_for(connection)
     run = _validate_latest()
     assert run.status != ValidationRun.Status.PASSED
     assert evil.requests == []
@@ -214,7 +213,7 @@ def test_a_sync_with_a_session_endpoint_elsewhere_sends_nothing_there(hostile_se
     hostile_gateway.answer = {"status": 200, "body": session_answer(evil.url)}
     Connection.objects.filter(pk=hostile_setup.pk).update(status=Connection.Status.CONNECTED)
     hostile_setup.refresh_from_db()
-    run, _ = sync.sync_request(connection=hostile_setup)
+    run, _ = services.sync_request(connection=hostile_setup)
     sync.run_sync(run_id=run.id)  # what the worker runs
     run.refresh_from_db()
     assert run.status != SyncRun.Status.SUCCEEDED

@@ -13,14 +13,6 @@ from simulator.demo import DEMO_PASSWORD, build_company
 from simulator.models import SimCompany
 from simulator.records import OBJECTS as SIM_OBJECTS
 from simulator.records import gen_for, stored_records
-from tests.wizard.conftest import (  # noqa: F401 - the three people of every access test
-    admin_client,
-    fast_password_hashing,
-    organisation,
-    other_organisation,
-    outsider_client,
-    support_client,
-)
 
 SMALL_SIZES = {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 8, "CCTRANSACTION": 150,
                "GLACCOUNT": 30, "APBILL": 700, "APADJUSTMENT": 25, "EEXPENSES": 60, "EXPENSEREPORTBATCH": 7}
@@ -51,7 +43,7 @@ def connect(org: Organisation, company_id: str, *, deprovisioning: bool = False)
 
 
 @pytest.fixture
-def synced(transactional_db, intacct_endpoint, organisation) -> Synced:  # noqa: F811 - the imported fixture
+def synced(transactional_db, intacct_endpoint, organisation) -> Synced:
     demo = build_company("SYNC-CO", sizes=SMALL_SIZES)
     return Synced(demo.company, organisation, connect(organisation, "SYNC-CO"))
 

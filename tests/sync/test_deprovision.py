@@ -32,7 +32,7 @@ def test_deactivate_then_reactivate_user_and_employee_verified_on_the_simulator(
     employee = sim_records.get_record(company, "EMPLOYEE", 4)
     assert employee["STATUS"] == "inactive" and employee["ENDDATE"] == "06/30/2024"
     assert Record.objects.get(connection=connection, object_name="USERINFO", recordno=3).data["STATUS"] == "inactive"
-    event = AuditEvent.objects.get(action="user_deactivated")
+    event = AuditEvent.objects.get(action="user.deactivated")
     assert event.actor.username == "alice"
     assert [s["object"] for s in event.details["sent"]] == ["USERINFO", "EMPLOYEE"]
     assert "password" not in str(event.details).lower()
@@ -52,7 +52,7 @@ def test_deactivate_then_reactivate_user_and_employee_verified_on_the_simulator(
     assert sim_records.get_record(company, "USERINFO", 3)["STATUS"] == "active"
     employee = sim_records.get_record(company, "EMPLOYEE", 4)
     assert employee["STATUS"] == "active" and employee["ENDDATE"] == ""
-    assert AuditEvent.objects.filter(action="user_reactivated").count() == 1
+    assert AuditEvent.objects.filter(action="user.reactivated").count() == 1
 
 
 def test_refused_when_validation_showed_no_write_permission(synced, admin_client):
@@ -87,5 +87,5 @@ def test_a_deactivation_whose_answer_was_lost_is_audited_as_applied_confirmed_by
     assert details["verified"]
     assert details["answers"][0]["answer"] == "applied (confirmed by read-back)"
     assert sim_records.get_record(company, "USERINFO", 3)["STATUS"] == "inactive"
-    event = AuditEvent.objects.get(action="user_deactivated")
+    event = AuditEvent.objects.get(action="user.deactivated")
     assert event.details["answers"][0]["answer"] == "applied (confirmed by read-back)"

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from connector.models import ApiToken, Record, SyncRun
+from connector.models import ApiToken, AuditEvent, Record, SyncRun
 from tests.sync.conftest import connect
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,34 @@ def test_api_token_lists_records_with_cursor_and_modified_since(admin_client, da
     token = ApiToken.objects.get()
     admin_client.post(reverse("api_tokens", args=["acme"]), {"revoke": token.pk})
     assert api.get(url).status_code == 401
+
+
+def test_a_token_notes_its_last_use_only_on_its_own_organisation(admin_client, data, other_organisation):
+    key = admin_client.post(reverse("api_tokens", args=["acme"]), {"name": "Platform"}).context["new_key"]
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.get(reverse("api_records", args=["other", "APBILL"])).status_code == 401
+    assert ApiToken.objects.get().last_used_at is None
+    assert api.get(reverse("api_records", args=["acme", "APBILL"])).status_code == 200
+    assert ApiToken.objects.get().last_used_at is not None
+    assert "never" not in admin_client.get(reverse("api_tokens", args=["acme"])).content.decode().split("Platform")[1]
+
+
+def test_revoking_a_token_is_audited_and_another_organisation_cannot_revoke_it(admin_client, outsider_client, data):
+    admin_client.post(reverse("api_tokens", args=["acme"]), {"name": "Platform"})
+    token = ApiToken.objects.get()
+    outsider_client.post(reverse("api_tokens", args=["other"]), {"revoke": token.pk})
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    admin_client.post(reverse("api_tokens", args=["acme"]), {"revoke": token.pk})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    event = AuditEvent.objects.get(action="api_token.revoked")
+    assert event.actor.username == "alice" and event.organisation.slug == "acme"
+    assert event.details == {"token": token.pk, "prefix": token.prefix, "name": "Platform"}
+    assert not AuditEvent.objects.filter(action="api_token.revoked", organisation__slug="other").exists()
+    # Revoking it again changes nothing and records nothing more.
+    admin_client.post(reverse("api_tokens", args=["acme"]), {"revoke": token.pk})
+    assert AuditEvent.objects.filter(action="api_token.revoked").count() == 1
 
 
 def test_connection_page_shows_the_sync_section(admin_client, data):

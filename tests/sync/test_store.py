@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from connector import sync
+from connector.intacct import timestamps
 from connector.models import Record, SyncObjectRun, SyncRun
 from simulator import records as sim_records
 from tests.sync.conftest import assert_mirror_exact
@@ -30,7 +31,7 @@ def _strptime_iso(value: object) -> str:
     "   ", None, 20250104, "garbage", "01/04/2025 11:22:33 PM",
 ])
 def test_timestamp_fast_path_agrees_with_strptime(value):
-    assert sync.iso_from_intacct(value) == _strptime_iso(value)
+    assert timestamps.iso_from_intacct(value) == _strptime_iso(value)
 
 
 def test_range_span_follows_the_first_pages_density():

@@ -31,8 +31,7 @@ from connector.models import (
     WebhookMessage,
 )
 from connector.models.webhooks import EVENT_TYPES
-from tests.conftest import wait_for
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD, wait_for
 
 
 class Receiver:
@@ -316,7 +315,7 @@ def test_a_real_sync_through_the_worker_sends_signed_sync_finished_and_records_c
                             json.dumps({"url": receiver.url, "events": ["sync.finished", "records.changed"]}),
                             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}").json()
     secret = created["secret"]
-    run, _ = sync.sync_request(connection=synced.connection, kind=SyncRun.Kind.FULL)
+    run, _ = services.sync_request(connection=synced.connection, kind=SyncRun.Kind.FULL)
     wait_for(lambda: len(receiver.requests) >= 1 + 10, timeout=60, message="sync.finished and records.changed")
     run.refresh_from_db()
     events = [Webhook(secret).verify(r["body"], r["headers"]) for r in receiver.requests]

@@ -25,7 +25,7 @@ def test_company_concurrency_cap_holds_across_workers(celery_worker, organisatio
              for n in range(2)]
     try:
         inflight_reset("CAP-CO")
-        runs = [sync.sync_request(connection=c)[0] for c in connections]
+        runs = [services.sync_request(connection=c)[0] for c in connections]
         wait_for(lambda: all(r.is_finished for r in SyncRun.objects.filter(pk__in=[r.pk for r in runs])),
                  timeout=240, message="three syncs of one company on three workers")
     finally:

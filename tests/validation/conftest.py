@@ -3,32 +3,13 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from connector import crypto, services, validation
 from connector.models import Connection, ValidationRun
 from simulator.demo import DEMO_PASSWORD
-from simulator.inflight import inflight_reset
+from tests.conftest import PASSWORD
 
 SMALL = {"DEPARTMENT": 5, "LOCATION": 3, "EMPLOYEE": 5, "USERINFO": 3, "CCTRANSACTION": 3, "GLACCOUNT": 3,
          "APBILL": 3, "APADJUSTMENT": 3, "EEXPENSES": 3, "EXPENSEREPORTBATCH": 3}
-PASSWORD = "correct horse battery staple"  # noqa: S105 - test logins only
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # MD5 first for speed; PBKDF2 kept because the simulator hashes its users' passwords with it.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
-                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-
-
-@pytest.fixture
-def simulator(intacct_endpoint, settings):
-    """The live server's simulator as Intacct, with quick retries so transient faults end fast."""
-    inflight_reset()
-    settings.INTACCT_MAX_RETRIES = 1
-    settings.INTACCT_RETRY_BUDGET_SECONDS = 3.0
-    return intacct_endpoint
 
 
 def make_connection(company_id: str, *, password: str = DEMO_PASSWORD, permission_model: str = "role",

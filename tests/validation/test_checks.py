@@ -168,4 +168,4 @@ def test_our_sender_refused_alerts_support_not_the_admin(simulator, settings, ma
     # Support is told once an hour, however many connections hit it; admins get nothing.
     assert [m.to for m in mailoutbox] == [["support@operator.test"]]
     assert "Sender ID" in mailoutbox[0].subject
-    assert AuditEvent.objects.filter(action="support.alert").count() == 2
+    assert AuditEvent.objects.filter(action="support.alerted").count() == 2

@@ -48,20 +48,20 @@ def test_a_persistent_transient_fault_is_inconclusive_and_retried_later(kind, si
 
     # The retry task, once Intacct is back, connects.
     clear_faults(demo.company)
-    from connector import monitoring
+    from connector import validation
 
-    retried = monitoring.connection_validate_later(connection_id=connection.id, trigger="retry", attempt=2,
+    retried = validation.connection_validate_later(connection_id=connection.id, trigger="retry", attempt=2,
                                                    after_run_id=last.id)
     assert retried.status == "passed" and retried.trigger == "retry" and retried.attempt == 2
     assert set(statuses(retried).values()) == {"passed", "skipped"}
 
 
 def test_a_retry_is_dropped_when_a_newer_run_exists(simulator, enqueued):
-    from connector import monitoring
+    from connector import validation
 
     build_company("V-NEWER", sizes=SMALL)
     connection = make_connection("V-NEWER")
     old = validate(connection)
     validate(connection)
-    assert monitoring.connection_validate_later(connection_id=connection.id, trigger="retry", attempt=2,
+    assert validation.connection_validate_later(connection_id=connection.id, trigger="retry", attempt=2,
                                                 after_run_id=old.id) is None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

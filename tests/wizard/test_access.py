@@ -102,7 +102,7 @@ def test_admin_marks_a_step_done_and_resumes_there(organisation, admin_client):
 def test_every_form_has_a_csrf_token(organisation, admin_client):
     from django.test import Client
 
-    from tests.wizard.conftest import PASSWORD
+    from tests.conftest import PASSWORD
 
     strict = Client(enforce_csrf_checks=True)
     strict.login(username="alice", password=PASSWORD)

@@ -15,9 +15,8 @@ from connector.models import AuditEvent, Connection, Organisation, SyncRun, Vali
 from simulator.demo import DEMO_PASSWORD, build_company, without
 from simulator.models import SimCompany
 from simulator.services import CONNECT_PERMISSIONS
-from tests.conftest import wait_for
+from tests.conftest import PASSWORD, wait_for
 from tests.validation.conftest import SMALL
-from tests.wizard.conftest import PASSWORD
 from tests.wizard.journey import (
     DESKTOP,
     PHONE,

@@ -12,7 +12,7 @@ import pytest
 
 from connector import services
 from connector.models import Connection
-from tests.wizard.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

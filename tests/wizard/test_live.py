@@ -10,8 +10,8 @@ from django.test import Client
 
 from connector import services
 from connector.models import Connection, ValidationRun
-from tests.conftest import wait_for
-from tests.wizard.conftest import PASSWORD, simulated_company
+from tests.conftest import PASSWORD, wait_for
+from tests.wizard.conftest import simulated_company
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -25,4 +25,4 @@ def menu_path(parts) -> str:
 
 @register.simple_tag
 def signup_enabled() -> bool:
-    return bool(getattr(settings, "SIGNUP_ENABLED", False))
+    return settings.SIGNUP_ENABLED
