@@ -29,5 +29,5 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("connector", "0007_runs_unsent_since")]
+    dependencies = [("connector", "0009_webhooks")]
     operations = [migrations.RunPython(forwards, backwards)]
