@@ -158,7 +158,7 @@ class EntityPickerForm(forms.Form):
     """Top level or one of the entities Intacct listed (replaces the typed entity ID once they are known)."""
 
     entity_id = forms.ChoiceField(
-        label="Connect to", widget=forms.RadioSelect,
+        label="Entity to connect to", widget=forms.RadioSelect,
         error_messages={"required": "Choose the top level or one entity.",
                         "invalid_choice": "That entity is not one Intacct listed: choose one of these."},
     )
