@@ -212,12 +212,16 @@ def connection_set_deprovisioning(*, connection: Connection, wants_deprovisionin
 def connection_set_credentials(*, connection: Connection, company_id: str, user_id: str, password: str,
                                entity_id: str = "", by: Actor, ip: str | None = None) -> ValidationRun:
     """Save the web services user's credentials (password encrypted) and enqueue a validation."""
+    if company_id != connection.company_id:
+        # Another company's entities are not this one's: forget them until the next top-level sign-in.
+        connection.intacct_entities = []
     connection.company_id = company_id
     connection.user_id = user_id
     connection.entity_id = entity_id
     connection.password_token = crypto.encrypt(password)
     connection.password_set_at = timezone.now()
-    connection.save(update_fields=["company_id", "user_id", "entity_id", "password_token", "password_set_at"])
+    connection.save(update_fields=["company_id", "user_id", "entity_id", "intacct_entities", "password_token",
+                                   "password_set_at"])
     StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
                                          defaults={"done_by": _actor(by)})
     if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
@@ -250,6 +254,15 @@ def connection_set_entity(*, connection: Connection, entity_id: str, by: Actor,
     audit_record(organisation=connection.organisation, connection=connection, action="entity.changed",
                  user=by, ip=ip, details={"from": old, "to": entity_id})
     return validation_request(connection=connection, by=by, ip=ip)
+
+
+def connection_record_entities(*, connection: Connection, entities: list[dict[str, str]]) -> None:
+    """Keep the entities Intacct listed (id and name, in its order) so the admin can pick one."""
+    cleaned = [{"id": str(e.get("id") or "").strip(), "name": str(e.get("name") or "").strip()} for e in entities]
+    cleaned = [e for e in cleaned if e["id"]]
+    if cleaned != connection.intacct_entities:
+        connection.intacct_entities = cleaned
+        connection.save(update_fields=["intacct_entities"])
 
 
 @transaction.atomic

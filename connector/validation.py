@@ -38,6 +38,9 @@ WARNING = ValidationCheck.Status.WARNING
 
 UNREACHABLE = "Intacct could not be reached just now; we will try again."
 USER_FIELDS = ("LOGINID", "USERTYPE", "ADMIN", "STATUS", "LOGINDISABLED")
+ENTITIES_KEY = "entities"
+# One page of entities is plenty: the picker is for choosing among a company's entities, not browsing them.
+ENTITIES_PAGE = 500
 
 
 @dataclass
@@ -114,6 +117,10 @@ class Context:
                                                   fields=[definition.key_field], page_size=1))
             else:
                 calls.append(client.query_call(_probe_key(definition), definition.name, [definition.key_field]))
+        if not connection.entity_id:
+            # Signed in at the top level: list the company's entities in the same request, for the picker.
+            calls.append(client.query_call(ENTITIES_KEY, "LOCATIONENTITY", ["RECORDNO", "LOCATIONID", "NAME"],
+                                           page_size=ENTITIES_PAGE))
         try:
             outcomes = client.batch(calls)
         except errors.IntacctError as exc:
@@ -137,6 +144,15 @@ class Context:
         if policy.is_transient(error):
             raise Transient(error)
         return value, error
+
+    def entities(self) -> list[dict[str, str]] | None:
+        """The entities listed at a top-level sign-in ([] for a company without any), None when not read."""
+        if not self.logged_in or ENTITIES_KEY not in self.lookups:
+            return None
+        records, error = self.lookups[ENTITIES_KEY]
+        if error is not None:
+            return None
+        return [{"id": str(r.get("LOCATIONID") or ""), "name": str(r.get("NAME") or "")} for r in records]
 
     def userinfo(self) -> tuple[dict | None, BaseException | None]:
         """The web services user's own USERINFO record."""
@@ -524,6 +540,9 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
         previous = services.connection_record_validation(
             connection=connection, run=run, new_status=new_status, cause=run.cause, message=message,
             permission_model=facts.model if facts is not None and facts.reported else "")
+        entities = ctx.entities() if ctx is not None else None
+        if entities is not None:
+            services.connection_record_entities(connection=connection, entities=entities)
     if retry_delay is not None:
         monitoring.retry_schedule(run=run, delay=retry_delay)
     monitoring.validation_notify(run=run, previous_status=previous)

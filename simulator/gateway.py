@@ -1438,6 +1438,9 @@ def _delete_failed(message: str, obj_name: str) -> FunctionError:
 def fn_delete(ctx: Context, element: Any) -> str:
     """Delete records by RECORDNO; the answer is the status alone."""
     obj = _object(_text(element, "object"))
+    if obj.name in ("LOCATIONENTITY", "USERROLES"):
+        # Read-only views of the company's setup: entities and role assignments change on its admin screens.
+        raise _delete_failed(f"Deleting {obj.name} is not supported by the simulator.", obj.name)
     if obj.name == "USERINFO":
         if ctx.user.admin_privileges != "Full":
             raise _permission_denied("DELETE", obj.name)

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from simulator.models import RecordOverride, SimCompany, SimUser
+from simulator.models import Entity, RecordOverride, SimCompany, SimUser
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -1086,6 +1086,19 @@ OBJECTS: dict[str, ObjectDef] = {
             custom_fields=frozenset([]),
             generic=False,
         ),
+        # The entities of a multi-entity company: never generated, only the company's Entity rows (see
+        # stored_records). Entities are locations, so the Locations permission governs them.
+        ObjectDef(
+            "LOCATIONENTITY",
+            ("RECORDNO", "LOCATIONID", "NAME", "STATUS"),
+            _types(),
+            "LOCATIONID",
+            "Company",
+            "Locations",
+            0,
+            1,
+            lambda g, i: {},
+        ),
         # Which roles each user holds: never generated, only the real users' roles (see stored_records).
         ObjectDef(
             name="USERROLES",
@@ -1194,6 +1207,15 @@ def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[
         for user in SimUser.objects.filter(company=company):
             if user.recordno not in deleted:
                 records[user.recordno] = simuser_record(user, tz)
+    if obj.name == "LOCATIONENTITY":
+        # The entity's own primary key is its RECORDNO: stable when other entities are added or removed.
+        for entity in Entity.objects.filter(company=company):
+            records[entity.pk] = {
+                "RECORDNO": str(entity.pk),
+                "LOCATIONID": entity.entity_id,
+                "NAME": entity.name,
+                "STATUS": "active",
+            }
     if obj.name == "USERROLES" and company.permission_model == "role":
         users = SimUser.objects.filter(company=company).prefetch_related("roles").order_by("recordno")
         pairs = [(user, role) for user in users for role in sorted(user.roles.all(), key=lambda r: r.pk)]

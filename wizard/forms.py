@@ -122,6 +122,12 @@ class ConnectForm(forms.Form):
                                         "Web Services users.")
         return value
 
+    def __init__(self, *args, entity_box: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not entity_box:
+            # The entities are known: the picker below the form chooses one, nothing to type.
+            del self.fields["entity_id"]
+
     def clean_entity_id(self) -> str:
         return _clean_entity(self.cleaned_data["entity_id"])
 
@@ -143,6 +149,37 @@ class EntityForm(forms.Form):
 
     def clean_entity_id(self) -> str:
         return _clean_entity(self.cleaned_data["entity_id"])
+
+
+TOP_LEVEL = "__top__"  # the radio of "Top level": an empty value would read as "nothing chosen"
+
+
+class EntityPickerForm(forms.Form):
+    """Top level or one of the entities Intacct listed (replaces the typed entity ID once they are known)."""
+
+    entity_id = forms.ChoiceField(
+        label="Entity to connect to", widget=forms.RadioSelect,
+        error_messages={"required": "Choose the top level or one entity.",
+                        "invalid_choice": "That entity is not one Intacct listed: choose one of these."},
+    )
+
+    def __init__(self, *args, entities: list[dict[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["entity_id"].choices = [(TOP_LEVEL, "Top level (all entities)")] + [
+            (e["id"], f"{e['id']}: {e['name']}" if e.get("name") and e["name"] != e["id"] else e["id"])
+            for e in entities]
+
+    def clean_entity_id(self) -> str:
+        value = self.cleaned_data["entity_id"]
+        return "" if value == TOP_LEVEL else value
+
+
+def entity_picker(connection, data=None) -> EntityPickerForm | None:
+    """The picker for a connection whose entities Intacct listed, else None (the typed box stays)."""
+    if not connection.intacct_entities:
+        return None
+    return EntityPickerForm(data, entities=connection.intacct_entities,
+                            initial={"entity_id": connection.entity_id or TOP_LEVEL})
 
 
 class PermissionModelForm(forms.Form):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("organisations/<slug:slug>/setup/", views.setup, name="setup"),
     path("organisations/<slug:slug>/setup/step-<int:number>/", views.setup_step, name="setup_step"),
     path("organisations/<slug:slug>/setup/check-again/", views.check_again, name="setup_check_again"),
+    path("organisations/<slug:slug>/setup/entity/", views.choose_entity, name="setup_entity"),
     path("organisations/<slug:slug>/handoffs/", views.handoff_create, name="handoff_create"),
     path("organisations/<slug:slug>/handoffs/status/", views.handoff_status, name="handoff_status"),
     path("organisations/<slug:slug>/handoffs/<int:handoff_id>/revoke/", views.handoff_revoke,

@@ -134,6 +134,7 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
         "sender_id": settings.INTACCT_SENDER_ID,
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,
         **_validation_context(request),
+        "picker": forms.entity_picker(connection) if number == LAST_STEP else None,
         "percent_done": round(100 * len([n for n in STEP_NUMBERS if marks[n].counts]) / len(STEP_NUMBERS)),
     }
     context.update(extra)
@@ -224,10 +225,7 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         handoffs.handoff_used(request=request, handoff=access.handoff, step=LAST_STEP,
                               what=f"{request.method} step {LAST_STEP}")
     connection = access.connection
-    initial = {"company_id": connection.company_id,
-               "user_id": connection.user_id or objects.suggested_user_id(access.organisation.slug),
-               "entity_id": connection.entity_id}
-    form = forms.ConnectForm(request.POST or None, initial=initial)
+    form = _connect_form(connection, request.POST or None)
     if request.method == "POST":
         if changed_elsewhere(request, connection):
             return redirect("setup_step", slug, LAST_STEP)
@@ -238,7 +236,7 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
                 return _limited(request, access, limit, form=form)
             run = services.connection_set_credentials(
                 connection=connection, company_id=data["company_id"], user_id=data["user_id"],
-                password=data["password"], entity_id=data["entity_id"], by=request.user,
+                password=data["password"], entity_id=_entity_to_save(connection, data), by=request.user,
                 ip=client_ip(request))
             if form.company_id_trimmed:
                 messages.info(request, f"We removed spaces around the company ID: it is now "
@@ -252,6 +250,53 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
     run = _latest_run(connection)
     return render(request, "wizard/step_6.html", _step_context(
         request, access, LAST_STEP, form=form, run=run, checks=_checks(run)))
+
+
+def _connect_form(connection: Connection, data=None) -> forms.ConnectForm:
+    """Step 6's credentials form; without the entity box once Intacct listed the entities (the picker chooses)."""
+    initial = {"company_id": connection.company_id,
+               "user_id": connection.user_id or objects.suggested_user_id(connection.organisation.slug),
+               "entity_id": connection.entity_id}
+    return forms.ConnectForm(data, initial=initial, entity_box=not connection.intacct_entities)
+
+
+def _entity_to_save(connection: Connection, data: dict) -> str:
+    if "entity_id" in data:
+        return data["entity_id"]
+    # Picked, not typed: kept for the same company; another company starts at its top level.
+    return connection.entity_id if data["company_id"] == connection.company_id else ""
+
+
+@handoff_or_login_required
+@require_POST
+def choose_entity(request: HttpRequest, slug: str) -> HttpResponse:
+    """Step 6's entity picker: save the top level or one listed entity, and check it at once."""
+    access = wizard_access(request, slug)
+    if access.handoff is not None:
+        handoffs.handoff_used(request=request, handoff=access.handoff, step=LAST_STEP, what="choose entity")
+    connection = access.connection
+    picker = forms.entity_picker(connection, request.POST)
+    if picker is None or not connection.has_credentials:
+        messages.error(request, "Intacct has not listed this company's entities yet, so there is nothing to "
+                                "choose from: enter the entity ID with the credentials below.")
+        return redirect("setup_step", slug, LAST_STEP)
+    if not picker.is_valid():
+        run = _latest_run(connection)
+        return render(request, "wizard/step_6.html", _step_context(
+            request, access, LAST_STEP, form=_connect_form(connection), picker=picker, run=run,
+            checks=_checks(run)), status=400)
+    limit = ratelimit.failed_sign_ins(access.organisation, connection.company_id, connection.user_id)
+    if limit is not None:
+        return _limited(request, access, limit, form=_connect_form(connection), picker=picker)
+    entity_id = picker.cleaned_data["entity_id"]
+    run = services.connection_set_entity(connection=connection, entity_id=entity_id, by=request.user,
+                                         ip=client_ip(request))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        where = f"entity {entity_id}" if entity_id else "the top level"
+        messages.success(request, f"Saved: the connection signs in to {where}. Checking it now.")
+    return redirect(reverse("setup_step", args=[slug, LAST_STEP]) + "#validation")
 
 
 def _validation_context(request: HttpRequest) -> dict:
@@ -304,8 +349,7 @@ def check_again(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("setup_step", slug, LAST_STEP)
     limit = ratelimit.failed_sign_ins(access.organisation, connection.company_id, connection.user_id)
     if limit is not None:
-        return _limited(request, access, limit, form=forms.ConnectForm(initial={
-            "company_id": connection.company_id, "user_id": connection.user_id, "entity_id": connection.entity_id}))
+        return _limited(request, access, limit, form=_connect_form(connection))
     run = services.validation_request(connection=connection, by=request.user, ip=client_ip(request))
     if requeue.is_unsent(run):
         messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
@@ -391,7 +435,8 @@ def connection_password(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def connection_entity(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug)
-    form = forms.EntityForm(request.POST or None, initial={"entity_id": access.connection.entity_id})
+    form = (forms.entity_picker(access.connection, request.POST or None)
+            or forms.EntityForm(request.POST or None, initial={"entity_id": access.connection.entity_id}))
     if request.method == "POST" and form.is_valid():
         services.connection_set_entity(connection=access.connection, entity_id=form.cleaned_data["entity_id"],
                                        by=request.user, ip=client_ip(request))

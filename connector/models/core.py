@@ -96,6 +96,9 @@ class Connection(models.Model):
     company_id = models.CharField(max_length=100, blank=True)
     user_id = models.CharField(max_length=100, blank=True)
     entity_id = models.CharField(max_length=100, blank=True)
+    # The entities Intacct listed at the last top-level sign-in, [{"id": ..., "name": ...}] (empty: none known),
+    # so the admin picks one instead of typing its ID.
+    intacct_entities = models.JSONField(default=list, blank=True)
     # A Fernet token (connector.crypto), never the plaintext.
     password_token = models.TextField(blank=True)
     password_set_at = models.DateTimeField(null=True, blank=True)

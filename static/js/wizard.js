@@ -51,8 +51,17 @@
     fetch(window.location.pathname, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : ""; })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("nav.progress");
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector("nav.progress");
         if (fresh) { current.replaceWith(fresh); }
+        /* Step 6: the check may have listed the company's entities; the picker then replaces the typed box. */
+        var picker = document.getElementById("entity-picker");
+        var freshPicker = doc.getElementById("entity-picker");
+        if (picker && freshPicker && freshPicker.innerHTML !== picker.innerHTML) {
+          picker.replaceWith(freshPicker);
+          var box = document.getElementById("id_entity_id");
+          if (box && !doc.getElementById("id_entity_id") && box.closest(".field")) { box.closest(".field").remove(); }
+        }
       })
       .catch(function () { /* the marks show on the next page load */ });
   }

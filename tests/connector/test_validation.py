@@ -43,6 +43,9 @@ class FakeClient:
         if name == "USERROLES":
             self.calls.append(("roles",))
             return SimpleNamespace(records=[{"USERID": "ws_connect", "ROLENAME": r} for r in self.roles])
+        if name == "LOCATIONENTITY":  # the entities, listed at a top-level sign-in (none here)
+            self.calls.append(("entities",))
+            return SimpleNamespace(records=[])
         assert page_size == 1
         self._probe(name)
 

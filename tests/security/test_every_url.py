@@ -85,6 +85,8 @@ RULES: dict[str, Rule] = {
     "connection_disconnect": Rule(get=ORG_READ, post=ORG_WRITE),
     "validation_status": Rule(get=ORG_READ, post=ORG_READ),
     "setup_check_again": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
+    # step 6's entity picker: without listed entities (A's connection) it sends the admin back to step 6
+    "setup_entity": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
     # hand-off links (issue 15): made and revoked by A's admin; a link that does not exist is 404 for all
     "handoff_create": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
     "handoff_revoke": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
