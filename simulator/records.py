@@ -1089,15 +1089,15 @@ OBJECTS: dict[str, ObjectDef] = {
         # The entities of a multi-entity company: never generated, only the company's Entity rows (see
         # stored_records). Entities are locations, so the Locations permission governs them.
         ObjectDef(
-            "LOCATIONENTITY",
-            ("RECORDNO", "LOCATIONID", "NAME", "STATUS"),
-            _types(),
-            "LOCATIONID",
-            "Company",
-            "Locations",
-            0,
-            1,
-            lambda g, i: {},
+            name="LOCATIONENTITY",
+            fields=("RECORDNO", "LOCATIONID", "NAME", "STATUS"),
+            types=_types(),
+            id_field="LOCATIONID",
+            application="Company",
+            policy="Locations",
+            default_size=0,
+            ties=1,
+            generate=lambda g, i: {},
         ),
         # Which roles each user holds: never generated, only the real users' roles (see stored_records).
         ObjectDef(

@@ -11,8 +11,8 @@ from connector.models import AuditEvent, Connection, ValidationRun
 from simulator.demo import DEMO_PASSWORD, build_company
 from simulator.models import SimSession
 from simulator.services import add_entity, set_user_entities
+from tests.conftest import PASSWORD
 from tests.validation.conftest import SMALL
-from tests.wizard.conftest import PASSWORD
 from tests.wizard.journey import DESKTOP, PHONE, assert_accessible, connect, no_horizontal_scroll, sign_in, wait_verdict
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

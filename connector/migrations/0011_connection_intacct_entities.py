@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0009_webhooks'),
+        ('connector', '0010_audit_action_names'),
     ]
 
     operations = [
