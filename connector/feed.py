@@ -202,7 +202,7 @@ def page(connection_id: int, *, object_name: str = "", after: Cursor | None = No
 # --- retention ------------------------------------------------------------------------------------------
 
 def retention_days() -> int:
-    return int(getattr(settings, "FEED_RETENTION_DAYS", 30))
+    return int(settings.FEED_RETENTION_DAYS)
 
 
 def purge_tombstones(*, now: datetime | None = None, batch: int = 5000) -> int:

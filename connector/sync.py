@@ -198,7 +198,7 @@ def run_sync(*, run_id: int) -> SyncRun | None:
         return SyncEngine(run).execute()
     except DatabaseError as exc:
         log.warning("sync #%s stopped: the database could not be reached (%s)", run.pk, type(exc).__name__)
-        _fail_after_database_error(run)
+        fail_after_database_error(run)
         return run
     except Exception as exc:
         _end_after_exception(run, exc)
@@ -250,6 +250,7 @@ def interrupted_close(runs, *, resumed_by: SyncRun | None = None) -> list[SyncRu
                                      ).update(status=SyncObjectRun.Status.FAILED, finished_at=now,
                                               message="Not finished: the worker stopped; the next sync continues from "
                                                       "the last saved page.")
+        _announce_finished(run)
         _release(run)
         closed.append(run)
     return closed
@@ -270,7 +271,7 @@ def interrupted_sweep() -> int:
     return len(closed)
 
 
-def _fail_after_database_error(run: SyncRun) -> None:
+def fail_after_database_error(run: SyncRun) -> None:
     """The database went away mid-run: record that on the run once it is back (waiting up to a lease), so the
     run is not left "running". Every page saved before stays saved; the next sync continues from there."""
     deadline = time.monotonic() + lease_seconds()
@@ -287,13 +288,21 @@ def _fail_after_database_error(run: SyncRun) -> None:
                 status=SyncRun.Status.FAILED, finished_at=now,
                 summary="Stopped: our database could not be reached during this sync. What was saved is kept; "
                         "the next sync continues from the last saved page.")
-            run.refresh_from_db()
+            _announce_finished(run)
             _release(run)
             return
         except DatabaseError:
             if time.monotonic() > deadline:
                 return  # still down: the lease lapses and the next sync says this run stopped
             time.sleep(1)
+
+
+def _announce_finished(run: SyncRun) -> None:
+    """A run ended by a conditional UPDATE (interrupted, database lost) is saved once more as it now stands, so
+    what listens for finished runs hears of it like any other: the dashboard's figures, /metrics, the webhooks."""
+    run.refresh_from_db()
+    if run.is_finished:
+        run.save(update_fields=["status", "finished_at", "summary"])
 
 
 def _finish(run: SyncRun, status: str, summary: str) -> None:

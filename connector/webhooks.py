@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from connector import crypto, feed, requeue
 from connector.models import (
+    AuditEvent,
     Connection,
     ConnectionStatusChange,
     Membership,
@@ -64,11 +65,11 @@ CLAIM_SECONDS = 60  # a message being sent is not picked again by the sweep for 
 
 
 def retry_schedule() -> tuple[int, ...]:
-    return tuple(getattr(settings, "WEBHOOK_RETRY_SCHEDULE_SECONDS", DEFAULT_RETRY_SCHEDULE))
+    return tuple(settings.WEBHOOK_RETRY_SCHEDULE_SECONDS)
 
 
 def rotation_overlap() -> timedelta:
-    return timedelta(hours=float(getattr(settings, "WEBHOOK_SECRET_OVERLAP_HOURS", 24)))
+    return timedelta(hours=float(settings.WEBHOOK_SECRET_OVERLAP_HOURS))
 
 
 # --- secrets and signatures -------------------------------------------------------------------------------
@@ -272,14 +273,29 @@ def _guarded(handler):
     return run
 
 
+# The audit entries of a deprovisioning that changed a user (and our copy of it, numbered in the feed).
+_RECORD_CHANGING_ACTIONS = frozenset({"user.deactivated", "user.reactivated"})
+
+
+def _audit_saved(sender, instance: AuditEvent, created: bool, **_kwargs) -> None:
+    """A user deactivated or reactivated from our pages changed our copy at once: the platform hears of it
+    then (records.changed), not only after the next sync."""
+    if not created or instance.action not in _RECORD_CHANGING_ACTIONS or instance.connection_id is None:
+        return
+    connection = Connection.objects.select_related("organisation").get(pk=instance.connection_id)
+    if WebhookEndpoint.objects.filter(organisation_id=connection.organisation_id, enabled=True).exists():
+        records_changed_announce(connection)
+
+
 _HANDLERS = {"status": _guarded(_status_changed), "validation": _guarded(_validation_saved),
-             "sync": _guarded(_sync_saved)}
+             "sync": _guarded(_sync_saved), "audit": _guarded(_audit_saved)}
 
 
 def connect_signals() -> None:
     post_save.connect(_HANDLERS["status"], sender=ConnectionStatusChange, dispatch_uid="webhooks_status")
     post_save.connect(_HANDLERS["validation"], sender=ValidationRun, dispatch_uid="webhooks_validation")
     post_save.connect(_HANDLERS["sync"], sender=SyncRun, dispatch_uid="webhooks_sync")
+    post_save.connect(_HANDLERS["audit"], sender=AuditEvent, dispatch_uid="webhooks_audit")
 
 
 # --- safety -----------------------------------------------------------------------------------------------
@@ -289,7 +305,7 @@ class AddressRefused(Exception):
 
 
 def _loopback_http_allowed(host: str) -> bool:
-    if not getattr(settings, "WEBHOOK_ALLOW_LOOPBACK_HTTP", False):
+    if not settings.WEBHOOK_ALLOW_LOOPBACK_HTTP:
         return False
     if host == "localhost":
         return True
@@ -443,7 +459,7 @@ def endpoint_give_up(endpoint: WebhookEndpoint, message: WebhookMessage) -> None
     recipients = list(Membership.objects.filter(organisation=endpoint.organisation, role=Membership.ORG_ADMIN)
                       .exclude(user__email="").values_list("user__email", flat=True))
     if recipients:
-        base = str(getattr(settings, "SITE_URL", "")).rstrip("/")
+        base = str(settings.SITE_URL).rstrip("/")
         body = (f"We stopped sending webhooks to {endpoint.url}: {reason}\n\nSee the delivery log, fix the receiver, "
                 f"then enable it again: {base}/organisations/{endpoint.organisation.slug}/webhooks/{endpoint.pk}/\n")
         send_mail("Webhook endpoint disabled", body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)

@@ -14,24 +14,28 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connector import crypto, services, sync, webhooks
+from connector import crypto, deprovision, services, sync, webhooks
 from connector.models import (
     ApiToken,
     AuditEvent,
     Connection,
+    Record,
     SyncRun,
     ValidationRun,
     WebhookEndpoint,
     WebhookMessage,
 )
 from connector.models.webhooks import EVENT_TYPES
+from simulator import records as sim_records
 from tests.conftest import PASSWORD, wait_for
+from tests.sync.conftest import connect
 
 
 class Receiver:
@@ -399,3 +403,37 @@ def test_a_failing_webhook_event_never_stops_the_sync_that_raised_it(synced, mon
     assert run.status == SyncRun.Status.SUCCEEDED and run.finished_at is not None
     assert "webhook event from SyncRun not recorded" in caplog.text
     assert not WebhookMessage.objects.exists()
+
+
+def test_a_sync_ended_by_the_sweep_or_a_lost_database_is_announced_finished_too(synced):
+    """Runs ended by a conditional UPDATE (not a save) were never announced: the platform waited forever."""
+    endpoint, _ = endpoint_for(synced.organisation, "https://hooks.platform.example/in")
+    interrupted = SyncRun.objects.create(connection=synced.connection, status=SyncRun.Status.RUNNING,
+                                         started_at=timezone.now())
+    lost = SyncRun.objects.create(connection=synced.connection, status=SyncRun.Status.RUNNING,
+                                  started_at=timezone.now())
+    assert sync.interrupted_close(SyncRun.objects.filter(pk=interrupted.pk)) == [interrupted]
+    sync.fail_after_database_error(lost)
+    sent = {json.loads(m.payload)["data"]["run_id"]: json.loads(m.payload)["data"]
+            for m in WebhookMessage.objects.filter(endpoint=endpoint, event_type="sync.finished")}
+    assert sent[interrupted.pk]["status"] == "interrupted" and "Interrupted" in sent[interrupted.pk]["summary"]
+    assert sent[lost.pk]["status"] == "failed" and "database" in sent[lost.pk]["summary"]
+    assert len(sent) == 2
+
+
+def test_a_user_deactivated_from_our_pages_is_announced_as_records_changed_at_once(synced):
+    connection = connect(synced.organisation, "SYNC-CO", deprovisioning=True)
+    sim_records.modify_record(synced.company, "USERINFO", 3, {"STATUS": "active"})
+    assert sync.run_sync(run_id=SyncRun.objects.create(connection=connection).pk).status == SyncRun.Status.SUCCEEDED
+    endpoint, _ = endpoint_for(synced.organisation, "https://hooks.platform.example/in", events=["records.changed"])
+    webhooks.records_changed_announce(connection)  # what the sync already announced
+    before = WebhookMessage.objects.filter(endpoint=endpoint).count()
+    user = Record.objects.get(connection=connection, object_name="USERINFO", recordno=3)
+    deprovision.apply(connection=connection, user=user, action=deprovision.DEACTIVATE, with_employee=False,
+                      by=get_user_model().objects.get(username="alice"))
+    [message] = WebhookMessage.objects.filter(endpoint=endpoint).order_by("-id")[:1]
+    data = json.loads(message.payload)["data"]
+    assert WebhookMessage.objects.filter(endpoint=endpoint).count() == before + 1
+    assert (data["object"], data["changes"]) == ("USERINFO", 1)
+    user.refresh_from_db()
+    assert data["last_seq"] == user.change_seq
