@@ -9,8 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,7 @@ from .errors import (
 from .filters import Filter
 from .redaction import redact, register_secret, unregister_secret
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
-from .transport import DeadlineTransport, deadline_passed, request_deadline
+from .transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
 
 READ_BY_QUERY_MAX_PAGE = 1000
 QUERY_MAX_PAGE = 2000
@@ -254,23 +253,6 @@ def _int_attr(attrs: Mapping[str, str], name: str) -> int | None:
         return int(value)
     except ValueError:
         raise InvalidResponse(f"attribute {name}={value!r} is not a number") from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -594,7 +576,7 @@ class IntacctClient:
             raise RateLimited(
                 "; ".join(e.text() for e in errors if e.text()) or "HTTP 429 Too Many Requests",
                 errors=errors, http_status=429, function=call.name, level="http",
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
             )
         if status >= 400 and "html" in content_type:
             # A CDN's error page (Cloudflare-style 403) in front of the gateway: an outage, not an answer.

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +22,7 @@ import httpx
 
 from connector.intacct.client import ClientStats
 from connector.intacct.redaction import register_secret, unregister_secret
-from connector.intacct.transport import DeadlineTransport, deadline_passed, request_deadline
+from connector.intacct.transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
 
 from .config import (
     QUERY_PATH,
@@ -55,24 +53,6 @@ from .jsonstream import READ_SIZE, ChunkReader, QueryAnswer
 QUERY_MAX_SIZE = 4000
 _SMALL_BODY = 64 * 1024
 _KEEP_OLD_SECRETS = 4
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)
