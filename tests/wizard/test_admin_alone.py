@@ -605,7 +605,10 @@ def test_each_step_shows_a_current_picture_of_its_intacct_screen(viewport, page,
         page.goto(f"{base}/organisations/acme/setup/step-{screen.step}/")
         picture = page.locator("figure.intacct-picture img")
         assert picture.get_attribute("alt") == screen.alt
-        assert page.evaluate("img => img.complete && img.naturalWidth > 0", picture.element_handle())
+        # The picture loads lazily (below the fold on a long step): bring it into view, then it must load.
+        picture.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(),
+                               timeout=15_000)
         assert picture.bounding_box()["width"] <= viewport["width"]
         link = page.get_by_role("link", name="Open this screen in the simulator (demo)")
         assert link.get_attribute("href") == f"/simulator/companies/NEW-CO/{screen.path}"
