@@ -135,11 +135,23 @@ def _session_worker(request, django_db_setup, django_db_blocker, celery_queue, l
 
 
 @pytest.fixture
-def celery_worker(_session_worker, transactional_db, intacct_endpoint) -> WorkerProcess:
-    """A real Celery worker process on this test's database, with the live server as Intacct."""
+def celery_worker(_session_worker, transactional_db, intacct_endpoint):
+    """A real Celery worker process on this test's database, with the live server as Intacct.
+
+    At the end the test waits (up to 20 s) for the runs it left to the worker, e.g. the sync queued when a
+    connection becomes connected: emptying the tables while the worker still writes them deadlocks on
+    PostgreSQL (TRUNCATE against the sync's row locks)."""
     if _session_worker.proc.poll() is not None:
         pytest.fail(f"The Celery worker exited:\n{_session_worker.log()[-3000:]}")
-    return _session_worker
+    yield _session_worker
+    from connector.models import SyncRun, ValidationRun
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+            SyncRun.objects.filter(status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)).exists()
+            or ValidationRun.objects.filter(status__in=(ValidationRun.Status.QUEUED,
+                                                        ValidationRun.Status.RUNNING)).exists()):
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
