@@ -251,7 +251,7 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
 def _redeem_code(request: HttpRequest, app: RestApp) -> TokenAnswer:
     code = request.POST.get("code", "")
     row = (
-        AuthorizationCode.objects.select_for_update()
+        AuthorizationCode.objects.select_for_update(of=("self",))
         .select_related("company", "user", "entity")
         .filter(code_hash=_digest(code), app=app)
         .first()
@@ -275,7 +275,7 @@ def _redeem_code(request: HttpRequest, app: RestApp) -> TokenAnswer:
 def _refresh(request: HttpRequest, app: RestApp) -> TokenAnswer:
     token = request.POST.get("refresh_token", "")
     grant = (
-        OAuthGrant.objects.select_for_update()
+        OAuthGrant.objects.select_for_update(of=("self",))
         .select_related("app", "company", "user", "entity")
         .filter(app=app, refresh_hash=_digest(token))
         .first()
