@@ -121,6 +121,7 @@ def _acquire(key: str, limit: int, wait: float | None) -> tuple[int, str]:
             raise SlotTimeout(f"no request slot of {limit} came free within {wait:.0f}s")
         if time.monotonic() - last_sweep > 1.0:
             _free_dead_local_holders(key)
+            _ensure_slots(key, limit)  # rows removed while we wait (a reset) are made again
             last_sweep = time.monotonic()
         with _freed:
             if _freed_count == seen:

@@ -102,3 +102,39 @@ def test_a_waiter_that_gives_up_leaves_no_slot_stranded():
     again = limits.acquire("GIVEUP", 1, wait=1)
     limits.release(*again, "GIVEUP")
     assert held_slots("GIVEUP") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiter_gets_a_slot_soon_after_the_company_s_slot_rows_were_removed():
+    """Slot rows removed while a sync waits (a database reset under a running worker, an operator clearing a
+    stuck company) are made again: the waiter is not left polling nothing until its whole wait is over."""
+    import threading
+
+    from django.db import connection
+
+    limits.acquire("GONE", 1, wait=2)  # held by someone who will never give it back
+    got: dict = {}
+
+    def waiter() -> None:
+        try:
+            started = time.monotonic()
+            got["slot"] = limits.acquire("GONE", 1, wait=30)
+            got["waited"] = time.monotonic() - started
+        except limits.SlotTimeout as exc:
+            got["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not limits.waiting_for("GONE") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # the waiter polls the rows it made at its start
+    removed_at = time.monotonic()
+    CompanySlot.objects.filter(company_key="GONE").delete()
+    thread.join(timeout=30)
+    assert "slot" in got, got
+    assert time.monotonic() - removed_at < 5
+    limits.release(*got["slot"], "GONE")
+    assert held_slots("GONE") == 0

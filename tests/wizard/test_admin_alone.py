@@ -108,6 +108,11 @@ def test_check_again_after_a_fix_in_intacct_without_retyping_the_password(viewpo
     sim.goto(f"{base}/simulator/companies/AGAIN-CO/admin/subscriptions/")
     sim.get_by_label("Web Services").check()
     sim.get_by_role("button", name="Save").click()
+    # Close the tab only once its form was saved (closing it with the POST still in flight once hung
+    # Playwright's close for minutes on a loaded CI machine).
+    wait_for(lambda: SimCompany.objects.get(company_id="AGAIN-CO").web_services_subscribed,
+             message="the subscription saved on the simulator's screen")
+    sim.wait_for_load_state()
     sim.close()
     page.get_by_role("button", name="Check again").click()
     page.wait_for_url(re.compile(r"/step-6/"))
