@@ -13,11 +13,10 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
-# What config/settings.py names as the broker transport when CELERY_BROKER_URL is filesystem://.
 EMBEDDED_TRANSPORT = "config.broker:Transport"
 
 
@@ -41,3 +40,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def use_for_filesystem_urls() -> None:
+    """Make ``filesystem://`` broker URLs use this transport in this process (config/celery.py calls it), so
+    the transport follows the URL wherever it is set."""
+    TRANSPORT_ALIASES["filesystem"] = EMBEDDED_TRANSPORT
