@@ -64,8 +64,6 @@ FAULT_KINDS = ("http5xx", "http524", "http429", "drop", "malformed", "expire_ses
 LIMITS = (2, 1, 3, 2)
 # Modest, varied sizes; every fourth company's bills are big enough for the two-range full read.
 APBILL_SIZES = (600, 1500, 3000, 7000)
-BASE_SIZES = {"DEPARTMENT": 15, "LOCATION": 6, "EMPLOYEE": 80, "USERINFO": 10, "CCTRANSACTION": 400,
-              "GLACCOUNT": 40, "APBILL": 1000, "APADJUSTMENT": 40, "EEXPENSES": 150, "EXPENSEREPORTBATCH": 8}
 MUTABLE = {"APBILL": ("STATE", ("Paid", "Posted", "Draft", "Partially paid")),
            "CCTRANSACTION": ("DESCRIPTION", ("soak edit", "card fix", "re-coded")),
            "EEXPENSES": ("DESCRIPTION", ("soak edit", "trip", "lunch"))}
@@ -417,14 +415,14 @@ class Soak:
 
         from connector import crypto, services
         from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
-        from simulator.demo import DEMO_PASSWORD, build_company
+        from simulator.demo import DEMO_PASSWORD, SIZES, build_company
         from simulator.models import SimCompany
 
         self.companies: list[tuple[str, int]] = []
         for n in range(self.config.companies):
             company_id = f"SOAK-{n:02d}"
             limit = LIMITS[n % len(LIMITS)]
-            sizes = {**BASE_SIZES, "APBILL": APBILL_SIZES[n % len(APBILL_SIZES)],
+            sizes = {**SIZES["soak"], "APBILL": APBILL_SIZES[n % len(APBILL_SIZES)],
                      "CCTRANSACTION": self.rng.choice((200, 400, 900)), "EEXPENSES": self.rng.choice((60, 150, 300))}
             build_company(company_id, sizes=sizes, seed=n + 1)
             SimCompany.objects.filter(company_id=company_id).update(concurrency_limit=limit)

@@ -9,13 +9,12 @@ from django.utils import timezone
 from connector import crypto, services
 from connector.models import Connection, Organisation, Record, ValidationCheck, ValidationRun
 from connector.objects import OBJECTS
-from simulator.demo import DEMO_PASSWORD, build_company
+from simulator.demo import DEMO_PASSWORD, SIZES, build_company
 from simulator.models import SimCompany
 from simulator.records import OBJECTS as SIM_OBJECTS
 from simulator.records import gen_for, stored_records
 
-SMALL_SIZES = {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 8, "CCTRANSACTION": 150,
-               "GLACCOUNT": 30, "APBILL": 700, "APADJUSTMENT": 25, "EEXPENSES": 60, "EXPENSEREPORTBATCH": 7}
+SMALL_SIZES = SIZES["one_page"]
 
 
 @dataclass

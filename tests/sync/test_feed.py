@@ -19,11 +19,10 @@ from connector import feed, sync
 from connector.models import ApiToken, FeedCounter, Record, SyncCursor, SyncRun
 from connector.sync import engine
 from simulator import records as sim_records
-from simulator.demo import build_company
+from simulator.demo import SIZES, build_company
 from tests.sync.conftest import connect
 
-TINY_SIZES = {"DEPARTMENT": 3, "LOCATION": 2, "EMPLOYEE": 6, "USERINFO": 3, "CCTRANSACTION": 8, "GLACCOUNT": 4,
-              "APBILL": 90, "APADJUSTMENT": 3, "EEXPENSES": 4, "EXPENSEREPORTBATCH": 2}
+TINY_SIZES = SIZES["tiny"]
 CHANGED_OBJECTS = ("APBILL", "EMPLOYEE", "EXPENSEREPORTBATCH")  # keyset-incremental ones and a read-whole one
 
 
