@@ -34,7 +34,7 @@ from .errors import (
     classify,
 )
 from .filters import Filter
-from .redaction import redact, register_secret, unregister_secret
+from .redaction import HeldSecrets, redact
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
 from .transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
 
@@ -320,10 +320,7 @@ class IntacctClient:
         self._config = config
         self._credentials = credentials
         self._log = config.logger or logging.getLogger("connector.intacct")
-        self._secrets: list[str] = []
-        self._secrets_lock = threading.Lock()
-        for secret in (credentials.password, config.sender_password):
-            self._remember_secret(secret)
+        self._secrets = HeldSecrets(credentials.password, config.sender_password)
         if not endpoint_allowed(config.endpoint_url, config.allowed_endpoints):
             self.close()
             raise EndpointNotAllowed(f"endpoint {config.endpoint_url!r} is not an allowed Intacct endpoint")
@@ -361,17 +358,7 @@ class IntacctClient:
         http = getattr(self, "_http", None)
         if http is not None:
             http.close()
-        with self._secrets_lock:
-            secrets, self._secrets = self._secrets, []
-        for secret in secrets:
-            unregister_secret(secret)
-
-    def _remember_secret(self, secret: str) -> None:
-        if not secret:
-            return
-        with self._secrets_lock:
-            self._secrets.append(secret)
-        register_secret(secret)
+        self._secrets.release_all()
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -391,7 +378,7 @@ class IntacctClient:
         if not isinstance(session_id, str) or not session_id or not isinstance(endpoint, str) or not endpoint:
             raise InvalidResponse("getAPISession answered without a session id or endpoint",
                                   function="getAPISession")
-        self._remember_secret(session_id)
+        self._secrets.hold(session_id)
         endpoint = endpoint.strip()
         if not endpoint_allowed(endpoint, self._config.allowed_endpoints):
             raise EndpointNotAllowed(f"session endpoint {endpoint!r} is not an allowed Intacct endpoint",
