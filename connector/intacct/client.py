@@ -36,7 +36,7 @@ from .errors import (
 from .filters import Filter
 from .redaction import HeldSecrets, redact
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
-from .transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
+from .transport import ClosingClient, DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
 
 READ_BY_QUERY_MAX_PAGE = 1000
 QUERY_MAX_PAGE = 2000
@@ -313,7 +313,7 @@ def _same_value(read: object, wanted: object) -> bool:
     return as_text.strip().casefold() == ("" if wanted is None else str(wanted)).strip().casefold()
 
 
-class IntacctClient:
+class IntacctClient(ClosingClient):
     """Client for one company's Web Services user; safe to share between threads."""
 
     def __init__(self, config: ClientConfig, credentials: Credentials) -> None:
@@ -347,18 +347,7 @@ class IntacctClient:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> IntacctClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop redacting this client's secrets."""
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.close()
-        self._secrets.release_all()
+    # __enter__, __exit__ and close: ClosingClient's (connector.intacct.transport).
 
     # --- sessions -----------------------------------------------------------------------------
 

@@ -22,7 +22,13 @@ import httpx
 
 from connector.intacct.client import ClientStats
 from connector.intacct.redaction import HeldSecrets
-from connector.intacct.transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
+from connector.intacct.transport import (
+    ClosingClient,
+    DeadlineTransport,
+    deadline_passed,
+    request_deadline,
+    retry_after_seconds,
+)
 
 from .config import (
     QUERY_PATH,
@@ -70,7 +76,7 @@ class RestPage:
 Auth = AuthorizationCodeGrant | ClientCredentialsGrant
 
 
-class IntacctRestClient:
+class IntacctRestClient(ClosingClient):
     """Client for one company's connection (either grant); safe to share between threads."""
 
     def __init__(self, config: RestConfig, auth: Auth | None = None) -> None:
@@ -97,18 +103,7 @@ class IntacctRestClient:
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def __enter__(self) -> IntacctRestClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop redacting this client's secrets."""
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.close()
-        self._secrets.release_all()
+    # __enter__, __exit__ and close: ClosingClient's (connector.intacct.transport).
 
     def _remember_tokens(self, tokens: TokenSet) -> None:
         self._secrets.hold(tokens.access_token)
