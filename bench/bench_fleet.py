@@ -38,18 +38,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port  # noqa: E402
 
 GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 PASSWORD = "Fleet-Bench-2024!"  # noqa: S105 - a simulated company's user, in a throwaway database
 BIG_BILLS = (100_000, 120_000, 150_000, 200_000)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fleet(count: int, seed: int, big: int = len(BIG_BILLS)) -> list[tuple[str, dict[str, int], int]]:

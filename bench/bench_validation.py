@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,15 +24,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port  # noqa: E402
 
 ADMIN = "bench-admin"
 COMPANY = "BENCH-VALIDATE"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(var_dir: Path) -> tuple[list[subprocess.Popen], str, dict]:

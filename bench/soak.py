@@ -58,6 +58,7 @@ from django.db import DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port  # noqa: E402
 
 GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 FAULT_KINDS = ("http5xx", "http524", "http429", "drop", "malformed", "expire_session")
@@ -123,14 +124,6 @@ class Figures:
         return not (self.mismatches or self.stuck_runs or self.max_in_flight_over_limit
                     or self.refused_for_concurrency or self.final_failures or self.server_error_pages
                     or self.lost_validations or any(o.get("recover_s") is None for o in self.outages))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def own_database(url: str, name: str) -> tuple[str, str]:

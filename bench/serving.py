@@ -1,0 +1,36 @@
+"""What the benchmarks share to serve the app: a free loopback port, gunicorn, and waiting until it answers."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn(port: int, env: dict) -> subprocess.Popen:
+    """The app (and its simulator) under gunicorn on ``port``: one process, four threads, as the benchmarks measure."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
+
+
+def wait_until_up(site: str, seconds: float = 30) -> None:
+    """Return once the simulator's home page answers (or ``seconds`` passed: the first request then says why)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
+            return
+        except OSError:
+            time.sleep(0.2)
