@@ -25,12 +25,12 @@ def gunicorn(port: int, env: dict) -> subprocess.Popen:
          "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
 
 
-def wait_until_up(site: str, seconds: float = 30) -> None:
-    """Return once the simulator's home page answers (or ``seconds`` passed: the first request then says why)."""
+def wait_until_up(site: str, path: str = "/simulator/", seconds: float = 30) -> None:
+    """Return once ``path`` answers (or ``seconds`` passed: the benchmark's first request then says why)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
+            urllib.request.urlopen(site + path, timeout=2)  # noqa: S310 - loopback only
             return
         except OSError:
             time.sleep(0.2)
