@@ -807,30 +807,17 @@ class Soak:
                     shutil.rmtree(self.var_dir, ignore_errors=True)
 
 
-def simulator_truth(company, name: str) -> dict[int, dict]:
-    """Every current record of an object in the simulator, by RECORDNO."""
-    from simulator.records import OBJECTS as SIM_OBJECTS
-    from simulator.records import gen_for, stored_records
-
-    obj = SIM_OBJECTS[name.upper()]
-    company.refresh_from_db()
-    gen = gen_for(company, obj)
-    stored, deleted = stored_records(company, obj)
-    truth = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
-    truth.update(stored)
-    return truth
-
-
 def mirror_mismatches(connection) -> list[str]:
     """How our live records of a connection differ from its simulated company, object by object."""
     from connector.models import Record
     from connector.objects import OBJECTS
     from simulator.models import SimCompany
+    from simulator.records import current_records
 
     company = SimCompany.objects.get(company_id=connection.company_id)
     problems: list[str] = []
     for definition in OBJECTS:
-        truth = simulator_truth(company, definition.name)
+        truth = current_records(company, definition.name)
         ours = {r.recordno: r.data for r in Record.objects.filter(connection=connection, object_name=definition.name,
                                                                    deleted_at__isnull=True)}
         for recordno in sorted(set(ours) ^ set(truth)):
