@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from lxml import etree  # noqa: E402
-from serving import free_port, gunicorn, wait_until_up  # noqa: E402
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 from connector.intacct import ClientConfig, Credentials, IntacctClient  # noqa: E402
 from connector.intacct.response import ResponseParser  # noqa: E402
@@ -66,9 +66,7 @@ class Recording(httpx.HTTPTransport):
 def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env.pop("DATABASE_URL", None)
+    env = site_env(var_dir, site)
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     # The companies' user password is made for this run and handed over in the environment only.

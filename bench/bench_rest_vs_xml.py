@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from serving import free_port, gunicorn, wait_until_up  # noqa: E402
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 COMPANY = "BENCH-100K"
 RECORDS = 100_000
@@ -37,9 +37,7 @@ REDIRECT = "https://bench.example/cb"
 def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env.pop("DATABASE_URL", None)
+    env = site_env(var_dir, site)
     # Made for this run, handed over in the environment only.
     env["BENCH_USER_PASSWORD"] = secrets.token_urlsafe(18)
     env["BENCH_CLIENT_SECRET"] = secrets.token_urlsafe(24)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_client import GATEWAY_PATH  # noqa: E402
-from serving import free_port, gunicorn, wait_until_up  # noqa: E402
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 COMPANIES = {"BSYNC-10K": 10_000, "BSYNC-100K": 100_000, "BSYNC-1M": 1_000_000}
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -75,10 +75,8 @@ def setup(var_dir: Path, database_url: str | None, companies: dict[str, int]) ->
     var_dir/simulator.sqlite3, served by gunicorn. Returns the server and the environment of the syncing process."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    base = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH, "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
-    base.pop("DATABASE_URL", None)
+    base = {**site_env(var_dir, site), "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH,
+            "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
     sim_env = {**base, "DATABASE_URL": f"sqlite:///{var_dir / 'simulator.sqlite3'}"}
     env = dict(base)
     if database_url:

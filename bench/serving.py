@@ -1,6 +1,7 @@
 """What the benchmarks share to serve the app: a free loopback port, gunicorn, and waiting until it answers."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def site_env(var_dir: Path, site: str) -> dict[str, str]:
+    """The environment of an app served at ``site`` on the embedded defaults in ``var_dir`` (SQLite, whatever
+    DATABASE_URL says outside)."""
+    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
+           "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env.pop("DATABASE_URL", None)
+    return env
 
 
 def gunicorn(port: int, env: dict) -> subprocess.Popen:
