@@ -17,20 +17,18 @@ import json
 import os
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 import httpx  # noqa: E402
 from lxml import etree  # noqa: E402
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 from connector.intacct import ClientConfig, Credentials, IntacctClient  # noqa: E402
 from connector.intacct.response import ResponseParser  # noqa: E402
@@ -65,18 +63,10 @@ class Recording(httpx.HTTPTransport):
         return response
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env.pop("DATABASE_URL", None)
+    env = site_env(var_dir, site)
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     # The companies' user password is made for this run and handed over in the environment only.
@@ -85,17 +75,8 @@ def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
             + "".join(f"build_company({cid!r}, sizes={{'APBILL': {n}}}, login_id={USER!r}, "
                       "password=os.environ['BENCH_USER_PASSWORD'])\n" for cid, n in COMPANIES.items()))
     subprocess.run([py, "manage.py", "shell", "-c", make], cwd=ROOT, env=env, check=True)
-    server = subprocess.Popen(
-        [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
-            break
-        except OSError:
-            time.sleep(0.2)
+    server = gunicorn(port, env)
+    wait_until_up(site)
     return server, site + GATEWAY_PATH, env
 
 

@@ -51,7 +51,8 @@ def recreate_database(server_url: str) -> str:
 def pages_of_bills(count: int):
     """The simulator's APBILL records 1..count, as the sync receives them, in pages of 2,000 rows ready to
     upsert: (recordno, key, whenmodified ISO, JSON text)."""
-    from connector import objects, sync
+    from connector import objects
+    from connector.intacct.timestamps import iso_from_intacct
     from simulator.demo import build_company
     from simulator.records import OBJECTS as SIM_OBJECTS
     from simulator.records import gen_for
@@ -66,7 +67,7 @@ def pages_of_bills(count: int):
             generated = obj.generate(gen, i)
             record = {name: generated.get(name, "") for name in fields}
             rows.append((int(record["RECORDNO"]), str(record["RECORDNO"]),
-                         sync.iso_from_intacct(record.get("WHENMODIFIED")), json.dumps(record, separators=(",", ":"))))
+                         iso_from_intacct(record.get("WHENMODIFIED")), json.dumps(record, separators=(",", ":"))))
         yield rows
 
 

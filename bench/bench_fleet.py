@@ -38,29 +38,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port  # noqa: E402
 
 GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 PASSWORD = "Fleet-Bench-2024!"  # noqa: S105 - a simulated company's user, in a throwaway database
-BASE_SIZES = {"DEPARTMENT": 50, "LOCATION": 20, "EMPLOYEE": 500, "USERINFO": 40, "CCTRANSACTION": 2000,
-              "GLACCOUNT": 120, "APBILL": 5000, "APADJUSTMENT": 400, "EEXPENSES": 1500, "EXPENSEREPORTBATCH": 60}
 BIG_BILLS = (100_000, 120_000, 150_000, 200_000)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fleet(count: int, seed: int, big: int = len(BIG_BILLS)) -> list[tuple[str, dict[str, int], int]]:
     """(company ID, sizes, concurrency limit) for each company: mostly small, a few big, in a shuffled order."""
+    from simulator.demo import SIZES  # Django is set up by now
+
     rng = random.Random(seed)  # noqa: S311 - a repeatable fleet, not security
     companies = []
     for n in range(count):
         scale = math.exp(rng.uniform(math.log(0.1), math.log(2.0)))  # 0.1x .. 2x a typical company
-        sizes = {name: max(1, int(size * scale)) for name, size in BASE_SIZES.items()}
+        sizes = {name: max(1, int(size * scale)) for name, size in SIZES["realistic"].items()}
         if n < min(big, len(BIG_BILLS)):
             sizes["APBILL"] = BIG_BILLS[n]
         limit = rng.choices((1, 2, 3), weights=(1, 6, 2))[0]

@@ -15,17 +15,16 @@ import json
 import os
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 COMPANY = "BENCH-100K"
 RECORDS = 100_000
@@ -35,18 +34,10 @@ CLIENT_ID = "bench.app.sage.com"
 REDIRECT = "https://bench.example/cb"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env.pop("DATABASE_URL", None)
+    env = site_env(var_dir, site)
     # Made for this run, handed over in the environment only.
     env["BENCH_USER_PASSWORD"] = secrets.token_urlsafe(18)
     env["BENCH_CLIENT_SECRET"] = secrets.token_urlsafe(24)
@@ -58,16 +49,8 @@ def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
         "password=os.environ['BENCH_USER_PASSWORD'], concurrency_limit=4)\n"
         f"register_app({CLIENT_ID!r}, os.environ['BENCH_CLIENT_SECRET'], {SENDER_ID!r}, [{REDIRECT!r}])\n")
     subprocess.run([py, "manage.py", "shell", "-c", make], cwd=ROOT, env=env, check=True)
-    server = subprocess.Popen(
-        [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
-            break
-        except OSError:
-            time.sleep(0.2)
+    server = gunicorn(port, env)
+    wait_until_up(site)
     return server, site, env
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_client import GATEWAY_PATH, free_port  # noqa: E402
+from bench_client import GATEWAY_PATH  # noqa: E402
+from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 COMPANIES = {"BSYNC-10K": 10_000, "BSYNC-100K": 100_000, "BSYNC-1M": 1_000_000}
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -75,10 +75,8 @@ def setup(var_dir: Path, database_url: str | None, companies: dict[str, int]) ->
     var_dir/simulator.sqlite3, served by gunicorn. Returns the server and the environment of the syncing process."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    base = {**os.environ, "VAR_DIR": str(var_dir), "SITE_URL": site, "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH, "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
-    base.pop("DATABASE_URL", None)
+    base = {**site_env(var_dir, site), "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH,
+            "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
     sim_env = {**base, "DATABASE_URL": f"sqlite:///{var_dir / 'simulator.sqlite3'}"}
     env = dict(base)
     if database_url:
@@ -99,16 +97,8 @@ def setup(var_dir: Path, database_url: str | None, companies: dict[str, int]) ->
     for step_env, script in ((sim_env, build), (env, connect)):
         _run([py, "manage.py", "migrate", "--noinput", "-v", "0"], step_env)
         _run([py, "manage.py", "shell", "-c", "\n".join(script)], step_env)
-    server = subprocess.Popen(
-        [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-         "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=sim_env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
-            break
-        except OSError:
-            time.sleep(0.2)
+    server = gunicorn(port, sim_env)
+    wait_until_up(site)
     return server, env
 
 

@@ -12,28 +12,21 @@ import logging
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port, gunicorn, wait_until_up  # noqa: E402
 
 ADMIN = "bench-admin"
 COMPANY = "BENCH-VALIDATE"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(var_dir: Path) -> tuple[list[subprocess.Popen], str, dict]:
@@ -56,20 +49,12 @@ def start(var_dir: Path) -> tuple[list[subprocess.Popen], str, dict]:
             "services.connection_set_permission_model(connection=org.connection, permission_model='role', "
             "by=admin)\n")
     subprocess.run([py, "manage.py", "shell", "-c", make], cwd=ROOT, env=env, check=True)
-    server = subprocess.Popen(
-        [py, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=env)
+    server = gunicorn(port, env)
     worker = subprocess.Popen(
         [py, "-m", "celery", "-A", "config", "worker", "-Q", "bench-validation", "--concurrency", "2",
          "--without-mingle", "--without-gossip", "--loglevel", "WARNING"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(site + "/accounts/login/", timeout=2)  # noqa: S310 - loopback only
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_until_up(site, "/accounts/login/")
     return [server, worker], site, env
 
 

@@ -58,14 +58,13 @@ from django.db import DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from serving import free_port  # noqa: E402
 
 GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 FAULT_KINDS = ("http5xx", "http524", "http429", "drop", "malformed", "expire_session")
 LIMITS = (2, 1, 3, 2)
 # Modest, varied sizes; every fourth company's bills are big enough for the two-range full read.
 APBILL_SIZES = (600, 1500, 3000, 7000)
-BASE_SIZES = {"DEPARTMENT": 15, "LOCATION": 6, "EMPLOYEE": 80, "USERINFO": 10, "CCTRANSACTION": 400,
-              "GLACCOUNT": 40, "APBILL": 1000, "APADJUSTMENT": 40, "EEXPENSES": 150, "EXPENSEREPORTBATCH": 8}
 MUTABLE = {"APBILL": ("STATE", ("Paid", "Posted", "Draft", "Partially paid")),
            "CCTRANSACTION": ("DESCRIPTION", ("soak edit", "card fix", "re-coded")),
            "EEXPENSES": ("DESCRIPTION", ("soak edit", "trip", "lunch"))}
@@ -125,14 +124,6 @@ class Figures:
         return not (self.mismatches or self.stuck_runs or self.max_in_flight_over_limit
                     or self.refused_for_concurrency or self.final_failures or self.server_error_pages
                     or self.lost_validations or any(o.get("recover_s") is None for o in self.outages))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def own_database(url: str, name: str) -> tuple[str, str]:
@@ -417,14 +408,14 @@ class Soak:
 
         from connector import crypto, services
         from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
-        from simulator.demo import DEMO_PASSWORD, build_company
+        from simulator.demo import DEMO_PASSWORD, SIZES, build_company
         from simulator.models import SimCompany
 
         self.companies: list[tuple[str, int]] = []
         for n in range(self.config.companies):
             company_id = f"SOAK-{n:02d}"
             limit = LIMITS[n % len(LIMITS)]
-            sizes = {**BASE_SIZES, "APBILL": APBILL_SIZES[n % len(APBILL_SIZES)],
+            sizes = {**SIZES["soak"], "APBILL": APBILL_SIZES[n % len(APBILL_SIZES)],
                      "CCTRANSACTION": self.rng.choice((200, 400, 900)), "EEXPENSES": self.rng.choice((60, 150, 300))}
             build_company(company_id, sizes=sizes, seed=n + 1)
             SimCompany.objects.filter(company_id=company_id).update(concurrency_limit=limit)
@@ -816,30 +807,17 @@ class Soak:
                     shutil.rmtree(self.var_dir, ignore_errors=True)
 
 
-def simulator_truth(company, name: str) -> dict[int, dict]:
-    """Every current record of an object in the simulator, by RECORDNO."""
-    from simulator.records import OBJECTS as SIM_OBJECTS
-    from simulator.records import gen_for, stored_records
-
-    obj = SIM_OBJECTS[name.upper()]
-    company.refresh_from_db()
-    gen = gen_for(company, obj)
-    stored, deleted = stored_records(company, obj)
-    truth = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
-    truth.update(stored)
-    return truth
-
-
 def mirror_mismatches(connection) -> list[str]:
     """How our live records of a connection differ from its simulated company, object by object."""
     from connector.models import Record
     from connector.objects import OBJECTS
     from simulator.models import SimCompany
+    from simulator.records import current_records
 
     company = SimCompany.objects.get(company_id=connection.company_id)
     problems: list[str] = []
     for definition in OBJECTS:
-        truth = simulator_truth(company, definition.name)
+        truth = current_records(company, definition.name)
         ours = {r.recordno: r.data for r in Record.objects.filter(connection=connection, object_name=definition.name,
                                                                    deleted_at__isnull=True)}
         for recordno in sorted(set(ours) ^ set(truth)):

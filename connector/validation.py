@@ -371,7 +371,7 @@ def _limits_check(ctx: Context) -> Outcome:
             notes.append("That is short: long syncs will sign in again more often.")
     else:
         notes.append("Intacct did not say how long sessions last.")
-    stats = ctx.client.stats.snapshot() if hasattr(ctx.client, "stats") else {}
+    stats = ctx.client.stats.snapshot()
     retries = stats.get("retries", 0)
     if retries:
         warn = True
@@ -531,7 +531,7 @@ def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summar
                        else "Every check passed.")
         new_status = Connection.Status.CONNECTED
     run.finished_at = timezone.now()
-    if ctx is not None and ctx.client is not None and hasattr(ctx.client, "stats"):
+    if ctx is not None and ctx.client is not None:
         run.requests = ctx.client.stats.snapshot()["requests"]
     facts = ctx.known_facts if ctx is not None else None
     with transaction.atomic():

@@ -23,18 +23,29 @@ from simulator.services import (
 # Documented simulator-only demo credential (printed by simulator_seed and the README); never a real secret.
 DEMO_PASSWORD = "Demo-Connect-2024!"  # noqa: S105 - documented simulator demo credential
 DEMO_LOGIN = "ws_connect"
-REALISTIC_SIZES = {
-    "DEPARTMENT": 50,
-    "LOCATION": 20,
-    "EMPLOYEE": 500,
-    "USERINFO": 40,
-    "CCTRANSACTION": 2000,
-    "GLACCOUNT": 120,
-    "APBILL": 5000,
-    "APADJUSTMENT": 400,
-    "EEXPENSES": 1500,
-    "EXPENSEREPORTBATCH": 60,
+# The one table of demo data sizes (records per object, every synced object in every row): the demo companies,
+# the tests and the benchmarks pick a row by name, and change one object at most ({**SIZES["realistic"], ...}).
+SIZES: dict[str, dict[str, int]] = {
+    # `make run`'s demo companies and the benchmarks' base: a mid-sized company.
+    "realistic": {"DEPARTMENT": 50, "LOCATION": 20, "EMPLOYEE": 500, "USERINFO": 40, "CCTRANSACTION": 2000,
+                  "GLACCOUNT": 120, "APBILL": 5000, "APADJUSTMENT": 400, "EEXPENSES": 1500, "EXPENSEREPORTBATCH": 60},
+    # The soak's companies: many of them on one machine, each synced again and again.
+    "soak": {"DEPARTMENT": 15, "LOCATION": 6, "EMPLOYEE": 80, "USERINFO": 10, "CCTRANSACTION": 400,
+             "GLACCOUNT": 40, "APBILL": 1000, "APADJUSTMENT": 40, "EEXPENSES": 150, "EXPENSEREPORTBATCH": 8},
+    # Paging tests: bills over more than one 2,000-record page.
+    "two_pages": {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 10, "CCTRANSACTION": 30,
+                  "GLACCOUNT": 20, "APBILL": 2500, "APADJUSTMENT": 10, "EEXPENSES": 25, "EXPENSEREPORTBATCH": 7},
+    # Sync tests: every object within one page, enough records for changes and deletes to show.
+    "one_page": {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 8, "CCTRANSACTION": 150,
+                 "GLACCOUNT": 30, "APBILL": 700, "APADJUSTMENT": 25, "EEXPENSES": 60, "EXPENSEREPORTBATCH": 7},
+    # Property tests of the change feed: one company per example, paged by 25.
+    "tiny": {"DEPARTMENT": 3, "LOCATION": 2, "EMPLOYEE": 6, "USERINFO": 3, "CCTRANSACTION": 8, "GLACCOUNT": 4,
+             "APBILL": 90, "APADJUSTMENT": 3, "EEXPENSES": 4, "EXPENSEREPORTBATCH": 2},
+    # Validation, the wizard and the breaks: a few records of each, what a read probe needs.
+    "minimal": {"DEPARTMENT": 5, "LOCATION": 3, "EMPLOYEE": 5, "USERINFO": 3, "CCTRANSACTION": 3, "GLACCOUNT": 3,
+                "APBILL": 3, "APADJUSTMENT": 3, "EEXPENSES": 3, "EXPENSEREPORTBATCH": 3},
 }
+REALISTIC_SIZES = SIZES["realistic"]
 
 
 @dataclass

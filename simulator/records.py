@@ -1180,6 +1180,18 @@ def simuser_record(user: SimUser, tz: ZoneInfo) -> dict[str, str]:
     }
 
 
+def current_records(company: SimCompany, name: str) -> dict[int, dict[str, str]]:
+    """Every current record of an object of a company, by RECORDNO: generated ones not deleted, with what was
+    changed or added since (what a complete, exact copy of the company holds)."""
+    obj = OBJECTS[name.upper()]
+    company.refresh_from_db()
+    gen = gen_for(company, obj)
+    stored, deleted = stored_records(company, obj)
+    records = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
+    records.update(stored)
+    return records
+
+
 def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[str, str]], set[int]]:
     """Records that differ from generation (recordno -> full record) and deleted recordnos: one query each."""
     gen = gen_for(company, obj)

@@ -59,6 +59,19 @@ def test_no_environment_runs_on_embedded_defaults(tmp_path):
     assert "generated field_encryption_key" in result.stderr
 
 
+def test_settings_make_no_folder_the_celery_app_makes_its_own(tmp_path):
+    loaded = run_python(PROBE, {"VAR_DIR": str(tmp_path)})
+    assert loaded.returncode == 0, loaded.stderr
+    # Loading settings writes only the generated secrets: no broker, results or static folders.
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir()) == []
+    configured = run_python("import django; django.setup(); from config.celery import app; app.conf.broker_url",
+                            {"VAR_DIR": str(tmp_path)})
+    assert configured.returncode == 0, configured.stderr
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir()) == ["broker", "results"]
+    assert sorted(path.name for path in (tmp_path / "broker").iterdir()) == ["control", "processed", "queue"]
+    assert not (tmp_path / "staticfiles").exists()
+
+
 def test_generated_secrets_are_stable_across_starts(tmp_path):
     run_python(PROBE, {"VAR_DIR": str(tmp_path)})
     first = (tmp_path / "field_encryption_key").read_text()

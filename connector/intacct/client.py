@@ -34,9 +34,9 @@ from .errors import (
     classify,
 )
 from .filters import Filter
-from .redaction import redact, register_secret, unregister_secret
+from .redaction import HeldSecrets, redact
 from .response import ParsedResponse, ParsedResult, Record, ResponseParser, ResponseSyntaxError
-from .transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
+from .transport import ClosingClient, DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
 
 READ_BY_QUERY_MAX_PAGE = 1000
 QUERY_MAX_PAGE = 2000
@@ -313,17 +313,14 @@ def _same_value(read: object, wanted: object) -> bool:
     return as_text.strip().casefold() == ("" if wanted is None else str(wanted)).strip().casefold()
 
 
-class IntacctClient:
+class IntacctClient(ClosingClient):
     """Client for one company's Web Services user; safe to share between threads."""
 
     def __init__(self, config: ClientConfig, credentials: Credentials) -> None:
         self._config = config
         self._credentials = credentials
         self._log = config.logger or logging.getLogger("connector.intacct")
-        self._secrets: list[str] = []
-        self._secrets_lock = threading.Lock()
-        for secret in (credentials.password, config.sender_password):
-            self._remember_secret(secret)
+        self._secrets = HeldSecrets(credentials.password, config.sender_password)
         if not endpoint_allowed(config.endpoint_url, config.allowed_endpoints):
             self.close()
             raise EndpointNotAllowed(f"endpoint {config.endpoint_url!r} is not an allowed Intacct endpoint")
@@ -350,28 +347,7 @@ class IntacctClient:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> IntacctClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop redacting this client's secrets."""
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.close()
-        with self._secrets_lock:
-            secrets, self._secrets = self._secrets, []
-        for secret in secrets:
-            unregister_secret(secret)
-
-    def _remember_secret(self, secret: str) -> None:
-        if not secret:
-            return
-        with self._secrets_lock:
-            self._secrets.append(secret)
-        register_secret(secret)
+    # __enter__, __exit__ and close: ClosingClient's (connector.intacct.transport).
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -391,7 +367,7 @@ class IntacctClient:
         if not isinstance(session_id, str) or not session_id or not isinstance(endpoint, str) or not endpoint:
             raise InvalidResponse("getAPISession answered without a session id or endpoint",
                                   function="getAPISession")
-        self._remember_secret(session_id)
+        self._secrets.hold(session_id)
         endpoint = endpoint.strip()
         if not endpoint_allowed(endpoint, self._config.allowed_endpoints):
             raise EndpointNotAllowed(f"session endpoint {endpoint!r} is not an allowed Intacct endpoint",

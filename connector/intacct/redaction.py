@@ -84,6 +84,49 @@ def unregister_secret(secret: str | None) -> None:
     registry.unregister(secret)
 
 
+class HeldSecrets:
+    """The secrets one client holds in the process-wide registry (password, sender password, client secret,
+    session ids, tokens): each is scrubbed from redacted text while held; ``release_all`` (the client's close)
+    lets them all go. Safe to share between threads."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        self._lock = threading.Lock()
+        self._held: list[str] = []
+        for secret in secrets:
+            self.hold(secret)
+
+    def hold(self, secret: str | None) -> None:
+        """Scrub ``secret`` until released (nothing for an empty one)."""
+        if not secret:
+            return
+        with self._lock:
+            self._held.append(secret)
+        registry.register(secret)
+
+    def keep_recent(self, count: int, *, first: int = 0) -> None:
+        """Release what was held after the ``first`` ones and before the last ``count``: replaced tokens stay
+        scrubbed for a while (a late log line may still name one), not every one ever held."""
+        with self._lock:
+            end = len(self._held) - count
+            if end <= first:
+                return
+            released = self._held[first:end]
+            del self._held[first:end]
+        for secret in released:
+            registry.unregister(secret)
+
+    def release_all(self) -> None:
+        """Stop scrubbing every secret held here (other holders of the same string keep theirs)."""
+        with self._lock:
+            released, self._held = self._held, []
+        for secret in released:
+            registry.unregister(secret)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+
 def redact(text: str) -> str:
     """Blank sensitive XML element content and every registered secret in ``text``."""
     if not text:

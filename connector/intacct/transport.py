@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Self
 
 import httpcore
 import httpx
+
+from .redaction import HeldSecrets
 
 # A context variable, not an attribute: one transport serves every thread sharing the client.
 _DEADLINE: ContextVar[float | None] = ContextVar("intacct_request_deadline", default=None)
@@ -188,3 +190,25 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class ClosingClient:
+    """What both Intacct clients (XML and REST) let go of together when closed: their HTTP connections and the
+    secrets they had the logs scrub. A client is its own context manager; ``close`` may run more than once, and
+    before the HTTP client was made (a refused endpoint)."""
+
+    _http: httpx.Client
+    _secrets: HeldSecrets
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections and stop redacting this client's secrets."""
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.close()
+        self._secrets.release_all()

@@ -21,8 +21,14 @@ from urllib.parse import quote
 import httpx
 
 from connector.intacct.client import ClientStats
-from connector.intacct.redaction import register_secret, unregister_secret
-from connector.intacct.transport import DeadlineTransport, deadline_passed, request_deadline, retry_after_seconds
+from connector.intacct.redaction import HeldSecrets
+from connector.intacct.transport import (
+    ClosingClient,
+    DeadlineTransport,
+    deadline_passed,
+    request_deadline,
+    retry_after_seconds,
+)
 
 from .config import (
     QUERY_PATH,
@@ -70,16 +76,15 @@ class RestPage:
 Auth = AuthorizationCodeGrant | ClientCredentialsGrant
 
 
-class IntacctRestClient:
+class IntacctRestClient(ClosingClient):
     """Client for one company's connection (either grant); safe to share between threads."""
 
     def __init__(self, config: RestConfig, auth: Auth | None = None) -> None:
         self._config = config
         self._auth = auth
         self._log = config.logger or logging.getLogger("connector.intacct_rest")
-        self._secrets: list[str] = []
-        self._secrets_lock = threading.Lock()
-        self._remember(config.client_secret)
+        self._secrets = HeldSecrets(config.client_secret)
+        self._standing_secrets = len(self._secrets)  # held for the client's life; tokens come and go after them
         if not config.base_allowed():
             self.close()
             raise EndpointNotAllowed(f"base URL {config.base_url!r} is not an allowed Intacct endpoint")
@@ -98,39 +103,13 @@ class IntacctRestClient:
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def __enter__(self) -> IntacctRestClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP connections and stop redacting this client's secrets."""
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.close()
-        with self._secrets_lock:
-            secrets, self._secrets = self._secrets, []
-        for secret in secrets:
-            unregister_secret(secret)
-
-    def _remember(self, secret: str | None) -> None:
-        if not secret:
-            return
-        with self._secrets_lock:
-            self._secrets.append(secret)
-        register_secret(secret)
+    # __enter__, __exit__ and close: ClosingClient's (connector.intacct.transport).
 
     def _remember_tokens(self, tokens: TokenSet) -> None:
-        self._remember(tokens.access_token)
-        self._remember(tokens.refresh_token)
-        with self._secrets_lock:
-            # Keep redacting a few replaced tokens (a late log line may still name one), not every one ever.
-            old = self._secrets[1:-2 * _KEEP_OLD_SECRETS] if len(self._secrets) > 1 + 2 * _KEEP_OLD_SECRETS else []
-            for secret in old:
-                self._secrets.remove(secret)
-        for secret in old:
-            unregister_secret(secret)
+        self._secrets.hold(tokens.access_token)
+        self._secrets.hold(tokens.refresh_token)
+        # The client secret stays; of the tokens, the last few pairs (a late log line may still name one).
+        self._secrets.keep_recent(2 * _KEEP_OLD_SECRETS, first=self._standing_secrets)
 
     @property
     def tokens(self) -> TokenSet | None:
@@ -145,8 +124,8 @@ class IntacctRestClient:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if code_verifier:
             form["code_verifier"] = code_verifier
-        self._remember(code)
-        self._remember(code_verifier)
+        self._secrets.hold(code)
+        self._secrets.hold(code_verifier)
         tokens = self._token_request(form, refresh_token_lifetime)
         if on_tokens is not None:
             self._auth = AuthorizationCodeGrant(tokens, on_tokens, refresh_token_lifetime)

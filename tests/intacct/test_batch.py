@@ -1,35 +1,39 @@
 """Several read functions in one request: each result judged on its own (validation's probes use this)."""
 from __future__ import annotations
 
+from xml.etree import ElementTree as ET  # noqa: N817 - the standard library, to read our own request
+
 import httpx
 import pytest
 
 from connector.intacct import errors
-from tests.intacct.fakes import Gateway, envelope, error_xml, make_client, records_xml, result_xml, xml_response
+from tests.intacct.fakes import (
+    Gateway,
+    answer_each,
+    function_object,
+    make_client,
+    permission_denied,
+    query_data,
+    result_xml,
+    xml_response,
+)
 
 PERMISSIONS = ("<data><permissions><appSubscription><applicationName>Company</applicationName><policies><policy>"
                "<policyName>Employees</policyName><rights>List|View|Edit</rights></policy></policies>"
                "</appSubscription></permissions></data>")
 
 
-def answer(request: httpx.Request) -> httpx.Response:
-    """Answer each function by its control ID, in order, as the gateway does."""
-    from xml.etree import ElementTree as ET  # noqa: N817 - the standard library, to read our own request
+def _answer(function: ET.Element, controlid: str) -> str:
+    name = function.tag
+    if name == "getUserPermissions":
+        return result_xml(name, PERMISSIONS, controlid=controlid)
+    if function_object(function) == "APBILL":
+        return permission_denied(name, "apbill", controlid)
+    return result_xml(name, query_data("DEPARTMENT", [{"RECORDNO": "1", "DEPARTMENTID": "D1"}], total=9),
+                      controlid=controlid)
 
-    functions = ET.fromstring(request.read()).findall("operation/content/function")  # noqa: S314
-    results = []
-    for function in functions:
-        controlid, name = function.get("controlid"), function[0].tag
-        if name == "getUserPermissions":
-            results.append(result_xml(name, PERMISSIONS, controlid=controlid))
-        elif function[0].findtext("object") == "APBILL":
-            results.append(result_xml(name, status="failure", controlid=controlid, errors=[error_xml(
-                "PL04000005", "", "You do not have permission for API operation QUERY on objects of type apbill")]))
-        else:
-            results.append(result_xml(name, '<data listtype="DEPARTMENT" count="1" totalcount="9" numremaining="8">'
-                                      + records_xml("DEPARTMENT", [{"RECORDNO": "1", "DEPARTMENTID": "D1"}])
-                                      + "</data>", controlid=controlid))
-    return xml_response(envelope(*results))
+
+answer = answer_each(_answer)  # each function by its control ID, in order, as the gateway does
 
 
 def test_three_functions_go_in_one_request_and_each_answers_on_its_own() -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from connector.intacct import RetryPolicy, errors
-from connector.intacct.redaction import RedactingFilter, redact, register_secret, unregister_secret
+from connector.intacct.redaction import HeldSecrets, RedactingFilter, redact, register_secret, unregister_secret
 
 from .fakes import (
     SENDER_PASSWORD,
@@ -138,6 +138,29 @@ def test_registered_secrets_are_scrubbed_in_plain_and_escaped_form() -> None:
     finally:
         unregister_secret(secret)
     assert redact(secret) == secret
+
+
+def test_held_secrets_are_scrubbed_until_released_and_shared_strings_stay_with_their_other_holder() -> None:
+    standing, shared = "Standing-secret-1", "Shared-token-2"  # noqa: S105 - test values
+    tokens = [f"Token-{n:03d}-value" for n in range(5)]
+    first, second = HeldSecrets(standing, None, ""), HeldSecrets(shared)
+    try:
+        assert len(first) == 1  # nothing held for an empty secret
+        first.hold(shared)
+        for token in tokens:
+            first.hold(token)
+        assert redact(f"{standing} {shared} {tokens[0]}") == "REDACTED REDACTED REDACTED"
+        first.keep_recent(2, first=1)  # the standing secret stays, and the last two held
+        assert redact(f"{standing} {tokens[3]} {tokens[4]}") == "REDACTED REDACTED REDACTED"
+        assert redact(tokens[2]) == tokens[2] and len(first) == 3
+        assert redact(shared) == "REDACTED"  # released by the first holder, still held by the second
+        first.release_all()
+        assert redact(f"{standing} {tokens[4]}") == f"{standing} {tokens[4]}" and len(first) == 0
+        assert redact(shared) == "REDACTED"
+    finally:
+        first.release_all()
+        second.release_all()
+    assert redact(shared) == shared
 
 
 def test_redacting_filter_scrubs_message_args_and_exception_text() -> None:

@@ -22,21 +22,13 @@ from connector import monitoring, requeue, services
 from connector.models import Connection, MetricCounter, SyncRun, ValidationRun
 from simulator.demo import build_company
 from tests.conftest import ARTIFACTS, PASSWORD, ROOT, _database_url, start_worker, wait_for
-from tests.reliability.test_restarts import PrivateRedis, celery_on
+from tests.reliability.test_restarts import celery_on
 from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect
 from tests.wizard.conftest import simulated_company
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(300)]
 
 STEP_6 = "/organisations/acme/setup/step-6/"
-
-
-@pytest.fixture
-def private_redis():
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -114,14 +114,6 @@ def celery_on(url: str, queue: str):
         _forget_broker_connections()
 
 
-@pytest.fixture
-def private_redis():
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
-
-
 def _worker_env(live_server, intacct_endpoint, **extra) -> dict:
     return {"DATABASE_URL": _database_url(db_connection.settings_dict), "INTACCT_ENDPOINT_URL": intacct_endpoint,
             "SITE_URL": live_server.url, **extra}

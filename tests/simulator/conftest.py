@@ -8,21 +8,10 @@ import pytest
 from django.conf import settings
 from lxml import etree
 
-from simulator.demo import build_company
+from simulator.demo import SIZES, build_company
 
 GATEWAY = "/simulator/ia/xml/xmlgw.phtml"
-SMALL_SIZES = {
-    "DEPARTMENT": 12,
-    "LOCATION": 5,
-    "EMPLOYEE": 40,
-    "USERINFO": 10,
-    "CCTRANSACTION": 30,
-    "GLACCOUNT": 20,
-    "APBILL": 2500,
-    "APADJUSTMENT": 10,
-    "EEXPENSES": 25,
-    "EXPENSEREPORTBATCH": 7,
-}
+SMALL_SIZES = SIZES["two_pages"]
 
 
 def login_xml(

@@ -334,3 +334,14 @@ def test_million_records_are_lazy(client, django_assert_max_num_queries):
         doc = tree(post(client, envelope(rbq("RECORDNO > 999500 AND WHENMODIFIED >= '01/01/2020'", 1000), auth=auth)))
     assert doc.xpath("//result/data")[0].get("totalcount") == "500"
     assert RecordOverride.objects.filter(company=demo.company).count() == 0
+
+
+def test_every_row_of_the_size_table_sizes_every_synced_object():
+    from connector.objects import OBJECTS
+    from simulator.demo import SIZES
+
+    for name, sizes in SIZES.items():
+        assert set(sizes) == {o.name.upper() for o in OBJECTS}, name
+        assert all(count > 0 for count in sizes.values()), name
+    # What the rows are for: a paging test needs bills over one page, a sync test every object within one.
+    assert SIZES["two_pages"]["APBILL"] > 2000 >= max(SIZES["one_page"].values())

@@ -9,13 +9,11 @@ from django.utils import timezone
 from connector import crypto, services
 from connector.models import Connection, Organisation, Record, ValidationCheck, ValidationRun
 from connector.objects import OBJECTS
-from simulator.demo import DEMO_PASSWORD, build_company
+from simulator.demo import DEMO_PASSWORD, SIZES, build_company
 from simulator.models import SimCompany
-from simulator.records import OBJECTS as SIM_OBJECTS
-from simulator.records import gen_for, stored_records
+from simulator.records import current_records
 
-SMALL_SIZES = {"DEPARTMENT": 12, "LOCATION": 5, "EMPLOYEE": 40, "USERINFO": 8, "CCTRANSACTION": 150,
-               "GLACCOUNT": 30, "APBILL": 700, "APADJUSTMENT": 25, "EEXPENSES": 60, "EXPENSEREPORTBATCH": 7}
+SMALL_SIZES = SIZES["one_page"]
 
 
 @dataclass
@@ -48,21 +46,10 @@ def synced(transactional_db, intacct_endpoint, organisation) -> Synced:
     return Synced(demo.company, organisation, connect(organisation, "SYNC-CO"))
 
 
-def simulator_truth(company: SimCompany, name: str) -> dict[int, dict]:
-    """Every current record of an object in the simulator, by RECORDNO."""
-    obj = SIM_OBJECTS[name.upper()]
-    company.refresh_from_db()
-    gen = gen_for(company, obj)
-    stored, deleted = stored_records(company, obj)
-    truth = {i: obj.generate(gen, i) for i in range(1, gen.size + 1) if i not in deleted}
-    truth.update(stored)
-    return truth
-
-
 def assert_mirror_exact(connection: Connection, company: SimCompany) -> None:
     """Our Record table holds exactly the simulator's records (live ones; gone ones marked deleted)."""
     for definition in OBJECTS:
-        truth = simulator_truth(company, definition.name)
+        truth = current_records(company, definition.name)
         ours = {r.recordno: r.data for r in Record.objects.filter(connection=connection, object_name=definition.name,
                                                                    deleted_at__isnull=True)}
         assert set(ours) == set(truth), (definition.name, sorted(set(ours) ^ set(truth))[:10])

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from connector import feed, sync
 from connector.models import ApiToken, FeedCounter, Record, SyncCursor, SyncRun
+from connector.sync import engine
 from simulator import records as sim_records
-from simulator.demo import build_company
+from simulator.demo import SIZES, build_company
 from tests.sync.conftest import connect
 
-TINY_SIZES = {"DEPARTMENT": 3, "LOCATION": 2, "EMPLOYEE": 6, "USERINFO": 3, "CCTRANSACTION": 8, "GLACCOUNT": 4,
-              "APBILL": 90, "APADJUSTMENT": 3, "EEXPENSES": 4, "EXPENSEREPORTBATCH": 2}
+TINY_SIZES = SIZES["tiny"]
 CHANGED_OBJECTS = ("APBILL", "EMPLOYEE", "EXPENSEREPORTBATCH")  # keyset-incremental ones and a read-whole one
 
 
@@ -218,7 +218,7 @@ _companies = itertools.count(1)
                                                                  HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=3, max_size=10))
 def test_a_mirror_built_only_from_the_feed_equals_our_table_after_every_step(synced, token, monkeypatch, steps):
-    monkeypatch.setattr(sync, "PAGE_SIZE", 25)  # several pages per object, so a run can stop between two
+    monkeypatch.setattr(engine, "PAGE_SIZE", 25)  # several pages per object, so a run can stop between two
     connection = synced.connection
     # A fresh company and an empty table for each example.
     company = build_company(f"FEED-{next(_companies)}", sizes=TINY_SIZES).company

@@ -9,6 +9,7 @@ import pytest
 from connector import sync
 from connector.intacct import timestamps
 from connector.models import Record, SyncObjectRun, SyncRun
+from connector.sync import engine, upsert
 from simulator import records as sim_records
 from tests.sync.conftest import assert_mirror_exact
 
@@ -55,7 +56,7 @@ def test_a_wrong_split_estimate_costs_neither_a_record_nor_a_call(synced, monkey
     company = synced.company
     company.data_sizes = {**company.data_sizes, "APBILL": 9_000}
     company.save(update_fields=["data_sizes"])
-    monkeypatch.setattr(sync, "range_span", lambda *args: 1 if estimate == "first range empty" else 10**9)
+    monkeypatch.setattr(engine, "range_span", lambda *args: 1 if estimate == "first range empty" else 10**9)
     first = _full_sync(synced.connection)
     bills = SyncObjectRun.objects.get(run=first, object_name="APBILL")
     assert (bills.records_read, bills.records_created) == (9_000, 9_000)
@@ -70,7 +71,7 @@ def test_a_reader_done_early_takes_over_half_of_the_longest_range(synced, monkey
     company = synced.company
     company.data_sizes = {**company.data_sizes, "APBILL": 30_000}
     company.save(update_fields=["data_sizes"])
-    real_span = sync.range_span
+    real_span = engine.range_span
     take_overs: list[int] = []
 
     def span(records, remaining, rn_field, parts=2):
@@ -79,7 +80,7 @@ def test_a_reader_done_early_takes_over_half_of_the_longest_range(synced, monkey
         take_overs.append(remaining)
         return real_span(records, remaining, rn_field, parts)
 
-    monkeypatch.setattr(sync, "range_span", span)
+    monkeypatch.setattr(engine, "range_span", span)
     first = _full_sync(synced.connection)
     bills = SyncObjectRun.objects.get(run=first, object_name="APBILL")
     assert take_overs, "no reader took over part of the long range"
@@ -92,7 +93,7 @@ def test_a_reader_done_early_takes_over_half_of_the_longest_range(synced, monkey
 
 def test_pages_upserted_over_many_statements_keep_exact_counts(synced, monkeypatch):
     # A database that takes few parameters a statement: each 2,000-record page is many INSERTs.
-    monkeypatch.setattr(sync, "_upsert_rows_per_statement", lambda raw: 7)
+    monkeypatch.setattr(upsert, "rows_per_statement", lambda raw: 7)
     company = synced.company
     company.data_sizes = {**company.data_sizes, "APBILL": 4_500}
     company.save(update_fields=["data_sizes"])

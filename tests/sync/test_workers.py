@@ -80,7 +80,7 @@ def test_sigkill_mid_sync_then_resume_is_exact(celery_worker, organisation, sett
 
     settings.SYNC_LEASE_SECONDS = 2
     resumed = SyncRun.objects.create(connection=connection)
-    wait_for(lambda: sync._claim(resumed) and sync._release(resumed) is None, timeout=30,  # noqa: SLF001
+    wait_for(lambda: sync.claim(resumed) and sync.release(resumed) is None, timeout=30,
              message="the killed worker's lease to lapse")
     result = sync.run_sync(run_id=resumed.pk)
     assert result.status == SyncRun.Status.SUCCEEDED, result.summary

@@ -5,11 +5,10 @@ import uuid
 
 from connector import crypto, services, validation
 from connector.models import Connection, ValidationRun
-from simulator.demo import DEMO_PASSWORD
+from simulator.demo import DEMO_PASSWORD, SIZES
 from tests.conftest import PASSWORD
 
-SMALL = {"DEPARTMENT": 5, "LOCATION": 3, "EMPLOYEE": 5, "USERINFO": 3, "CCTRANSACTION": 3, "GLACCOUNT": 3,
-         "APBILL": 3, "APADJUSTMENT": 3, "EEXPENSES": 3, "EXPENSEREPORTBATCH": 3}
+SMALL = SIZES["minimal"]
 
 
 def make_connection(company_id: str, *, password: str = DEMO_PASSWORD, permission_model: str = "role",

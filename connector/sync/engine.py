@@ -1,4 +1,5 @@
-"""Keep a copy of a connection's Intacct objects: full reads, incremental keyset reads, delete reconciliation.
+"""The sync engine: one run reads each of the connection's Intacct objects (full read, incremental keyset read,
+delete reconciliation) and stores its pages.
 
 Every object in connector.objects is synced the same way, driven by its row:
 
@@ -22,296 +23,51 @@ Intacct bills every call; each run records its requests, retries and bytes.
 """
 from __future__ import annotations
 
-import itertools
-import json
-import logging
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, reset_queries, transaction
 from django.db import connection as db_connection
-from django.db.models import Q, Sum
+from django.db import reset_queries, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from connector import (
-    clients,
-    crypto,
-    diagnosis,
-    feed,
-    limits,
-    metrics,
-    monitoring,
-    objects,
-    policy,
-    services,
-    validation,
-)
+from connector import diagnosis, feed, limits, monitoring, objects, policy, services, validation
 from connector.diagnosis import Finding
-from connector.intacct import Credentials, IntacctClient, errors, filters
-from connector.intacct.client import QUERY_MAX_PAGE
+from connector.intacct import IntacctClient, errors, filters
+from connector.intacct.client import QUERY_MAX_PAGE, Page
 from connector.intacct.timestamps import intacct_from_iso, iso_from_intacct, shift_iso
-from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, SyncSettings, ValidationRun
-
-log = logging.getLogger(__name__)
+from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, ValidationRun
+from connector.sync.allowance import can_sync
+from connector.sync.client import client_for_sync
+from connector.sync.lease import sync_settings_for
+from connector.sync.upsert import record_json, upsert_page
 
 PAGE_SIZE = QUERY_MAX_PAGE
 READ_AHEAD_PAGES = 2  # pages each reader thread may fetch ahead of the writer (memory: bounded, ~4 MB a page)
 LEGACY_PAGE_SIZE = 1000
 # A reader done with its range splits another only when that saves time worth the short page it may cost.
 TAKE_OVER_MIN_PAGES = 4
-# A run stopped by a transient cause before it read anything (no encryption key) is queued again this many times.
-MAX_RUN_ATTEMPTS = 3
 
-
-# --- settings -------------------------------------------------------------------------------
 
 def overlap_seconds() -> int:
     return settings.SYNC_OVERLAP_SECONDS
 
 
-def lease_seconds() -> int:
-    return settings.SYNC_LEASE_SECONDS
 
-
-def sync_settings_for(connection: Connection) -> SyncSettings:
-    sync_settings, _ = SyncSettings.objects.get_or_create(
-        connection=connection, defaults={"concurrency_limit": settings.SYNC_CONCURRENCY_LIMIT})
-    return sync_settings
-
-
-def in_maintenance_window(moment: datetime | None = None) -> bool:
-    """True during Intacct's weekly maintenance (default Saturdays 02:30-05:30 UTC; SYNC_MAINTENANCE_WINDOW)."""
-    window = settings.SYNC_MAINTENANCE_WINDOW
-    if not window:
-        return False
-    moment = (moment or timezone.now()).astimezone(UTC)
-    if moment.weekday() != int(window["weekday"]):
-        return False
-    clock = moment.strftime("%H:%M")
-    return window["start"] <= clock < window["end"]
-
-
-def month_api_calls(connection: Connection, moment: datetime | None = None) -> int:
-    """Intacct API calls the syncs of this connection made this calendar month (UTC)."""
-    moment = moment or timezone.now()
-    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return connection.sync_runs.filter(created_at__gte=start).aggregate(n=Sum("requests"))["n"] or 0
-
-
-def monthly_allowance(connection: Connection) -> int:
-    sync_settings = SyncSettings.objects.filter(connection=connection).first()
-    if sync_settings and sync_settings.monthly_call_allowance:
-        return sync_settings.monthly_call_allowance
-    return settings.SYNC_MONTHLY_CALL_ALLOWANCE
-
-
-# --- requesting a sync ----------------------------------------------------------------------
-
-def can_sync(connection: Connection) -> bool:
-    return connection.can_sync
-
-
-
-# --- running a sync -------------------------------------------------------------------------
-
-def _claim(run: SyncRun) -> bool:
-    """Take the connection's one sync lease with a conditional UPDATE; True if this run now holds it."""
-    sync_settings_for(run.connection)
-    now = timezone.now()
-    taken = SyncSettings.objects.filter(connection_id=run.connection_id).filter(
-        Q(active_run__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    ).update(active_run=run, lease_until=now + timedelta(seconds=lease_seconds()))
-    if taken == 0:
-        # A lease still held by a finished run (its release was lost, e.g. to a database outage) is free:
-        # take it over from that very run only (compare-and-swap on the holder).
-        holder = (SyncSettings.objects.filter(connection_id=run.connection_id)
-                  .values_list("active_run", flat=True).first())
-        if holder and SyncRun.objects.filter(pk=holder).exclude(status__in=SyncRun.ACTIVE).exists():
-            taken = SyncSettings.objects.filter(connection_id=run.connection_id, active_run_id=holder).update(
-                active_run=run, lease_until=now + timedelta(seconds=lease_seconds()))
-    return taken == 1
-
-
-def _release(run: SyncRun) -> None:
-    SyncSettings.objects.filter(connection_id=run.connection_id, active_run=run).update(
-        active_run=None, lease_until=None)
-
-
-class _Heartbeat(threading.Thread):
-    """Extends the run's lease while it runs; a killed worker stops beating and its lease lapses."""
-
-    def __init__(self, run: SyncRun) -> None:
-        super().__init__(daemon=True, name=f"sync-heartbeat-{run.pk}")
-        self.run_id, self.connection_id = run.pk, run.connection_id
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        interval = max(0.5, lease_seconds() / 3)
-        try:
-            while not self.stopped.wait(interval):
-                try:
-                    SyncSettings.objects.filter(connection_id=self.connection_id, active_run_id=self.run_id).update(
-                        lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
-                except DatabaseError:
-                    db_connection.close()  # the database went away for a moment: beat again on a new connection
-        finally:
-            db_connection.close()
-
-
-def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
-    """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
-    config = replace(clients.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
-    try:
-        password = crypto.decrypt(connection.password_token)
-    except crypto.InvalidToken:
-        raise policy.KeyUnavailable("no configured key decrypts this connection's password") from None
-    credentials = Credentials(company_id=connection.company_id, user_id=connection.user_id, password=password,
-                              entity_id=connection.entity_id or None)
-    return IntacctClient(config, credentials)
-
-
-def run_sync(*, run_id: int) -> SyncRun | None:
-    """Run one queued sync (idempotent: a finished run is left alone; a second concurrent one is refused)."""
-    run = SyncRun.objects.select_related("connection", "connection__organisation").filter(pk=run_id).first()
-    if run is None or run.is_finished:
-        return run
-    if not _claim(run):
-        holder = (SyncSettings.objects.filter(connection_id=run.connection_id)
-                  .values_list("active_run", flat=True).first())
-        if holder == run.pk:
-            return run  # this very run is alive elsewhere (a redelivered message); leave it be
-        _finish(run, SyncRun.Status.FAILED,
-                f"Not run: sync #{holder} of this connection was already running, and only one runs at a time.")
-        return run
-    # A run left "running" by a killed worker: say so; this run resumes from its last saved page.
-    interrupted_close(run.connection.sync_runs.filter(status=SyncRun.Status.RUNNING).exclude(pk=run.pk),
-                      resumed_by=run)
-    heartbeat = _Heartbeat(run)
-    heartbeat.start()
-    try:
-        return SyncEngine(run).execute()
-    except DatabaseError as exc:
-        log.warning("sync #%s stopped: the database could not be reached (%s)", run.pk, type(exc).__name__)
-        fail_after_database_error(run)
-        return run
-    except Exception as exc:
-        _end_after_exception(run, exc)
-        return run
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join(timeout=5)
-        try:
-            _release(run)
-        except DatabaseError:
-            db_connection.close()  # the lease lapses by itself
-
-
-def _end_after_exception(run: SyncRun, exc: BaseException) -> None:
-    """Whatever stopped the engine, the run ends now with words saying why (never left "running")."""
-    action = policy.action_for(exc)
-    if action == policy.Action.RETRY:
-        words = diagnosis.unreachable(exc)
-        log.warning("sync #%s stopped: %s", run.pk, type(exc).__name__)
-    else:
-        words = diagnosis.internal_error(exc)
-        log.exception("sync #%s stopped by an internal error", run.pk)
-        metrics.internal_error_count(source="sync")
-    now = timezone.now()
-    unfinished = (SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
-    SyncObjectRun.objects.filter(run=run, status__in=unfinished).update(
-        status=SyncObjectRun.Status.FAILED, finished_at=now, message=f"Not read: {words}")
-    run.refresh_from_db()
-    _finish(run, SyncRun.Status.FAILED, words)
-    if action == policy.Action.RETRY and run.attempt < MAX_RUN_ATTEMPTS and can_sync(run.connection):
-        _release(run)
-        services.sync_request(connection=run.connection, kind=run.kind, reason="retry after a transient stop",
-                     attempt=run.attempt + 1, countdown=float(settings.SYNC_RETRY_DELAY_SECONDS))
-
-
-def interrupted_close(runs, *, resumed_by: SyncRun | None = None) -> list[SyncRun]:
-    """End runs whose worker stopped (killed, out of memory, host lost) as "interrupted"; returns them."""
-    now = timezone.now()
-    closed = []
-    for run in runs.select_related("connection"):
-        then = (f"sync #{resumed_by.pk} resumed from the last saved page" if resumed_by is not None
-                else "a new sync resumes from the last saved page")
-        summary = f"Interrupted: the worker running this sync stopped before it finished; {then}."
-        updated = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
-            status=SyncRun.Status.INTERRUPTED, finished_at=now, summary=summary)
-        if not updated:
-            continue
-        SyncObjectRun.objects.filter(run=run, status__in=(SyncObjectRun.Status.QUEUED, SyncObjectRun.Status.RUNNING)
-                                     ).update(status=SyncObjectRun.Status.FAILED, finished_at=now,
-                                              message="Not finished: the worker stopped; the next sync continues from "
-                                                      "the last saved page.")
-        _announce_finished(run)
-        _release(run)
-        closed.append(run)
-    return closed
-
-
-def interrupted_sweep() -> int:
-    """Beat: end every running sync whose lease lapsed (its worker died) and queue its resume at once."""
-    now = timezone.now()
-    live = SyncSettings.objects.filter(active_run__isnull=False, lease_until__gte=now).values("active_run_id")
-    orphans = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exclude(pk__in=live)
-    # A run that has just been claimed writes its lease in the same moment: leave it one lease period.
-    orphans = orphans.filter(started_at__lt=now - timedelta(seconds=lease_seconds()))
-    closed = interrupted_close(orphans)
-    for run in closed:
-        log.warning("sync #%s was interrupted (its worker stopped); queuing its resume", run.pk)
-        if can_sync(run.connection):
-            services.sync_request(connection=run.connection, kind=run.kind, reason="resume after an interrupted sync")
-    return len(closed)
-
-
-def fail_after_database_error(run: SyncRun) -> None:
-    """The database went away mid-run: record that on the run once it is back (waiting up to a lease), so the
-    run is not left "running". Every page saved before stays saved; the next sync continues from there."""
-    deadline = time.monotonic() + lease_seconds()
-    while True:
-        db_connection.close()
-        try:
-            now = timezone.now()
-            SyncObjectRun.objects.filter(run=run, status__in=(SyncObjectRun.Status.QUEUED,
-                                                             SyncObjectRun.Status.RUNNING)).update(
-                status=SyncObjectRun.Status.FAILED, finished_at=now,
-                message="Not finished: our database could not be reached; the next sync continues from the last "
-                        "saved page.")
-            SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
-                status=SyncRun.Status.FAILED, finished_at=now,
-                summary="Stopped: our database could not be reached during this sync. What was saved is kept; "
-                        "the next sync continues from the last saved page.")
-            _announce_finished(run)
-            _release(run)
-            return
-        except DatabaseError:
-            if time.monotonic() > deadline:
-                return  # still down: the lease lapses and the next sync says this run stopped
-            time.sleep(1)
-
-
-def _announce_finished(run: SyncRun) -> None:
-    """A run ended by a conditional UPDATE (interrupted, database lost) is saved once more as it now stands, so
-    what listens for finished runs hears of it like any other: the dashboard's figures, /metrics, the webhooks."""
-    run.refresh_from_db()
-    if run.is_finished:
-        run.save(update_fields=["status", "finished_at", "summary"])
-
-
-def _finish(run: SyncRun, status: str, summary: str) -> None:
+def finish(run: SyncRun, status: str, summary: str) -> None:
     run.status = status
     run.summary = summary[:1000]
     run.finished_at = timezone.now()
     if run.started_at:
         run.duration_ms = int((run.finished_at - run.started_at).total_seconds() * 1000)
     run.save()
+
 
 
 @dataclass
@@ -400,7 +156,7 @@ class SyncEngine:
         self.connection = run.connection
         self.limit = max(1, sync_settings_for(self.connection).concurrency_limit)
         self.overlap = overlap_seconds()
-        self.client: IntacctClient | None = None
+        self._client: IntacctClient | None = None  # open while execute() reads
         # What the company refused during this run (object, finding): the connection is told after the run.
         self.findings: list[tuple[objects.ObjectDefinition, Finding]] = []
         self._facts: diagnosis.PermissionFacts | None = None
@@ -408,6 +164,12 @@ class SyncEngine:
         self.stop: _StopRun | None = None  # the first cause that stops the whole run (a refused sign-in)
         self.cancelled = threading.Event()  # the task's time limit: readers stop at their next page
         self.empty_objects: set[str] = set()  # objects with no stored record yet: no need to look for existing
+
+    @property
+    def client(self) -> IntacctClient:
+        if self._client is None:
+            raise RuntimeError("the engine has no client before execute() opens it")
+        return self._client
 
     def execute(self) -> SyncRun:
         run = self.run
@@ -417,14 +179,14 @@ class SyncEngine:
         if not can_sync(self.connection):
             why = self.connection.status_message or "validate it first"
             state = self.connection.get_status_display().lower()
-            _finish(run, SyncRun.Status.FAILED, f"Not run: the connection is {state} ({why}). Fix it and re-validate; "
+            finish(run, SyncRun.Status.FAILED, f"Not run: the connection is {state} ({why}). Fix it and re-validate; "
                     "a sync starts as soon as it works.")
             return run
         object_runs = [SyncObjectRun.objects.update_or_create(
             run=run, object_name=definition.name, defaults={"position": position})[0]
             for position, definition in enumerate(objects.OBJECTS)]
         with client_for_sync(self.connection, self.limit) as client:
-            self.client = client
+            self._client = client
             try:
                 self._read_objects(object_runs)
             finally:
@@ -492,7 +254,6 @@ class SyncEngine:
             self.failed.append(object_run)
 
     def _add_stats(self) -> None:
-        assert self.client is not None
         stats = self.client.stats.snapshot()
         totals = SyncObjectRun.objects.filter(run=self.run).aggregate(
             read=Sum("records_read"), created=Sum("records_created"), updated=Sum("records_updated"),
@@ -519,7 +280,7 @@ class SyncEngine:
             summary = f"Synced all but {labels}: {failed[0].message}"
         # The connection is told first: whoever sees the run finished sees the connection's new status too.
         self._tell_connection(stop, object_runs, failed)
-        _finish(self.run, status, summary)
+        finish(self.run, status, summary)
         return self.run
 
     # --- one object -------------------------------------------------------------------------
@@ -668,7 +429,7 @@ class SyncEngine:
                 else:
                     unchanged.append(recordno)
                     continue
-                to_write.append((recordno, str(record.get(key_field) or "")[:200], modified, _to_json(record)))
+                to_write.append((recordno, str(record.get(key_field) or "")[:200], modified, record_json(record)))
             if to_write:  # each written record takes the connection's next change number (connector.feed)
                 upsert_page(self.connection.pk, definition.name, to_write, now,
                         first_seq=feed.reserve(self.connection.pk, len(to_write)))
@@ -740,8 +501,9 @@ class SyncEngine:
                 # No call to find the top (a descending page would be one more round trip before the readers
                 # start): the last range is open-ended, so the estimate only balances them.
                 span = range_span(page.records, remaining, rn_field, parts)
-                bounds = [first.after + span * n for n in range(parts)] + [None]
-                progress.ranges = [_Range(low, high) for low, high in itertools.pairwise(bounds)]
+                lows = [first.after + span * n for n in range(parts)]
+                highs: list[int | None] = [*lows[1:], None]
+                progress.ranges = [_Range(low, high) for low, high in zip(lows, highs, strict=True)]
                 progress.split = True
                 cursor.full_progress = progress.to_json()
                 cursor.save(update_fields=["full_progress"])
@@ -767,7 +529,7 @@ class SyncEngine:
         cursor.save()
 
     def _fetch_ranges_in_parallel(self, definition: objects.ObjectDefinition, progress: _FullProgress,
-                                  range_indexes: list[int]) -> Iterator[tuple[int, object]]:
+                                  range_indexes: list[int]) -> Iterator[tuple[int, Page]]:
         """A thread per range pages through it; pages come back to this thread to be stored.
 
         The queue holds a few pages per reader (bounded: memory stays flat) so that a reader never waits for
@@ -896,7 +658,7 @@ class SyncEngine:
                 first = False
             if page.records:
                 last = page.records[-1]
-                last_wm, last_rn = iso_from_intacct(last.get(wm_field)), int(last[rn_field])
+                last_wm, last_rn = iso_from_intacct(last.get(wm_field)), int(str(last[rn_field]))
                 position = max(position, (last_wm, last_rn))
                 cursor.modified_after, cursor.recordno_after = position
                 cursor.last_incremental_at = timezone.now()
@@ -961,98 +723,3 @@ def range_span(records: Sequence[dict], remaining: int, rn_field: str, parts: in
     return max(1, (remaining * span) // (parts * len(numbers)))
 
 
-_to_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record as json.dumps makes
-
-_UPSERT_COLUMNS = ("connection_id, object_name, recordno, key_value, whenmodified, data, first_seen, last_seen, "
-                   "deleted_at, change_seq")
-_UPSERT_PARAMS_PER_ROW = 9
-
-
-def _upsert_rows_per_statement(raw_connection) -> int:
-    """SQLite: as many rows a statement as its compiled parameter limit takes (32,766 since 3.32, 999 before):
-    a 2,000-record page is then one statement."""
-    import sqlite3
-
-    return max(1, raw_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _UPSERT_PARAMS_PER_ROW)
-
-
-def upsert_page(connection_id: int, object_name: str, rows: list[tuple[int, str, str, str]], now: datetime, *,
-                first_seq: int) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE of a page, without the ORM's per-row model instances, on the DB-API
-    connection itself (inside the caller's transaction): Django's cursor wrappers would rewrite the placeholders
-    of a long statement and, with DEBUG, quote all its parameters for the query log with one more query.
-
-    SQLite: VALUES (...), (...) ..., a page in one statement where the parameter limit allows it. One statement
-    rather than executemany: SQLite releases the GIL for each statement it steps, and taking it back while the
-    reader threads parse pages costs a wait each time, so one step per row made the writer the bottleneck.
-    PostgreSQL: the page as four arrays through unnest(), eight parameters whatever its size (psycopg would
-    otherwise parse a 16,000-placeholder statement in Python for every page), bound by the server.
-    Rows are numbered first_seq, first_seq + 1, ... in the change feed (connector.feed.reserve)."""
-    table = Record._meta.db_table
-    stamp = db_connection.ops.adapt_datetimefield_value(now)
-    head = f"INSERT INTO {table} ({_UPSERT_COLUMNS}) "  # noqa: S608 - table and placeholders are ours
-    tail = (" ON CONFLICT (connection_id, object_name, recordno) DO UPDATE SET key_value = excluded.key_value, "
-            "whenmodified = excluded.whenmodified, data = excluded.data, last_seen = excluded.last_seen, "
-            "deleted_at = NULL, change_seq = excluded.change_seq")
-    db_connection.ensure_connection()
-    raw = db_connection.connection
-    if db_connection.vendor == "postgresql":
-        import psycopg
-
-        # Parameters bound by the server: Django's client-side cursor would quote every element of the
-        # arrays in Python (a regex substitution per JSON string).
-        cursor = psycopg.Cursor(raw)
-    else:
-        cursor = raw.cursor()
-    try:
-        if db_connection.vendor == "postgresql":
-            recordnos, keys, modifieds, payloads = (list(column) for column in zip(*rows, strict=True))
-            cursor.execute(
-                head + "SELECT %s, %s, r.recordno, r.key_value, r.whenmodified, r.data::jsonb, %s, %s, NULL, "  # noqa: S608
-                "%s + r.n - 1 FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY "
-                "AS r (recordno, key_value, whenmodified, data, n)" + tail,
-                [connection_id, object_name, stamp, stamp, first_seq, recordnos, keys, modifieds, payloads])
-            return
-        per_statement = _upsert_rows_per_statement(raw)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            params: list = []
-            for offset, (recordno, key, modified, payload) in enumerate(chunk, start=first_seq + start):
-                params += (connection_id, object_name, recordno, key, modified, payload, stamp, stamp, offset)
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"] * len(chunk))
-            cursor.execute(head + "VALUES " + values + tail, params)
-    finally:
-        cursor.close()
-
-
-# --- schedules ------------------------------------------------------------------------------
-
-def connections_due(*, kind: str, older_than: timedelta) -> list[Connection]:
-    """Syncable connections whose last sync of this kind (any kind, for incremental) began before the cut."""
-    cut = timezone.now() - older_than
-    due = []
-    for connection in Connection.objects.syncable():
-        runs = connection.sync_runs.all()
-        if kind == SyncRun.Kind.RECONCILE:
-            runs = runs.filter(kind=SyncRun.Kind.RECONCILE)
-        last = runs.order_by("-created_at").values_list("created_at", flat=True).first()
-        if last is None or last < cut:
-            due.append(connection)
-    return due
-
-
-def schedule_due(*, kind: str) -> int:
-    """Queue syncs for connections that are due (beat); nothing during Intacct's maintenance window."""
-    if in_maintenance_window():
-        log.info("Intacct maintenance window: no %s syncs queued", kind)
-        return 0
-    if kind == SyncRun.Kind.RECONCILE:
-        older_than = timedelta(hours=settings.SYNC_RECONCILE_INTERVAL_HOURS)
-    else:
-        older_than = timedelta(minutes=settings.SYNC_INTERVAL_MINUTES)
-    queued = 0
-    for connection in connections_due(kind=kind, older_than=older_than):
-        _, created = services.sync_request(connection=connection, kind=kind)
-        queued += int(created)
-    close_old_connections()
-    return queued

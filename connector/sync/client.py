@@ -1,0 +1,15 @@
+"""The Intacct client a sync (or a deprovisioning) reads with: the connection's credentials, every request
+holding one of the company's slots."""
+from __future__ import annotations
+
+from connector import clients, crypto, policy
+from connector.intacct import IntacctClient
+from connector.models import Connection
+
+
+def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
+    """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
+    try:
+        return clients.client_for(connection, limit=limit)
+    except crypto.InvalidToken:
+        raise policy.KeyUnavailable("no configured key decrypts this connection's password") from None
