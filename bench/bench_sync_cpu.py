@@ -205,7 +205,7 @@ def child(syncs: int, pages: int) -> None:
 
         from connector.models import SyncSettings
 
-        company_id = small_companies(syncs + 1)[1]
+        company_id = PAGES_COMPANY if os.environ.get("BENCH_PROFILE_BIG") else small_companies(syncs + 1)[1]
         SyncSettings.objects.filter(connection__company_id=company_id).update(concurrency_limit=1)
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(one_sync, company_id)

@@ -314,6 +314,23 @@ def _finish(run: SyncRun, status: str, summary: str) -> None:
     run.save()
 
 
+def _object_runs_for(run: SyncRun) -> list[SyncObjectRun]:
+    """The run's row per object in table order: those of an earlier attempt of this run kept, the others
+    created in one statement (not a SELECT and an INSERT each)."""
+    existing = {o.object_name: o for o in SyncObjectRun.objects.filter(run=run)}
+    missing = [SyncObjectRun(run=run, object_name=definition.name, position=position)
+               for position, definition in enumerate(objects.OBJECTS) if definition.name not in existing]
+    created = {o.object_name: o for o in SyncObjectRun.objects.bulk_create(missing)}
+    object_runs = []
+    for position, definition in enumerate(objects.OBJECTS):
+        object_run = existing.get(definition.name) or created[definition.name]
+        if object_run.position != position:
+            object_run.position = position
+            object_run.save(update_fields=["position"])
+        object_runs.append(object_run)
+    return object_runs
+
+
 @dataclass
 class _Counts:
     read: int = 0
@@ -420,9 +437,7 @@ class SyncEngine:
             _finish(run, SyncRun.Status.FAILED, f"Not run: the connection is {state} ({why}). Fix it and re-validate; "
                     "a sync starts as soon as it works.")
             return run
-        object_runs = [SyncObjectRun.objects.update_or_create(
-            run=run, object_name=definition.name, defaults={"position": position})[0]
-            for position, definition in enumerate(objects.OBJECTS)]
+        object_runs = _object_runs_for(run)
         with client_for_sync(self.connection, self.limit) as client:
             self.client = client
             try:
@@ -564,7 +579,7 @@ class SyncEngine:
                 return False
             self._object_failed(object_run, diagnosis.internal_error(exc), exc)
             raise
-        self._count_requests(object_run)
+        object_run.requests = self.client.stats.requests_for(object_run.object_name)  # saved just below
         object_run.status = SyncObjectRun.Status.SUCCEEDED
         object_run.finished_at = timezone.now()
         object_run.save(update_fields=["status", "finished_at", "requests"])
@@ -693,6 +708,8 @@ class SyncEngine:
     def _mark_unseen_deleted(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun,
                              since: datetime) -> None:
         """After a complete read, what was not seen since it began is gone from Intacct."""
+        if definition.name in self.empty_objects:
+            return  # nothing was stored before this read: every record held now was seen by it
         now = timezone.now()
         gone = feed.mark_deleted(self.connection.pk, Record.objects.filter(
             connection=self.connection, object_name=definition.name, deleted_at__isnull=True, last_seen__lt=since), now)
