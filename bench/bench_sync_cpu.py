@@ -45,6 +45,7 @@ SMALL_SIZES = {"DEPARTMENT": 25, "LOCATION": 10, "EMPLOYEE": 250, "USERINFO": 20
                "GLACCOUNT": 60, "APBILL": 2500, "APADJUSTMENT": 200, "EEXPENSES": 750, "EXPENSEREPORTBATCH": 30}
 PAGES_COMPANY = "CPU-PAGES"
 PAGES_BILLS = 40_000
+SMALL_REQUESTS = 40
 
 
 def free_port() -> int:
@@ -237,9 +238,15 @@ def child(syncs: int, pages: int) -> None:
                 continue
             after = int(page.records[-1]["RECORDNO"])
         cpu, sim = time.process_time() - cpu, process_cpu(simulator) - sim
+        # The simulator's cost of a request apart from its records: 10-row pages.
+        small_sim = process_cpu(simulator)
+        for n in range(SMALL_REQUESTS):
+            client.query_page("APBILL", list(objects.OBJECTS_BY_NAME["APBILL"].fields),
+                              filters.GreaterThan("RECORDNO", n * 10), order_by=[("RECORDNO", "asc")], page_size=10)
+        small_sim = process_cpu(simulator) - small_sim
     big = one_sync(PAGES_COMPANY)
-    print(json.dumps({"warm": warm, "small": small, "pages": {"pages": read, "rows": rows, "cpu": cpu,
-                                                                 "simulator": sim}, "big": big}))
+    pages_read = {"pages": read, "rows": rows, "cpu": cpu, "simulator": sim, "small_requests": small_sim}
+    print(json.dumps({"warm": warm, "small": small, "pages": pages_read, "big": big}))
 
 
 def main() -> None:
@@ -289,6 +296,8 @@ def main() -> None:
     per_page = pages["simulator"] / pages["pages"]
     print(f"2,000-row APBILL pages ({pages['pages']} pages, {pages['rows']:,} rows): simulator CPU-s per page "
           f"{per_page:.4f}, client CPU-s per page (receive + parse) {pages['cpu'] / pages['pages']:.4f}")
+    print(f"10-row APBILL pages ({SMALL_REQUESTS} requests): simulator CPU-s per request "
+          f"{pages['small_requests'] / SMALL_REQUESTS:.4f}")
     per_2000 = big["cpu"] / (big["records"] / 2000)
     print(f"full sync of {PAGES_COMPANY} ({big['records']:,} records, {big['requests']} requests): worker CPU-s "
           f"{big['cpu']:.2f} = {per_2000:.4f} per 2,000 records stored; {big['queries']} queries + "

@@ -85,7 +85,7 @@ def _add_in_one_statement(moving: list[tuple[str, str, float]]) -> int:
     table = MetricCounter._meta.db_table
     cases = " ".join("WHEN name = %s AND labels = %s THEN %s" for _ in moving)
     where = " OR ".join("(name = %s AND labels = %s)" for _ in moving)
-    params: list[object] = [value for name, text, amount in moving for value in (name, text, float(amount))]
+    params: list[str | float] = [value for name, text, amount in moving for value in (name, text, float(amount))]
     params += [value for name, text, _ in moving for value in (name, text)]
     with db_connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET value = value + CASE {cases} ELSE 0 END WHERE {where}",  # noqa: S608

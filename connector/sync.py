@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, reset_queries, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, reset_queries, transaction
 from django.db import connection as db_connection
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -331,6 +331,22 @@ def _object_runs_for(run: SyncRun) -> list[SyncObjectRun]:
     return object_runs
 
 
+def _cursors_for(connection: Connection) -> dict[str, SyncCursor]:
+    """The connection's cursor per object, those missing made in one bulk INSERT (only the sync engine writes
+    cursors, one run of a connection at a time). Empty when another writer came first: each object then
+    reads its own."""
+    cursors = {c.object_name: c for c in SyncCursor.objects.filter(connection=connection)}
+    missing = [SyncCursor(connection=connection, object_name=d.name) for d in objects.OBJECTS
+               if d.name not in cursors]
+    if missing:
+        try:
+            with transaction.atomic():
+                cursors.update((c.object_name, c) for c in SyncCursor.objects.bulk_create(missing))
+        except IntegrityError:
+            return {}
+    return cursors
+
+
 @dataclass
 class _Counts:
     read: int = 0
@@ -425,6 +441,7 @@ class SyncEngine:
         self.stop: _StopRun | None = None  # the first cause that stops the whole run (a refused sign-in)
         self.cancelled = threading.Event()  # the task's time limit: readers stop at their next page
         self.empty_objects: set[str] = set()  # objects with no stored record yet: no need to look for existing
+        self.cursors: dict[str, SyncCursor] = {}  # each object's cursor, read (or made) for all at the start
 
     def execute(self) -> SyncRun:
         run = self.run
@@ -438,6 +455,7 @@ class SyncEngine:
                     "a sync starts as soon as it works.")
             return run
         object_runs = _object_runs_for(run)
+        self.cursors = _cursors_for(self.connection)
         with client_for_sync(self.connection, self.limit) as client:
             self.client = client
             try:
@@ -540,7 +558,8 @@ class SyncEngine:
     # --- one object -------------------------------------------------------------------------
 
     def _sync_object(self, definition: objects.ObjectDefinition, object_run: SyncObjectRun) -> bool:
-        cursor, _ = SyncCursor.objects.get_or_create(connection=self.connection, object_name=definition.name)
+        cursor = self.cursors.pop(definition.name, None) or SyncCursor.objects.get_or_create(
+            connection=self.connection, object_name=definition.name)[0]
         if self.run.kind == SyncRun.Kind.FULL and not cursor.full_progress:
             cursor.full_done = False  # a full re-read from the start
         mode = "full" if not cursor.full_done else "incremental"
