@@ -34,6 +34,7 @@ _freed_count = 0
 _waiting: dict[str, int] = {}  # company key -> threads of this process waiting for one of its slots
 _handed: dict[str, list[tuple[int, str]]] = {}  # slots released to those waiters: (id, holder)
 _renewed: dict[int, float] = {}  # slot id -> when this process last set its lease (monotonic)
+_ensured: set[tuple[str, int]] = set()  # (company key, limit) whose slot rows this process has seen exist
 
 
 class SlotTimeout(Exception):
@@ -45,15 +46,23 @@ def company_key(company_id: str) -> str:
     return company_id.strip().upper()
 
 
-def _ensure_slots(key: str, limit: int) -> None:
+def _ensure_slots(key: str, limit: int) -> int:
+    """Create the company's slot rows up to ``limit`` (looked for once per process: a sync takes a slot a dozen
+    times); returns how many this call created."""
+    if (key, limit) in _ensured:
+        return 0
+    created = 0
     existing = set(CompanySlot.objects.filter(company_key=key).values_list("slot", flat=True))
     for number in range(limit):
         if number not in existing:
             try:
                 with transaction.atomic():
                     CompanySlot.objects.create(company_key=key, slot=number)
+                created += 1
             except IntegrityError:
                 pass  # another process created it first
+    _ensured.add((key, limit))
+    return created
 
 
 def _holder() -> str:
@@ -96,6 +105,8 @@ def _acquire(key: str, limit: int, wait: float | None) -> tuple[int, str]:
     deadline = time.monotonic() + wait
     delay = 0.005
     last_sweep = time.monotonic()
+    # Rows seen once may have gone since (a table emptied between tests): looked for again when none is free.
+    checked = (key, limit) not in _ensured
     _ensure_slots(key, limit)
     while True:
         with _freed:
@@ -117,11 +128,17 @@ def _acquire(key: str, limit: int, wait: float | None) -> tuple[int, str]:
             if taken == 1:
                 _renewed[slot_id] = time.monotonic()
                 return slot_id, holder
+        if not checked:
+            checked = True
+            _ensured.discard((key, limit))
+            if _ensure_slots(key, limit):
+                continue
         if time.monotonic() > deadline:
             raise SlotTimeout(f"no request slot of {limit} came free within {wait:.0f}s")
         if time.monotonic() - last_sweep > 1.0:
             _free_dead_local_holders(key)
-            _ensure_slots(key, limit)  # rows removed while we wait (a reset) are made again
+            _ensured.discard((key, limit))  # rows removed while we wait (a reset) are made again
+            _ensure_slots(key, limit)
             last_sweep = time.monotonic()
         with _freed:
             if _freed_count == seen:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -47,12 +48,49 @@ def metric_increment(*, name: str, labels: dict[str, str] | None = None, amount:
 def metric_observe(*, name: str, seconds: float, labels: dict[str, str] | None = None) -> None:
     """Record one observation in a Prometheus histogram (cumulative buckets, _sum and _count)."""
     labels = labels or {}
+    series: list[tuple[str, str, float]] = []
     for bound in (*DURATION_BUCKETS, "+Inf"):
         # Every bucket exists from the first observation on, as Prometheus expects of a histogram.
         hit = isinstance(bound, str) or seconds <= bound
-        metric_increment(name=f"{name}_bucket", labels={**labels, "le": str(bound)}, amount=1 if hit else 0)
-    metric_increment(name=f"{name}_sum", labels=labels, amount=seconds)
-    metric_increment(name=f"{name}_count", labels=labels)
+        series.append((f"{name}_bucket", labels_text({**labels, "le": str(bound)}), 1 if hit else 0))
+    series.append((f"{name}_sum", labels_text(labels), seconds))
+    series.append((f"{name}_count", labels_text(labels), 1))
+    metric_add_many(series)
+
+
+class _SeriesMissing(Exception):
+    """Some series of an observation do not exist yet (its first): undo the partial update, create them."""
+
+
+def metric_add_many(series: list[tuple[str, str, float]]) -> None:
+    """Add to several counter series (name, rendered labels, amount) in one UPDATE, creating them all on
+    first use (safe across processes). A histogram observation is one statement, not one per series."""
+    moving = [(name, text, amount) for name, text, amount in series if amount]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                updated = _add_in_one_statement(moving)
+                if attempt == 0 and updated != len(moving):
+                    raise _SeriesMissing
+            return
+        except _SeriesMissing:
+            # Series with nothing to add must exist too: each appears with the first observation.
+            MetricCounter.objects.bulk_create([MetricCounter(name=name, labels=text, value=0)
+                                               for name, text, _ in series], ignore_conflicts=True)
+
+
+def _add_in_one_statement(moving: list[tuple[str, str, float]]) -> int:
+    if not moving:
+        return 0
+    table = MetricCounter._meta.db_table
+    cases = " ".join("WHEN name = %s AND labels = %s THEN %s" for _ in moving)
+    where = " OR ".join("(name = %s AND labels = %s)" for _ in moving)
+    params: list[str | float] = [value for name, text, amount in moving for value in (name, text, float(amount))]
+    params += [value for name, text, _ in moving for value in (name, text)]
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET value = value + CASE {cases} ELSE 0 END WHERE {where}",  # noqa: S608
+                       params)
+        return cursor.rowcount
 
 
 def internal_error_count(*, source: str) -> None:

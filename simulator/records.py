@@ -55,9 +55,7 @@ def fmt_date_from_day(day: int) -> str:
 def fmt_ts(secs: int) -> str:
     """MM/DD/YYYY HH:MM:SS for local seconds since 1970-01-01 00:00:00."""
     day, rem = divmod(secs, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, seconds = divmod(rem, 60)
-    return f"{fmt_date_from_day(day)} {hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{fmt_date_from_day(day)} {rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}"
 
 
 def fmt_date(secs: int) -> str:
@@ -304,6 +302,7 @@ EXPENSE_STATES = (
     "Declined",
 )
 TERMS = ("Net 30", "Net 15", "Net 45", "Due on Receipt", "Net 60")
+TERM_DAYS = {"Net 30": 30, "Net 15": 15, "Net 45": 45, "Due on Receipt": 0, "Net 60": 60}
 
 
 # --- Object definitions ----------------------------------------------------------------------
@@ -452,9 +451,10 @@ def person(company_seed: int, j: int) -> tuple[str, str]:
 
 def _money(cents: int) -> str:
     """An amount as real records carry it: no decimals when whole ("5900"), else two ("412.50")."""
-    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
+    if cents < 0:
+        return "-" + _money(-cents)
     whole, part = divmod(cents, 100)
-    return f"{sign}{whole}" if part == 0 else f"{sign}{whole}.{part:02d}"
+    return str(whole) if part == 0 else f"{whole}.{part:02d}"
 
 
 def _employee_ref(g: Gen, r: int) -> tuple[str, str]:
@@ -641,8 +641,8 @@ def gen_apbill(g: Gen, i: int) -> dict[str, str]:
     cents = 1000 + r2 % 5_000_000
     paid = cents if state == "Paid" else cents // 2 if state == "Partially Paid" else 0
     term = TERMS[(r2 >> 24) % len(TERMS)]
-    due_days = {"Net 30": 30, "Net 15": 15, "Net 45": 45, "Due on Receipt": 0, "Net 60": 60}[term]
     loc_count = g.sizes.get("LOCATION", 0)
+    created_date = fmt_date(created)
     return {
         "RECORDNO": str(i),
         "RECORDID": f"BILL-{i:07d}",
@@ -652,9 +652,9 @@ def gen_apbill(g: Gen, i: int) -> dict[str, str]:
         "DESCRIPTION": BILL_DESCRIPTIONS[(r >> 24) % len(BILL_DESCRIPTIONS)],
         "STATE": state,
         "RAWSTATE": raw,
-        "WHENCREATED": fmt_date(created),
-        "WHENPOSTED": fmt_date(created) if raw != "D" else "",
-        "WHENDUE": fmt_date(created + 86400 * due_days),
+        "WHENCREATED": created_date,
+        "WHENPOSTED": created_date if raw != "D" else "",
+        "WHENDUE": fmt_date(created + 86400 * TERM_DAYS[term]),
         "WHENPAID": fmt_date(wm) if paid else "",
         "TERMNAME": term,
         "TOTALENTERED": _money(cents),
@@ -662,7 +662,7 @@ def gen_apbill(g: Gen, i: int) -> dict[str, str]:
         "TOTALDUE": _money(cents - paid),
         "CURRENCY": "USD",
         "BASECURR": "USD",
-        "PRBATCH": f"Bills: {fmt_date(created)} Batch",
+        "PRBATCH": f"Bills: {created_date} Batch",
         "AUWHENCREATED": fmt_ts(created + (r2 >> 40) % 86400),
         "WHENMODIFIED": fmt_ts(wm),
         "CREATEDBY": str((r >> 32) % 10 + 1),

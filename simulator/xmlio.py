@@ -103,8 +103,27 @@ def _render(record: dict[str, str], layout: Layout, out: list[str]) -> None:
             out.append(f"<{tag}>{value}</{tag}>")
 
 
+def _text(value: str) -> str:
+    if "&" in value or "<" in value or ">" in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
 def render_records(records: Iterable[dict[str, str]], layout: Layout, tag: str) -> str:
     out: list[str] = []
+    if all(not isinstance(key, list) for _, key in layout):
+        # No nested element (the common page): one format string per record, the same text as _render writes.
+        keys = [key for _, key in layout]
+        tags = [t.replace("{", "{{").replace("}", "}}") for t in (tag, *(t for t, _ in layout))]
+        fmt = (f"<{tags[0]}>" + "".join(f"<{t}>{{}}</{t}>" for t in tags[1:]) + f"</{tags[0]}>").format
+        for record in records:
+            get = record.get
+            values = [get(key, "") for key in keys]
+            joined = "".join(values)
+            if "&" in joined or "<" in joined or ">" in joined:
+                values = [_text(value) for value in values]
+            out.append(fmt(*values))
+        return "".join(out)
     for record in records:
         out.append(f"<{tag}>")
         _render(record, layout, out)

@@ -138,3 +138,18 @@ def test_a_waiter_gets_a_slot_soon_after_the_company_s_slot_rows_were_removed():
     assert time.monotonic() - removed_at < 5
     limits.release(*got["slot"], "GONE")
     assert held_slots("GONE") == 0
+
+
+def test_slot_rows_gone_after_this_process_saw_them_are_made_again_at_once():
+    """The slot rows are looked for once per process; rows deleted since (a table emptied) are created again
+    on the first wait, not after the whole wait for a slot that can never come free."""
+    slot_id, holder = limits.acquire("GONE-CO", 2, wait=2)
+    limits.release(slot_id, holder)
+    CompanySlot.objects.filter(company_key="GONE-CO").delete()
+    started = time.monotonic()
+    slot_id, holder = limits.acquire("GONE-CO", 2, wait=5)
+    assert time.monotonic() - started < 1
+    assert CompanySlot.objects.filter(company_key="GONE-CO").count() == 2
+    assert held_slots("GONE-CO") == 1
+    limits.release(slot_id, holder)
+    assert held_slots("GONE-CO") == 0
