@@ -401,6 +401,19 @@ class IntacctRestClient:
             yield from page.records
             start = page.next_start if page.records else None
 
+    def patch_object(self, object_path: str, key: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /objects/{path}/{key}``: set the given values (nested, REST names); Intacct's ``ia::result``.
+
+        Absolute values, so a repeat after a lost answer is harmless: transient failures are retried as reads are."""
+        path = f"/objects/{object_path.strip('/')}/{quote(str(key), safe='')}"
+        body = self._api("PATCH", path, function=f"update:{object_path}", json_body=dict(values))
+        try:
+            result = json.loads(body)["ia::result"]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidResponse(f"the answer to PATCH {object_path} has no ia::result", permanent=False,
+                                  function=f"update:{object_path}") from None
+        return result if isinstance(result, dict) else {}
+
     def get_object(self, object_path: str, key: str) -> dict[str, Any]:
         """``GET /objects/{path}/{key}``: the whole object."""
         path = f"/objects/{object_path.strip('/')}/{quote(str(key), safe='')}"
