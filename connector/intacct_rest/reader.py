@@ -26,8 +26,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.intacct import filters as F  # noqa: N812 - the alias the sync uses
-from connector.intacct.client import BatchOutcome, ClientStats, Page, Record, WriteOutcome
+from connector.intacct.client import BatchOutcome, ClientStats, Page, WriteOutcome
 from connector.intacct.errors import IntacctError, UnknownObject
+from connector.intacct.response import Record
 
 from .client import IntacctRestClient
 from .convert import utc_iso, xml_record
@@ -37,6 +38,7 @@ from .names import RestName, rest_name
 _LOCAL_STAMP = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
 _LOCAL_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 
+_COMPARISONS = (F.EqualTo, F.NotEqualTo, F.LessThan, F.LessThanOrEqual, F.GreaterThan, F.GreaterThanOrEqual)
 _OPERATORS: dict[type, str] = {
     F.EqualTo: "$eq", F.NotEqualTo: "$ne", F.LessThan: "$lt", F.LessThanOrEqual: "$lte",
     F.GreaterThan: "$gt", F.GreaterThanOrEqual: "$gte",
@@ -132,11 +134,9 @@ def translate(flt: F.Filter | None, name: RestName, tz: ZoneInfo) -> RestQuery:
                 op = {"$contains": "$notContains", "$startsWith": "$notStartsWith", "$endsWith": "$notEndsWith",
                       "$eq": "$ne"}[op]
             return add({op: {field_of(node.field): text}})
-        op = _OPERATORS.get(type(node))
-        if op is None:
+        if not isinstance(node, _COMPARISONS):
             raise ValueError(f"the filter {node!r} has no REST equivalent")
-        field = node.field  # type: ignore[attr-defined]
-        return add({op: {field_of(field): _rest_value(field, node.value, name, tz)}})  # type: ignore[attr-defined]
+        return add({_OPERATORS[type(node)]: {field_of(node.field): _rest_value(node.field, node.value, name, tz)}})
 
     if flt is None:
         return RestQuery([], None)
