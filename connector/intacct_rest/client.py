@@ -84,7 +84,7 @@ class IntacctRestClient:
             self.close()
             raise EndpointNotAllowed(f"base URL {config.base_url!r} is not an allowed Intacct endpoint")
         self.stats = ClientStats()
-        self._tokens: TokenSet | None = auth.tokens if isinstance(auth, AuthorizationCodeGrant) else None
+        self._tokens: TokenSet | None = auth.tokens if auth is not None else None
         if self._tokens is not None:
             self._remember_tokens(self._tokens)
         self._token_lock = threading.Lock()
@@ -181,15 +181,26 @@ class IntacctRestClient:
             auth = self._auth
             if isinstance(auth, ClientCredentialsGrant):
                 new = self._token_request({"grant_type": "client_credentials", "username": auth.username}, None)
+                if auth.on_tokens is not None:
+                    auth.on_tokens(new)
             elif isinstance(auth, AuthorizationCodeGrant):
-                if tokens is None or not tokens.refresh_token:
-                    raise TokenInvalid("the access token expired and this connection holds no refresh token",
-                                       function="token:refresh_token")
-                lifetime = auth.refresh_token_lifetime
-                new = self._token_request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
-                                          lifetime, refresh_expires_at=tokens.refresh_expires_at)
-                # Saved before use: the old refresh token no longer works once Intacct answered.
-                auth.on_tokens(new)
+                guard = auth.refresh_guard() if auth.refresh_guard is not None else nullcontext(None)
+                with guard as stored:
+                    if stored is not None and tokens is not None and stored.refresh_token != tokens.refresh_token:
+                        # Another process refreshed meanwhile: its tokens are the live ones (ours are spent).
+                        self._remember_tokens(stored)
+                        self._tokens = tokens = stored
+                        usable = stored.expires_at - self._config.refresh_margin > self._config.clock()
+                        if usable and stored.access_token != stale:
+                            return stored.access_token
+                    if tokens is None or not tokens.refresh_token:
+                        raise TokenInvalid("the access token expired and this connection holds no refresh token",
+                                           function="token:refresh_token")
+                    lifetime = auth.refresh_token_lifetime
+                    new = self._token_request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
+                                              lifetime, refresh_expires_at=tokens.refresh_expires_at)
+                    # Saved before use: the old refresh token no longer works once Intacct answered.
+                    auth.on_tokens(new)
             else:
                 raise TokenInvalid("this client has no connection to authenticate with", function="token")
             self._tokens = new
