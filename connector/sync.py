@@ -49,6 +49,7 @@ from connector import (
     monitoring,
     objects,
     policy,
+    readers,
     services,
     validation,
 )
@@ -166,6 +167,8 @@ class _Heartbeat(threading.Thread):
 
 def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
     """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
+    if connection.protocol == Connection.Protocol.REST:  # the XML client's interface, over REST
+        return readers.rest_reader_for(connection, limit)
     config = replace(clients.client_config(), request_slot=limits.request_slot_for(connection.company_id, limit))
     try:
         password = crypto.decrypt(connection.password_token)
