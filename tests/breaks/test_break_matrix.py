@@ -501,7 +501,7 @@ def test_break_over_rest(row: Row, simulator, our_rest_app, settings, queued_syn
     sync.run_sync(run_id=first.pk)
     first.refresh_from_db()
     assert first.status == SyncRun.Status.SUCCEEDED, first.summary
-    assert Record.objects.filter(connection=connection).count() == sum(SMALL.values())
+    assert first.records_created == Record.objects.filter(connection=connection).count() >= sum(SMALL.values())
 
     row.make(demo, connection)
 
