@@ -224,6 +224,12 @@ class ValidationRun(models.Model):
         OBJECT_UNAVAILABLE = "object_unavailable", "Object not available"
         SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
         READ_FAILED = "read_failed", "A read failed"
+        # REST connections (OAuth 2.0): each is fixed by reconnecting with Sage Intacct.
+        TOKEN_REVOKED = "token_revoked", "Authorisation revoked in Intacct"
+        REFRESH_TOKEN_EXPIRED = "refresh_token_expired", "Authorisation expired"
+        CONSENT_WITHDRAWN = "consent_withdrawn", "Application disconnected in Intacct"
+        # Every REST read refused: the company (subscription, IP filter or sender authorisation), not one permission.
+        COMPANY_REFUSES_API = "company_refuses_api", "Company refuses our application"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="validation_runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
