@@ -186,6 +186,11 @@ def read_failed(connection: Connection, definition: objects.ObjectDefinition, ex
 def read_refused(connection: Connection, definition: objects.ObjectDefinition, exc: BaseException,
                  facts: Callable[[], PermissionFacts]) -> Finding:
     """The words for one object's refused read, validation and sync alike (``facts`` is asked only when needed)."""
+    if isinstance(exc, errors.PermissionDenied) and definition.policy is None and \
+            connection.protocol == Connection.Protocol.REST:
+        # Over REST a company-wide refusal is a 403 like a missing permission; an object any user may read
+        # (USERINFO) refused tells them apart.
+        return company_refuses_api(connection, exc)
     if isinstance(exc, errors.PermissionDenied):
         return permission_missing(connection, definition, facts())
     if isinstance(exc, errors.UnknownObject):
@@ -265,6 +270,8 @@ def sign_in_history(connection: Connection) -> SignInHistory:
 
 def sign_in_refused(connection: Connection, exc: BaseException, history: SignInHistory | None = None) -> Finding:
     """Why Intacct refused the sign-in, for each way it says so."""
+    if connection.protocol == Connection.Protocol.REST:
+        return rest_sign_in_refused(connection, exc)  # no password, no sender password: its own words
     history = history or SignInHistory()
     company, user, entity = connection.company_id, connection.user_id, connection.entity_id
     if isinstance(exc, errors.TransportPolicyInvalid):
