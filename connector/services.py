@@ -209,6 +209,22 @@ def connection_set_deprovisioning(*, connection: Connection, wants_deprovisionin
                      details={"wants_deprovisioning": wants_deprovisioning})
 
 
+@transaction.atomic
+def connection_choose_protocol(*, connection: Connection, protocol: str, by: Actor, ip: str | None = None) -> None:
+    """The wizard's first choice: REST ("Connect with Sage Intacct") or XML. A connection holding credentials
+    keeps its protocol (an XML one moves to REST by connecting over REST: connection_switch_to_rest)."""
+    if protocol not in Connection.Protocol.values:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    if connection.has_credentials or connection.protocol == protocol:
+        return
+    _start_setup(connection)
+    connection.protocol = protocol
+    connection.save(update_fields=["protocol"])
+    audit_record(organisation=connection.organisation, connection=connection, action="protocol.chosen", user=by,
+                 ip=ip, details={"protocol": protocol})
+
+
 # --- Credentials ----------------------------------------------------------------------------
 
 @transaction.atomic
@@ -223,8 +239,13 @@ def connection_set_credentials(*, connection: Connection, company_id: str, user_
     connection.entity_id = entity_id
     connection.password_token = crypto.encrypt(password)
     connection.password_set_at = timezone.now()
+    # XML credentials make an XML connection (a REST grant's tokens, if any, are not used any more).
+    connection.protocol, connection.rest_grant = Connection.Protocol.XML, Connection.RestGrant.NONE
+    connection.rest_refresh_token = connection.rest_access_token = ""
+    connection.rest_refresh_expires_at = connection.rest_access_expires_at = None
     connection.save(update_fields=["company_id", "user_id", "entity_id", "intacct_entities", "password_token",
-                                   "password_set_at"])
+                                   "password_set_at", "protocol", "rest_grant", "rest_refresh_token",
+                                   "rest_access_token", "rest_refresh_expires_at", "rest_access_expires_at"])
     StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
                                          defaults={"done_by": _actor(by)})
     if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
