@@ -264,11 +264,18 @@ NOT_A_BREAK = {
     Cause.OBJECT_UNAVAILABLE: "an application unsubscribed (tests/connector/test_diagnosis.py)",
     Cause.SIGN_IN_REFUSED: "a sign-in refusal Intacct does not explain (tests/connector/test_diagnosis.py)",
     Cause.READ_FAILED: "a read refused for another reason (tests/connector/test_diagnosis.py)",
+    # REST connections connected with Sage Intacct (authorization code): their approval ends in Intacct.
+    Cause.TOKEN_REVOKED: "a REST approval revoked or superseded (tests/validation/test_rest_checks.py)",
+    Cause.REFRESH_TOKEN_EXPIRED: "a REST approval past its life (tests/validation/test_rest_checks.py)",
+    Cause.CONSENT_WITHDRAWN: "the company disconnected our application (tests/validation/test_rest_checks.py)",
 }
 
 
 def test_every_cause_has_a_row():
+    # Over REST the company-wide rows (sender, subscription, IP filter) show as the company refusing every read.
     covered = {row.cause for row in ROWS if row.cause}
+    if any(row.cause in COMPANY_WIDE for row in REST_ROWS):
+        covered.add(Cause.COMPANY_REFUSES_API)
     missing = [c for c in Cause.values if c not in covered and c not in NOT_A_BREAK]
     assert not missing, f"causes with no row in the break matrix: {missing}"
     assert not covered & set(NOT_A_BREAK), "a cause is both covered and excused"
@@ -535,6 +542,9 @@ def test_break_over_rest(row: Row, simulator, our_rest_app, settings, queued_syn
             for words in rest_words(row, name):
                 assert words in object_runs[name].message, (name, object_runs[name].message)
 
+    if row.cause in COMPANY_WIDE:
+        assert connection.status == "broken" and connection.status_cause == Cause.COMPANY_REFUSES_API
+        assert "Web Services is subscribed" in connection.status_message
     if row.deprovision:
         someone = Record.objects.get(connection=connection, object_name="USERINFO", recordno=3)
         details = deprovision.apply(connection=connection, user=someone, action=deprovision.DEACTIVATE,
