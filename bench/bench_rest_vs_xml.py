@@ -1,12 +1,17 @@
-"""Benchmark: the same 100,000 APBILL read over the XML gateway and over the REST API in one run.
+"""Benchmark: a full sync of the same 100,000 APBILL (plus the other objects at realistic sizes) over the XML
+gateway and over the REST API, in one run.
 
-Prints, per protocol: records/s, client CPU µs per record, requests (data and sign-in/token), API transactions
-the simulator billed, and the peak RSS of a fresh process doing nothing but that read. Both clients read the
-fields sync reads (connector/objects.py), in key order, with their largest page (XML query 2,000; REST 4,000),
-and REST also at 2,000 for a like-for-like page size. Medians of --rounds runs.
+Two connections of two organisations point at one simulated company: one reads over XML (Web Services user and
+password), the other over REST (client credentials as the same user; the company's time zone recorded). Each
+full sync runs through the product's own engine (``connector.sync.run_sync``: range readers, the company's
+concurrency cap of 2, pages upserted into the Record table and the change feed) in a fresh process, so its CPU
+time and peak RSS are its own. Printed per protocol: records/s end to end, CPU µs per record (the syncing
+process, user + system), API calls the run counted, API transactions the simulator billed, peak RSS; and the
+same for APBILL alone (its object run).
 
-The simulator runs under gunicorn (1 process, 4 threads) on a throwaway SQLite database.
-Run: `.venv/bin/python bench/bench_rest_vs_xml.py` (about a minute).
+The simulator runs under gunicorn (1 process, 4 threads) on its own SQLite file; the synced database is another
+SQLite file (as bench/bench_sync.py, whose setup this follows). Rounds alternate XML and REST.
+Run: `.venv/bin/python bench/bench_rest_vs_xml.py [--rounds N]` (a few minutes a round).
 """
 from __future__ import annotations
 
@@ -24,130 +29,131 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_client import GATEWAY_PATH  # noqa: E402
 from serving import free_port, gunicorn, site_env, wait_until_up  # noqa: E402
 
 COMPANY = "BENCH-100K"
 RECORDS = 100_000
 USER = "ws_bench"
-SENDER_ID = "IntacctConnectDemo"
-CLIENT_ID = "bench.app.sage.com"
-REDIRECT = "https://bench.example/cb"
+REST_PATH = "/simulator/ia/api/v1"
+TIME_ZONE = "America/Los_Angeles"  # the simulated company's (SimCompany.timezone_name default)
+ORGS = {"xml": "bench-xml", "rest": "bench-rest"}
 
 
-def start_simulator(var_dir: Path) -> tuple[subprocess.Popen, str, dict]:
+def _run(cmd: list[str], env: dict) -> str:
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def setup(var_dir: Path) -> tuple[subprocess.Popen, dict, dict]:
+    """The simulator (its own SQLite file, served by gunicorn) and the synced database with both connections."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = site_env(var_dir, site)
-    # Made for this run, handed over in the environment only.
-    env["BENCH_USER_PASSWORD"] = secrets.token_urlsafe(18)
-    env["BENCH_CLIENT_SECRET"] = secrets.token_urlsafe(24)
-    py = sys.executable
-    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    make = (
-        "import os\nfrom simulator.demo import build_company\nfrom simulator.oauth import register_app\n"
-        f"build_company({COMPANY!r}, sizes={{'APBILL': {RECORDS}}}, login_id={USER!r}, "
-        "password=os.environ['BENCH_USER_PASSWORD'], concurrency_limit=4)\n"
-        f"register_app({CLIENT_ID!r}, os.environ['BENCH_CLIENT_SECRET'], {SENDER_ID!r}, [{REDIRECT!r}])\n")
-    subprocess.run([py, "manage.py", "shell", "-c", make], cwd=ROOT, env=env, check=True)
-    server = gunicorn(port, env)
+    base = {**site_env(var_dir, site), "INTACCT_ENDPOINT_URL": site + GATEWAY_PATH,
+            "INTACCT_REST_BASE_URL": site + REST_PATH, "INTACCT_REST_CLIENT_ID": "bench.app.sage.com",
+            # Made for this run, handed over in the environment only.
+            "INTACCT_REST_CLIENT_SECRET": secrets.token_urlsafe(24), "BENCH_USER_PASSWORD": secrets.token_urlsafe(18)}
+    sim_env = {**base, "DATABASE_URL": f"sqlite:///{var_dir / 'simulator.sqlite3'}"}
+    env = dict(base)
+    build = "\n".join([
+        "import os", "from django.conf import settings",
+        "from simulator.demo import SIZES, build_company", "from simulator.oauth import register_app",
+        f"build_company({COMPANY!r}, sizes={{**SIZES['realistic'], 'APBILL': {RECORDS}}}, login_id={USER!r}, "
+        "password=os.environ['BENCH_USER_PASSWORD'])",
+        "register_app(settings.INTACCT_REST_CLIENT_ID, settings.INTACCT_REST_CLIENT_SECRET, "
+        "settings.INTACCT_SENDER_ID, ['https://bench.example/cb'])"])
+    connections = {
+        "xml": "password_token=crypto.encrypt(os.environ['BENCH_USER_PASSWORD'])",
+        "rest": f"protocol='rest', rest_grant='client_credentials', company_timezone={TIME_ZONE!r}",
+    }
+    connect_lines = ["import os", "from connector import crypto, services", "from connector.models import Connection"]
+    for kind, slug in ORGS.items():
+        connect_lines += [
+            f"org = services.organisation_create(name={slug!r}, slug={slug!r})",
+            "c = services.connection_get(organisation=org)",
+            f"Connection.objects.filter(pk=c.pk).update(company_id={COMPANY!r}, user_id={USER!r}, "
+            f"status='connected', {connections[kind]})"]
+    connect = "\n".join(connect_lines)
+    for step_env, script in ((sim_env, build), (env, connect)):
+        _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], step_env)
+        _run([sys.executable, "manage.py", "shell", "-c", script], step_env)
+    server = gunicorn(port, sim_env)
     wait_until_up(site)
-    return server, site, env
+    return server, env, sim_env
 
 
-def billed(env: dict) -> int:
+def billed(sim_env: dict) -> int:
     """API transactions the simulator counted for the company this month."""
     code = ("from simulator.models import SimCompany\nfrom simulator.metering import month_usage\n"
             f"print(month_usage(SimCompany.objects.get(company_id={COMPANY!r})))")
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1])
+    return int(_run([sys.executable, "manage.py", "shell", "-c", code], sim_env).strip().splitlines()[-1])
 
 
-def read_xml(site: str, var_dir: Path) -> dict:
-    from connector.intacct import ClientConfig, Credentials, IntacctClient
-    from connector.objects import OBJECTS_BY_NAME
+def child(kind: str) -> None:
+    """In a fresh process: one full sync of the connection reading over ``kind``; prints JSON."""
+    import django
 
-    url = site + "/simulator/ia/xml/xmlgw.phtml"
-    config = ClientConfig(endpoint_url=url, allowed_endpoints=(url,), sender_id=SENDER_ID, timeout=120,
-                          sender_password=(var_dir / "demo_sender_password").read_text().strip())
-    fields = list(OBJECTS_BY_NAME["APBILL"].fields)
-    with IntacctClient(config, Credentials(COMPANY, USER, os.environ["BENCH_USER_PASSWORD"])) as client:
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        count = sum(1 for _ in client.query("APBILL", fields=fields, page_size=2000,
-                                            order_by=[("RECORDNO", "asc")]))
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        stats = client.stats.snapshot()
-    return {"records": count, "seconds": wall, "cpu": cpu, "data_requests": stats["requests"] - stats["logins"],
-            "auth_requests": stats["logins"], "bytes": stats["bytes_received"]}
+    django.setup()
+    from connector import sync
+    from connector.models import Connection, SyncObjectRun, SyncRun
 
-
-def read_rest(site: str, size: int) -> dict:
-    from connector.intacct_rest import ClientCredentialsGrant, IntacctRestClient, RestConfig, rest_name
-    from connector.objects import OBJECTS_BY_NAME
-
-    base = site + "/simulator/ia/api/v1"
-    config = RestConfig(client_id=CLIENT_ID, client_secret=os.environ["BENCH_CLIENT_SECRET"], base_url=base,
-                        allowed_endpoints=(base,), timeout=120)
-    name = rest_name("APBILL")
-    assert name is not None
-    fields = name.rest_fields(OBJECTS_BY_NAME["APBILL"].fields)
-    with IntacctRestClient(config, ClientCredentialsGrant(USER, COMPANY)) as client:
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        count = sum(1 for _ in client.query(name.path, fields, order_by=[{"key": "asc"}], size=size))
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        stats = client.stats.snapshot()
-    return {"records": count, "seconds": wall, "cpu": cpu, "data_requests": stats["requests"] - stats["logins"],
-            "auth_requests": stats["logins"], "bytes": stats["bytes_received"]}
+    connection = Connection.objects.get(organisation__slug=ORGS[kind])
+    assert connection.protocol == kind
+    run = SyncRun.objects.create(connection=connection, kind=SyncRun.Kind.FULL)
+    wall0 = time.perf_counter()
+    run = sync.run_sync(run_id=run.pk)
+    seconds = time.perf_counter() - wall0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    bills = SyncObjectRun.objects.get(run=run, object_name="APBILL")
+    print(json.dumps({
+        "status": run.status, "summary": run.summary, "records": run.records_read, "requests": run.requests,
+        "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+        "apbill_records": bills.records_read, "apbill_requests": bills.requests,
+        "apbill_seconds": (bills.finished_at - bills.started_at).total_seconds()}))
 
 
-def child(kind: str, site: str, var_dir: Path) -> None:
-    """A fresh process: one full read, then its own peak RSS."""
-    result = read_xml(site, var_dir) if kind == "xml" else read_rest(site, int(kind.split(":")[1]))
-    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
-def run(kind: str, site: str, var_dir: Path, env: dict) -> dict:
-    before = billed(env)
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--site", site, "--var-dir", str(var_dir)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["billed"] = billed(env) - before
-    assert result["records"] == RECORDS, result
+def one(kind: str, env: dict, sim_env: dict) -> dict:
+    before = billed(sim_env)
+    out = _run([sys.executable, str(Path(__file__)), "--child", kind], env)
+    result = json.loads(out.strip().splitlines()[-1])
+    result["billed"] = billed(sim_env) - before
+    assert result["status"] == "succeeded", result["summary"]
+    assert result["apbill_records"] == RECORDS, result
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child")
-    parser.add_argument("--site")
-    parser.add_argument("--var-dir")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.site, Path(args.var_dir))
+        child(args.child)
         return
     with tempfile.TemporaryDirectory(prefix="bench-rest-") as tmp:
-        var_dir = Path(tmp)
-        server, site, env = start_simulator(var_dir)
+        server, env, sim_env = setup(Path(tmp))
         try:
-            rows = []
-            for label, kind in (("XML query (2,000)", "xml"), ("REST query (4,000)", "rest:4000"),
-                                ("REST query (2,000)", "rest:2000")):
-                runs = [run(kind, site, var_dir, env) for _ in range(args.rounds)]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                rows.append((label, med))
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"{time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} CPUs, load average {load}")
+            runs: dict[str, list[dict]] = {"xml": [], "rest": []}
+            for _ in range(args.rounds):
+                for kind in ("xml", "rest"):
+                    runs[kind].append(one(kind, env, sim_env))
         finally:
             server.terminate()
-            server.wait(timeout=10)
-    print(f"{RECORDS:,} APBILL, 12 fields, medians of {args.rounds} fresh processes each")
-    print("| protocol (page size) | records/s | client CPU µs/record | data requests | sign-in/token requests "
-          "| billed API transactions | KB received | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, m in rows:
-        print(f"| {label} | {m['records'] / m['seconds']:,.0f} | {m['cpu'] / m['records'] * 1e6:.1f} | "
-              f"{m['data_requests']:.0f} | {m['auth_requests']:.0f} | {m['billed']:.0f} | {m['bytes'] / 1024:,.0f} | "
-              f"{m['max_rss_mb']:.1f} |")
+            server.wait(timeout=15)
+    print(f"Full sync of {RECORDS:,} APBILL + the other objects at realistic sizes, medians of {args.rounds} "
+          "fresh process(es) per protocol")
+    print("| protocol | records | records/s | CPU µs/record | API calls (run) | billed API transactions | peak RSS MB "
+          "| APBILL records/s | APBILL calls |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind, results in runs.items():
+        m = {k: statistics.median(r[k] for r in results) for k in results[0] if k not in ("status", "summary")}
+        print(f"| {kind.upper()} | {m['records']:,.0f} | {m['records'] / m['seconds']:,.0f} | "
+              f"{m['cpu'] / m['records'] * 1e6:.0f} | {m['requests']:.0f} | {m['billed']:.0f} | "
+              f"{m['peak_rss_mb']:.0f} | "
+              f"{m['apbill_records'] / m['apbill_seconds']:,.0f} | {m['apbill_requests']:.0f} |")
 
 
 if __name__ == "__main__":

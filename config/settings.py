@@ -192,6 +192,25 @@ INTACCT_SENDER_PASSWORD = (
     _required("INTACCT_SENDER_PASSWORD") if PRODUCTION
     else env.str("INTACCT_SENDER_PASSWORD", default="") or var_secret(VAR_DIR, "demo_sender_password")
 )
+# The REST API (issue 17): our application in the Sage App Registry. The simulator serves the API under
+# SIMULATOR_REST_PATH; the demo and the tests register this same application in it (simulator.oauth).
+SIMULATOR_REST_PATH = "/simulator/ia/api/v1"
+INTACCT_REST_BASE_URL = env.str(
+    "INTACCT_REST_BASE_URL",
+    default=SITE_URL.rstrip("/") + SIMULATOR_REST_PATH if SIMULATOR_ENABLED else "https://api.intacct.com/ia/api/v1",
+)
+INTACCT_REST_CLIENT_ID = _required("INTACCT_REST_CLIENT_ID") if PRODUCTION else env.str(
+    "INTACCT_REST_CLIENT_ID", default="intacct-connect-demo.app.sage.com")
+INTACCT_REST_CLIENT_SECRET = (
+    _required("INTACCT_REST_CLIENT_SECRET") if PRODUCTION
+    else env.str("INTACCT_REST_CLIENT_SECRET", default="") or var_secret(VAR_DIR, "demo_rest_client_secret")
+)
+# Where Intacct sends the admin back after "Connect with Sage Intacct": registered with the app, so derived
+# from SITE_URL (wizard/urls.py serves this path).
+INTACCT_REST_CALLBACK_PATH = "/connect/sage-intacct/callback/"
+INTACCT_REST_REDIRECT_URI = SITE_URL.rstrip("/") + INTACCT_REST_CALLBACK_PATH
+# What we know of a refresh token's life (Sage does not publish it): only used to name an expired one.
+INTACCT_REST_REFRESH_TOKEN_DAYS = env.int("INTACCT_REST_REFRESH_TOKEN_DAYS", default=180)
 INTACCT_TIMEOUT_SECONDS = env.float("INTACCT_TIMEOUT_SECONDS", default=60.0)
 INTACCT_MAX_RETRIES = env.int("INTACCT_MAX_RETRIES", default=5)
 INTACCT_RETRY_BUDGET_SECONDS = env.float("INTACCT_RETRY_BUDGET_SECONDS", default=120.0)
@@ -205,6 +224,11 @@ if PRODUCTION:
         )
     if SIMULATOR_ENABLED:
         raise ImproperlyConfigured("SIMULATOR_ENABLED cannot be on when APP_ENV=production.")
+    _rest = urlsplit(INTACCT_REST_BASE_URL)
+    if _rest.scheme != "https" or not (_rest.hostname or "").endswith(".intacct.com"):
+        raise ImproperlyConfigured(
+            "INTACCT_REST_BASE_URL must be an https://*.intacct.com address when APP_ENV=production."
+        )
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

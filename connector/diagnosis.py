@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from connector import crypto, limits, objects, policy, steps
 from connector.intacct import errors
+from connector.intacct_rest import errors as rest_errors
 from connector.models import Connection, ValidationRun
 
 Cause = ValidationRun.Cause
@@ -48,7 +49,15 @@ CAUSE_SUBJECTS: dict[str, str] = {
     Cause.OBJECT_UNAVAILABLE: "object not available",
     Cause.SIGN_IN_REFUSED: "sign-in refused",
     Cause.READ_FAILED: "a read failed",
+    Cause.TOKEN_REVOKED: "authorisation revoked in Intacct",
+    Cause.REFRESH_TOKEN_EXPIRED: "authorisation expired",
+    Cause.CONSENT_WITHDRAWN: "our application was disconnected in Intacct",
+    Cause.COMPANY_REFUSES_API: "the company refuses our application",
 }
+
+# The one fix of every token problem of a REST connection, as the connection page's button says it.
+RECONNECT = "Reconnect with Sage Intacct"
+TOKEN_CAUSES = frozenset({Cause.TOKEN_REVOKED, Cause.REFRESH_TOKEN_EXPIRED, Cause.CONSENT_WITHDRAWN})
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,11 @@ def read_failed(connection: Connection, definition: objects.ObjectDefinition, ex
 def read_refused(connection: Connection, definition: objects.ObjectDefinition, exc: BaseException,
                  facts: Callable[[], PermissionFacts]) -> Finding:
     """The words for one object's refused read, validation and sync alike (``facts`` is asked only when needed)."""
+    if isinstance(exc, errors.PermissionDenied) and definition.policy is None and \
+            connection.protocol == Connection.Protocol.REST:
+        # Over REST a company-wide refusal is a 403 like a missing permission; an object any user may read
+        # (USERINFO) refused tells them apart.
+        return company_refuses_api(connection, exc)
     if isinstance(exc, errors.PermissionDenied):
         return permission_missing(connection, definition, facts())
     if isinstance(exc, errors.UnknownObject):
@@ -256,6 +270,8 @@ def sign_in_history(connection: Connection) -> SignInHistory:
 
 def sign_in_refused(connection: Connection, exc: BaseException, history: SignInHistory | None = None) -> Finding:
     """Why Intacct refused the sign-in, for each way it says so."""
+    if connection.protocol == Connection.Protocol.REST:
+        return rest_sign_in_refused(connection, exc)  # no password, no sender password: its own words
     history = history or SignInHistory()
     company, user, entity = connection.company_id, connection.user_id, connection.entity_id
     if isinstance(exc, errors.TransportPolicyInvalid):
@@ -320,6 +336,61 @@ def sign_in_refused(connection: Connection, exc: BaseException, history: SignInH
         return Finding(cause, words, objects.STEP_CONNECT, BROKEN)
     return Finding(Cause.SIGN_IN_REFUSED, f"Intacct refused the sign-in; Intacct said: {intacct_said(exc)}",
                    objects.STEP_CONNECT, BROKEN)
+
+
+# --- REST connections (OAuth 2.0) --------------------------------------------------------------
+
+def token_problem(connection: Connection, exc: BaseException) -> Finding:
+    """The connection's OAuth authorisation no longer works: each way has its own words, one fix (reconnect)."""
+    fix = (f"Use \"{RECONNECT}\" on the connection page (step {objects.STEP_CONNECT}) and approve again as an "
+           "Intacct admin; the synced data and the change feed are kept.")
+    if isinstance(exc, rest_errors.ConsentWithdrawn):
+        return Finding(Cause.CONSENT_WITHDRAWN,
+                       "Your Intacct company disconnected our application, so it no longer lets us in. " + fix,
+                       objects.STEP_CONNECT, BROKEN)
+    if isinstance(exc, rest_errors.RefreshTokenExpired):
+        return Finding(Cause.REFRESH_TOKEN_EXPIRED,
+                       "The approval given in Intacct has expired (Intacct ends it after a long time). " + fix,
+                       objects.STEP_CONNECT, BROKEN)
+    return Finding(Cause.TOKEN_REVOKED,
+                   "Intacct no longer accepts the approval given for this connection: it was revoked in Intacct, or "
+                   "someone connected again with the same Intacct user, which ends the earlier approval. " + fix,
+                   objects.STEP_CONNECT, BROKEN)
+
+
+def rest_sign_in_refused(connection: Connection, exc: BaseException) -> Finding:
+    """A REST connection could not get an access token (not a token problem of its own: see token_problem)."""
+    if isinstance(exc, rest_errors.TokenProblem):
+        return token_problem(connection, exc)
+    if isinstance(exc, rest_errors.ClientCredentialsRejected):
+        return Finding(Cause.OUR_SENDER_REFUSED,
+                       "Intacct did not accept our application's client ID and secret. This is on our side, not "
+                       "yours: our support team has been told. Nothing for you to change.", None, BROKEN,
+                       our_side=True)
+    if isinstance(exc, errors.LoginFailed):
+        who = f"{connection.user_id}@{connection.company_id}" + (f"|{connection.entity_id}" if connection.entity_id
+                                                               else "")
+        return Finding(Cause.SIGN_IN_REFUSED,
+                       f"Intacct refused a token for \"{who}\": check the company ID, the Web Services user's ID "
+                       f"and the entity (step {objects.STEP_CONNECT}); the user must be an active Web Services user "
+                       f"({steps.USER.menu}, step {objects.STEP_USER}).", objects.STEP_CONNECT, BROKEN)
+    return Finding(Cause.SIGN_IN_REFUSED, f"Intacct refused the sign-in; Intacct said: {intacct_said(exc)}",
+                   objects.STEP_CONNECT, BROKEN)
+
+
+def company_refuses_api(connection: Connection, exc: BaseException | None) -> Finding:
+    """Every REST read was refused (HTTP 403): the company, not one permission. Intacct's REST answers do not
+    say which of its company-wide settings it is (docs/protocol-choices.md), so all three are named."""
+    approved = connection.rest_grant == Connection.RestGrant.AUTHORIZATION_CODE
+    sender = (f"the approval in Intacct was given by a user without admin privileges Full, so our Sender ID is not "
+              f"authorised: reconnect with Sage Intacct as an admin, or add it in {steps.SENDER.menu}"
+              if approved else f"our Sender ID is not authorised: add it in {steps.SENDER.menu}")
+    return Finding(Cause.COMPANY_REFUSES_API,
+                   "Intacct refused every read, so the company as a whole does not let our application in. Check, in "
+                   f"this order: Web Services is subscribed ({steps.SUBSCRIBE.menu}, step {objects.STEP_SUBSCRIBE}); "
+                   f"the IP address filter allows our addresses ({steps.IP_FILTER.menu}, step "
+                   f"{objects.STEP_IP_FILTER}); {sender} (step {objects.STEP_SENDER}). Intacct said: "
+                   f"{intacct_said(exc)}", objects.STEP_SUBSCRIBE, BROKEN)
 
 
 def unreachable(exc: BaseException | None) -> str:

@@ -5,17 +5,19 @@ log line or task argument ever holds a secret.
 """
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from connector import crypto, objects, requeue
+from connector import clients, crypto, objects, requeue, rest_tokens
 from connector.models import (
     SUPPORT_GROUP,
     ApiToken,
@@ -33,6 +35,7 @@ from connector.models import (
 if TYPE_CHECKING:  # the project keeps Django's own user model (no AUTH_USER_MODEL)
     from django.contrib.auth.models import User as UserModel
 
+logger = logging.getLogger(__name__)
 User = get_user_model()
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -206,6 +209,22 @@ def connection_set_deprovisioning(*, connection: Connection, wants_deprovisionin
                      details={"wants_deprovisioning": wants_deprovisioning})
 
 
+@transaction.atomic
+def connection_choose_protocol(*, connection: Connection, protocol: str, by: Actor, ip: str | None = None) -> None:
+    """The wizard's first choice: REST ("Connect with Sage Intacct") or XML. A connection holding credentials
+    keeps its protocol (an XML one moves to REST by connecting over REST: connection_switch_to_rest)."""
+    if protocol not in Connection.Protocol.values:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    if connection.has_credentials or connection.protocol == protocol:
+        return
+    _start_setup(connection)
+    connection.protocol = protocol
+    connection.save(update_fields=["protocol"])
+    audit_record(organisation=connection.organisation, connection=connection, action="protocol.chosen", user=by,
+                 ip=ip, details={"protocol": protocol})
+
+
 # --- Credentials ----------------------------------------------------------------------------
 
 @transaction.atomic
@@ -220,8 +239,13 @@ def connection_set_credentials(*, connection: Connection, company_id: str, user_
     connection.entity_id = entity_id
     connection.password_token = crypto.encrypt(password)
     connection.password_set_at = timezone.now()
+    # XML credentials make an XML connection (a REST grant's tokens, if any, are not used any more).
+    connection.protocol, connection.rest_grant = Connection.Protocol.XML, Connection.RestGrant.NONE
+    connection.rest_refresh_token = connection.rest_access_token = ""
+    connection.rest_refresh_expires_at = connection.rest_access_expires_at = None
     connection.save(update_fields=["company_id", "user_id", "entity_id", "intacct_entities", "password_token",
-                                   "password_set_at"])
+                                   "password_set_at", "protocol", "rest_grant", "rest_refresh_token",
+                                   "rest_access_token", "rest_refresh_expires_at", "rest_access_expires_at"])
     StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
                                          defaults={"done_by": _actor(by)})
     if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
@@ -265,29 +289,157 @@ def connection_record_entities(*, connection: Connection, entities: list[dict[st
         connection.save(update_fields=["intacct_entities"])
 
 
-@transaction.atomic
 def connection_disconnect(*, connection: Connection, by: Actor, ip: str | None = None) -> None:
-    """Delete the connection's secrets and mark it disconnected; history stays."""
-    connection.password_token = ""
-    connection.password_set_at = None
+    """Delete the connection's secrets and mark it disconnected; history stays.
+
+    A REST connection's refresh token is revoked at Intacct first, so it is not left working there; a
+    revocation that fails (Intacct unreachable) is logged and the secrets are deleted all the same."""
+    revoked = _rest_revoke(connection) if connection.rest_refresh_token else ""
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        connection.password_token = ""
+        connection.password_set_at = None
+        connection.rest_grant = Connection.RestGrant.NONE
+        connection.save(update_fields=["password_token", "password_set_at", "rest_grant"])
+        _clear_rest_tokens(connection)
+        StepCompletion.objects.filter(connection=connection, step=objects.STEP_CONNECT).delete()
+        connection_transition(connection=connection, to=Connection.Status.DISCONNECTED)
+        details = {"password": "deleted", "protocol": connection.protocol}
+        if revoked:
+            details["refresh_token"] = revoked
+        audit_record(organisation=connection.organisation, connection=connection,
+                     action="connection.disconnected", user=by, ip=ip, details=details)
+
+
+def _rest_revoke(connection: Connection) -> str:
+    """Revoke the connection's refresh token at Intacct; says what happened (never the token)."""
+    from connector.intacct_rest.errors import IntacctError
+
+    try:
+        with clients.rest_client_for(connection) as client:
+            client.revoke()
+    except (IntacctError, crypto.InvalidToken) as exc:
+        logger.warning("Revoking the refresh token of connection %s failed: %s", connection.pk, type(exc).__name__)
+        return f"revocation failed ({type(exc).__name__}); deleted here"
+    return "revoked at Intacct and deleted"
+
+
+# --- REST connections (issue 17) --------------------------------------------------------------
+
+def _rest_connected(connection: Connection, *, grant: str, company_id: str, user_id: str, entity_id: str,
+                    company_timezone: str, by: Actor) -> None:
+    """Set the (locked) connection to REST with ``grant`` and mark step 6 done; tokens are the caller's."""
+    if company_timezone:
+        ZoneInfo(company_timezone)  # raises for a name that is not an IANA time zone
+    if company_id != connection.company_id:
+        connection.intacct_entities = []
+    connection.protocol = Connection.Protocol.REST
+    connection.rest_grant = grant
+    connection.company_id, connection.user_id, connection.entity_id = company_id, user_id, entity_id
+    connection.rest_connected_at = timezone.now()
+    connection.company_timezone = company_timezone or connection.company_timezone
+    connection.save(update_fields=["protocol", "rest_grant", "company_id", "user_id", "entity_id",
+                                   "intacct_entities", "rest_connected_at", "company_timezone"])
+    StepCompletion.objects.get_or_create(connection=connection, step=objects.STEP_CONNECT,
+                                         defaults={"done_by": _actor(by)})
+    if connection.status in (Connection.Status.NOT_STARTED, Connection.Status.DISCONNECTED):
+        connection_transition(connection=connection, to=Connection.Status.IN_SETUP)
+
+
+def _clear_rest_tokens(connection: Connection) -> None:
+    connection.rest_refresh_token = connection.rest_access_token = ""
+    connection.rest_refresh_expires_at = connection.rest_access_expires_at = None
+    connection.save(update_fields=["rest_refresh_token", "rest_refresh_expires_at", "rest_access_token",
+                                   "rest_access_expires_at"])
+
+
+@transaction.atomic
+def connection_switch_to_rest(*, connection: Connection, grant: str, company_id: str, user_id: str = "",
+                              entity_id: str = "", company_timezone: str, by: Actor, ip: str | None = None) -> None:
+    """Move an XML connection to REST with ``grant`` (its tokens, if any, stored already), keeping its synced
+    records, feed cursor, runs and status; the next validation judges it over REST.
+
+    The company's time zone is required: REST timestamps are UTC and the sync converts them back to the
+    company-local form the stored cursor and records carry. The XML password is deleted (REST never uses it)."""
+    if not company_timezone:
+        raise ValueError("switching to REST needs the company's time zone")
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    if connection.protocol != Connection.Protocol.XML:
+        raise ValueError("the connection is not an XML connection")
+    _rest_connected(connection, grant=grant, company_id=company_id, user_id=user_id, entity_id=entity_id,
+                    company_timezone=company_timezone, by=by)
+    connection.password_token, connection.password_set_at = "", None
     connection.save(update_fields=["password_token", "password_set_at"])
-    StepCompletion.objects.filter(connection=connection, step=objects.STEP_CONNECT).delete()
-    connection_transition(connection=connection, to=Connection.Status.DISCONNECTED)
-    audit_record(organisation=connection.organisation, connection=connection,
-                 action="connection.disconnected", user=by, ip=ip, details={"password": "deleted"})
+    audit_record(organisation=connection.organisation, connection=connection, action="connection.switched_to_rest",
+                 user=by, ip=ip, details={"grant": grant, "company_id": company_id, "user_id": user_id,
+                                          "entity_id": entity_id, "company_timezone": company_timezone,
+                                          "password": "deleted"})
+
+
+def _connect_rest(connection: Connection, *, grant: str, company_id: str, user_id: str, entity_id: str,
+                  company_timezone: str, by: Actor, ip: str | None) -> None:
+    """Switch an XML connection that has worked, or set up a new one, as REST with ``grant``."""
+    if connection.protocol == Connection.Protocol.XML and connection.has_credentials:
+        connection_switch_to_rest(connection=connection, grant=grant, company_id=company_id, user_id=user_id,
+                                  entity_id=entity_id, company_timezone=company_timezone, by=by, ip=ip)
+    else:
+        _rest_connected(connection, grant=grant, company_id=company_id, user_id=user_id, entity_id=entity_id,
+                        company_timezone=company_timezone, by=by)
+    audit_record(organisation=connection.organisation, connection=connection, action="rest_connection.connected",
+                 user=by, ip=ip, details={"grant": grant, "company_id": company_id, "user_id": user_id,
+                                          "entity_id": entity_id})
+
+
+def connection_connect_rest_code(*, connection: Connection, code: str, code_verifier: str, company_id: str,
+                                 company_timezone: str = "", by: Actor, ip: str | None = None) -> ValidationRun:
+    """"Connect with Sage Intacct" came back with a code: exchange it (with the PKCE verifier) for tokens, keep
+    them encrypted, make the connection REST and enqueue a validation. Raises the REST client's typed errors
+    when Intacct refuses the code; nothing is changed then."""
+    with clients.rest_client_without_grant() as client:
+        tokens = client.exchange_code(code, redirect_uri=settings.INTACCT_REST_REDIRECT_URI,
+                                      code_verifier=code_verifier,
+                                      refresh_token_lifetime=clients.refresh_token_lifetime())
+    if not tokens.refresh_token:
+        raise ValueError("Intacct gave no refresh token: offline access was not granted")
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        _connect_rest(connection, grant=Connection.RestGrant.AUTHORIZATION_CODE, company_id=company_id, user_id="",
+                      entity_id="", company_timezone=company_timezone, by=by, ip=ip)
+        rest_tokens.store(connection_id=connection.pk, tokens=tokens)
+        return validation_request(connection=connection, by=by, ip=ip)
+
+
+@transaction.atomic
+def connection_connect_rest_client_credentials(*, connection: Connection, company_id: str, user_id: str,
+                                               entity_id: str = "", company_timezone: str = "", by: Actor,
+                                               ip: str | None = None) -> ValidationRun:
+    """Connect over REST as a Web Services user (client credentials: ``user@company|entity`` with our
+    application's secret, so nothing secret of the company's is stored) and enqueue a validation."""
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    _clear_rest_tokens(connection)  # an earlier grant's tokens are not this user's
+    _connect_rest(connection, grant=Connection.RestGrant.CLIENT_CREDENTIALS, company_id=company_id, user_id=user_id,
+                  entity_id=entity_id, company_timezone=company_timezone, by=by, ip=ip)
+    return validation_request(connection=connection, by=by, ip=ip)
+
+
+SECRET_FIELDS = ("password_token", "rest_refresh_token", "rest_access_token")
 
 
 def encryption_keys_rotate() -> int:
     """Re-encrypt every stored secret under the newest key; returns how many were rewritten."""
     count = 0
-    for connection in Connection.objects.exclude(password_token="").only("id", "password_token").iterator():
+    stored = models.Q()
+    for name in SECRET_FIELDS:
+        stored |= ~models.Q(**{name: ""})
+    for connection in Connection.objects.filter(stored).only("id").iterator():
         with transaction.atomic():
-            locked = Connection.objects.select_for_update().only("id", "password_token").get(id=connection.id)
-            if not locked.password_token:
-                continue
-            locked.password_token = crypto.rotate(locked.password_token)
-            locked.save(update_fields=["password_token"])
-            count += 1
+            locked = Connection.objects.select_for_update().only("id", *SECRET_FIELDS).get(id=connection.id)
+            changed = [name for name in SECRET_FIELDS if getattr(locked, name)]
+            for name in changed:
+                setattr(locked, name, crypto.rotate(getattr(locked, name)))
+            if changed:
+                locked.save(update_fields=changed)
+                count += len(changed)
     return count
 
 

@@ -27,6 +27,8 @@ from django.utils import timezone
 from connector import clients, diagnosis, metrics, monitoring, objects, policy, services, steps
 from connector.diagnosis import Finding
 from connector.intacct import errors, filters
+from connector.intacct_rest import errors as rest_errors
+from connector.intacct_rest import rest_name
 from connector.models import Connection, SyncSettings, ValidationCheck, ValidationRun
 
 log = logging.getLogger(__name__)
@@ -183,12 +185,12 @@ class Context:
 class Check:
     key: str
     label: str
-    run: Callable[[Context], Outcome]
+    run: Callable[[Any], Outcome]  # given a Context (XML) or a RestContext (REST)
 
 
-def _guarded(run: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+def _guarded(run: Callable[[Any], Outcome]) -> Callable[[Any], Outcome]:
     """Turn a transient error in a shared lookup into an inconclusive outcome."""
-    def guarded(ctx: Context) -> Outcome:
+    def guarded(ctx: Any) -> Outcome:
         try:
             return run(ctx)
         except Transient as exc:
@@ -402,6 +404,237 @@ LOGIN_KEYS = {stage.key for stage in LOGIN_STAGES}
 CHECK_LABELS = {check.key: check.label for check in CHECKS}
 
 
+# --- REST connections ------------------------------------------------------------------------
+# The same checks over the REST API, under the same keys and wizard steps where they apply: our application's
+# credentials ("sender"), the token ("login": the refresh token of "Connect with Sage Intacct", or the Web
+# Services user's client-credentials token), the company-wide settings (subscription, IP filter, sender
+# authorisation: REST answers each with an undocumented 403, so they are inferred from every read being refused),
+# one read per object, deprovisioning, the permission type. One token request, then one query per object.
+
+@dataclass
+class RestContext:
+    """What the checks of one REST run share: the connection, its REST client, the token and the reads."""
+
+    connection: Connection
+    client: Any = None
+    token_error: Exception | None = None
+    token_attempted: bool = False
+    stop_reason: str = ""
+    reads: dict[str, BaseException | None] = field(default_factory=dict)
+    known_facts: diagnosis.PermissionFacts | None = None
+    user_record: dict[str, Any] | None = None
+    user_error: BaseException | None = None
+    user_read: bool = False
+
+    @property
+    def logged_in(self) -> bool:
+        return self.token() is None
+
+    def token(self) -> Exception | None:
+        """Get an access token now (a code grant's refresh token is spent and rotated: proof it still works)."""
+        if not self.token_attempted:
+            self.token_attempted = True
+            try:
+                self.client.renew_access_token()
+            except rest_errors.IntacctError as exc:
+                self.token_error = exc
+        return self.token_error
+
+    def read(self, definition: objects.ObjectDefinition) -> BaseException | None:
+        """None when one record of the object could be read, else the error (raises Transient when transient)."""
+        if definition.name not in self.reads:
+            name = rest_name(definition.name)
+            if name is None:
+                error: BaseException | None = rest_errors.UnknownObject(f"{definition.name} has no REST name")
+            else:
+                try:
+                    self.client.query_page(name.path, [name.key_field], size=1)
+                    error = None
+                except rest_errors.IntacctError as exc:
+                    error = exc
+            self.reads[definition.name] = error
+        error = self.reads[definition.name]
+        if error is not None and policy.is_transient(error):
+            raise Transient(error)
+        return error
+
+    def company_refusal(self) -> BaseException | None:
+        """The error when every object's read was refused with 403 (the company, not one permission), else None."""
+        found = [self.read(definition) for definition in objects.OBJECTS]
+        if found and all(isinstance(e, rest_errors.PermissionDenied) for e in found):
+            return found[0]
+        return None
+
+    def user(self) -> tuple[dict[str, Any] | None, BaseException | None]:
+        """The client-credentials user's own record (company-config/user), as REST names its fields."""
+        if not self.user_read:
+            self.user_read = True
+            name = rest_name("USERINFO")
+            assert name is not None
+            try:
+                page = self.client.query_page(name.path, name.rest_fields(["LOGINID", "ADMIN", "LOGINDISABLED"]),
+                                              filters=[{"$eq": {"id": self.connection.user_id}}], size=1)
+                self.user_record = page.records[0] if page.records else None
+            except rest_errors.IntacctError as exc:
+                if policy.is_transient(exc):
+                    raise Transient(exc) from None
+                self.user_error = exc
+        return self.user_record, self.user_error
+
+    def facts(self) -> diagnosis.PermissionFacts:
+        """REST shows neither the user's roles nor its rights: the type last seen, else the admin's choice."""
+        if self.known_facts is None:
+            self.known_facts = diagnosis.permission_facts(self.connection, roles=None, permissions=None)
+        return self.known_facts
+
+    def entities(self) -> list[dict[str, str]] | None:
+        return None
+
+
+def _rest_token_stage(key: str) -> Callable[[RestContext], Outcome]:
+    def run(ctx: RestContext) -> Outcome:
+        exc = ctx.token()
+        if exc is None:
+            return Outcome(PASSED, "Accepted.")
+        if policy.is_transient(exc):
+            return Outcome.unreachable(exc)
+        finding = diagnosis.rest_sign_in_refused(ctx.connection, exc)
+        failing = "sender" if finding.cause == Cause.OUR_SENDER_REFUSED else "login"
+        if key == failing:
+            return Outcome.failed(finding, exc)
+        if key == "sender":
+            return Outcome(PASSED, "Accepted.")
+        return Outcome(SKIPPED, "Skipped because Intacct did not accept our application's client ID and secret.")
+
+    return run
+
+
+_NOT_AUTHORISED = "Skipped because no access token was obtained."
+
+
+def _rest_company_stage(key: str) -> Callable[[RestContext], Outcome]:
+    def run(ctx: RestContext) -> Outcome:
+        if not ctx.logged_in:
+            return Outcome(SKIPPED, _NOT_AUTHORISED)
+        refusal = ctx.company_refusal()
+        if refusal is None:
+            return Outcome(PASSED, "Accepted (Intacct answered our reads).")
+        if key == "subscription":
+            return Outcome.failed(diagnosis.company_refuses_api(ctx.connection, refusal), refusal)
+        return Outcome(SKIPPED, "Skipped: Intacct refused every read (see the check above).")
+
+    return _guarded(run)
+
+
+def _rest_read_probe(definition: objects.ObjectDefinition) -> Callable[[RestContext], Outcome]:
+    def run(ctx: RestContext) -> Outcome:
+        if not ctx.logged_in:
+            return Outcome(SKIPPED, _NOT_AUTHORISED)
+        if ctx.company_refusal() is not None:
+            return Outcome(SKIPPED, "Skipped: Intacct refused every read (see above).")
+        error = ctx.read(definition)
+        if error is None:
+            return Outcome(PASSED, f"Can read {definition.label.lower()}.")
+        return Outcome.failed(diagnosis.read_refused(ctx.connection, definition, error, ctx.facts), error)
+
+    return _guarded(run)
+
+
+def _approved(ctx: RestContext) -> bool:
+    return ctx.connection.rest_grant == Connection.RestGrant.AUTHORIZATION_CODE
+
+
+def _rest_web_services_user_check(ctx: RestContext) -> Outcome:
+    if not ctx.logged_in:
+        return Outcome(SKIPPED, _NOT_AUTHORISED)
+    if _approved(ctx):
+        return Outcome(PASSED, "Connected with Sage Intacct: no password is stored, so none can expire.")
+    record, error = ctx.user()
+    if error is not None or record is None:
+        return Outcome(SKIPPED, "Skipped because Intacct did not show the user's record.", error=error)
+    if record.get("isLoginDisabled") in (False, "false"):
+        return Outcome.failed(diagnosis.not_web_services_user(ctx.connection))
+    return Outcome(PASSED, f"\"{ctx.connection.user_id}\" is a Web Services user (its password never expires).")
+
+
+def _rest_deprovisioning_check(ctx: RestContext) -> Outcome:
+    connection = ctx.connection
+    if not connection.wants_deprovisioning:
+        return Outcome(SKIPPED, "Not needed: user deprovisioning is off.")
+    if not ctx.logged_in:
+        return Outcome(SKIPPED, _NOT_AUTHORISED)
+    unread = ("Intacct's REST API does not show a user's rights, so whether it may edit employees is only known at "
+              "the first deactivation.")
+    if _approved(ctx):
+        return Outcome(WARNING, "Deactivations are made as the Intacct user who approved the connection. " + unread,
+                       wizard_step=objects.STEP_USER)
+    record, error = ctx.user()
+    if error is not None or record is None:
+        return Outcome(WARNING, "We could not read the user's record to check deprovisioning; Intacct said: "
+                       f"{diagnosis.intacct_said(error)}", wizard_step=objects.STEP_USER, error=error)
+    if str(record.get("adminPrivileges") or "").strip().lower() != "full":
+        return Outcome.failed(diagnosis.deprovisioning_unavailable(connection, ctx.facts(), needs_edit=False,
+                                                                   needs_admin=True))
+    return Outcome(WARNING, "The user has admin privileges Full. " + unread, wizard_step=objects.STEP_USER)
+
+
+def _rest_permission_model_check(ctx: RestContext) -> Outcome:
+    if not ctx.logged_in:
+        return Outcome(SKIPPED, _NOT_AUTHORISED)
+    return Outcome(SKIPPED, "Skipped because Intacct's REST answers do not show whether this company's permissions "
+                   "are role-based or user-based.")
+
+
+def _rest_limits_check(ctx: RestContext) -> Outcome:
+    if not ctx.logged_in:
+        return Outcome(SKIPPED, _NOT_AUTHORISED)
+    notes: list[str] = []
+    tokens = ctx.client.tokens
+    if tokens is not None:
+        minutes = max(0, round((tokens.expires_at - time.time()) / 60))
+        notes.append(f"Access tokens last about {minutes} minutes; we renew them before they expire.")
+    stats = ctx.client.stats.snapshot()
+    retries = stats.get("retries", 0)
+    if retries:
+        notes.append(f"Intacct asked us to slow down or failed for a moment {retries} time(s) during this check: "
+                     "the company may be near its limit of requests at once; other integrations may be using it.")
+    else:
+        notes.append("No rate limiting seen (most companies allow 2 requests at once).")
+    notes.append(f"This check made {stats.get('requests', 0)} request(s) to Intacct.")
+    return Outcome(WARNING if retries else PASSED, " ".join(notes))
+
+
+_REST_LABELS = {
+    "sender": "Our application's client ID and secret accepted",
+    "login": "Access token obtained",
+    "subscription": "Web Services subscribed",
+    "ip_address": "Our IP address allowed",
+    "sender_authorised": "Sender ID authorised for this company",
+}
+REST_CHECKS: tuple[Check, ...] = (
+    Check("sender", _REST_LABELS["sender"], _rest_token_stage("sender")),
+    Check("login", _REST_LABELS["login"], _rest_token_stage("login")),
+    *(Check(key, _REST_LABELS[key], _rest_company_stage(key)) for key in ("subscription", "ip_address",
+                                                                          "sender_authorised")),
+    Check("web_services_user", "The user is a Web Services user",
+          _guarded(_rest_web_services_user_check)),
+    *(Check(diagnosis.read_check_key(definition), f"Can read {definition.label.lower()}",
+            _rest_read_probe(definition))
+      for definition in objects.OBJECTS),
+    Check("deprovisioning", "Write permission for deprovisioning",
+          _guarded(_rest_deprovisioning_check)),
+    Check("permission_model", f"Permission type matches step {objects.STEP_PERMISSIONS}",
+          _rest_permission_model_check),
+    Check("limits", "Token lifetime and rate limits", _rest_limits_check),
+)
+CHECK_LABELS.update({key: label for key, label in _REST_LABELS.items() if key not in CHECK_LABELS})
+
+
+def checks_for(connection: Connection) -> tuple[Check, ...]:
+    """The checks a connection's validation runs (XML or REST)."""
+    return REST_CHECKS if connection.is_rest else CHECKS
+
+
 # --- Running --------------------------------------------------------------------------------
 
 def concurrency_limit(connection: Connection) -> int:
@@ -422,11 +655,18 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
     if not connection.has_credentials:
         return _finish(run, [], summary=f"No credentials to validate: enter them in step {objects.STEP_CONNECT}.",
                        failed_step=objects.STEP_CONNECT)
-    ctx = Context(connection=connection, history=diagnosis.sign_in_history(connection))
+    checks = checks_for(connection)
+    ctx: Any
+    if connection.is_rest:
+        ctx = RestContext(connection=connection)
+        make_client: Callable[..., Any] = clients.rest_client_for
+    else:
+        ctx = Context(connection=connection, history=diagnosis.sign_in_history(connection))
+        make_client = clients.client_for
     try:
-        with clients.client_for(connection, limit=concurrency_limit(connection)) as client:
+        with make_client(connection, limit=concurrency_limit(connection)) as client:
             ctx.client = client
-            for position, check in enumerate(CHECKS, start=1):
+            for position, check in enumerate(checks, start=1):
                 outcomes.append((check, _run_one(ctx, check, position, run)))
     except Exception as exc:
         action = policy.action_for(exc)
@@ -434,7 +674,7 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
         if action == policy.Action.RETRY:
             # Before any check ran (no slot came free, no key to decrypt the password): try again later.
             reason = diagnosis.unreachable(exc)
-            for position, check in enumerate(CHECKS, start=1):
+            for position, check in enumerate(checks, start=1):
                 if check.key not in done:
                     _record(run, check, position, Outcome(SKIPPED, reason, error=exc, inconclusive=True), 0)
             return _finish(run, outcomes, summary=reason, inconclusive=True)
@@ -442,14 +682,14 @@ def run_validation(*, run_id: int) -> ValidationRun | None:
         log.exception("validation run %s stopped by an internal error", run.id)
         metrics.internal_error_count(source="validation")
         words = diagnosis.internal_error(exc)
-        for position, check in enumerate(CHECKS, start=1):
+        for position, check in enumerate(checks, start=1):
             if check.key not in done:
                 _record(run, check, position, Outcome(SKIPPED, f"Not checked: {words}"), 0)
         return _finish(run, outcomes, summary=words, internal=True)
     return _finish(run, outcomes, ctx=ctx)
 
 
-def _run_one(ctx: Context, check: Check, position: int, run: ValidationRun) -> Outcome:
+def _run_one(ctx: Context | RestContext, check: Check, position: int, run: ValidationRun) -> Outcome:
     started = time.monotonic()
     if ctx.stop_reason:
         outcome = Outcome(SKIPPED, ctx.stop_reason)
@@ -483,7 +723,7 @@ def _record(run: ValidationRun, check: Check, position: int, outcome: Outcome, d
 
 def _finish(run: ValidationRun, outcomes: list[tuple[Check, Outcome]], *, summary: str = "",
             failed_step: int | None = None, inconclusive: bool = False, internal: bool = False,
-            ctx: Context | None = None) -> ValidationRun:
+            ctx: Context | RestContext | None = None) -> ValidationRun:
     failures = [(check, outcome) for check, outcome in outcomes if outcome.status == FAILED]
     inconclusive = inconclusive or any(outcome.inconclusive for _, outcome in outcomes)
     connection = run.connection

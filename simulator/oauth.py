@@ -66,6 +66,13 @@ def register_app(
     return app
 
 
+def settings_rest_app() -> RestApp:
+    """Our own application, from INTACCT_REST_CLIENT_ID / INTACCT_REST_CLIENT_SECRET / INTACCT_REST_REDIRECT_URI
+    (the demo and the tests register it, as the operator does in Sage's App Registry)."""
+    return register_app(settings.INTACCT_REST_CLIENT_ID, settings.INTACCT_REST_CLIENT_SECRET,
+                        settings.INTACCT_SENDER_ID, [settings.INTACCT_REST_REDIRECT_URI])
+
+
 def withdraw_consent(company: SimCompany, client_id: str) -> int:
     """The company disconnects the app: every grant of it ends (its tokens stop working). Returns how many."""
     return OAuthGrant.objects.filter(company=company, app__client_id=client_id, revoked_reason="").update(

@@ -1213,7 +1213,9 @@ def stored_records(company: SimCompany, obj: ObjectDef) -> tuple[dict[int, dict[
         record["RECORDNO"] = str(recordno)
         record["WHENMODIFIED"] = fmt_ts(local_secs(whenmodified, tz))
         if created and not fields.get("WHENCREATED"):
-            record["WHENCREATED"] = record["WHENMODIFIED"]
+            # The object's own kind of value: a bill's WHENCREATED is its date, a department's a timestamp.
+            stamp = local_secs(whenmodified, tz)
+            record["WHENCREATED"] = fmt_date(stamp) if obj.type_of("WHENCREATED") == "date" else fmt_ts(stamp)
         records[recordno] = record
     if obj.name == "USERINFO":
         for user in SimUser.objects.filter(company=company):

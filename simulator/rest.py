@@ -23,11 +23,11 @@ from django.http import HttpRequest, HttpResponse
 from simulator import company_rules, inflight, metering
 from simulator.faults import MAX_DELAY_MS, TERMINAL_KINDS, draw_faults
 from simulator.filters import FilterError, Node, check_fields
-from simulator.gateway import GZIP_LEVEL, cdn_error_page, dropped_response, ip_allowed
+from simulator.gateway import GZIP_LEVEL, UPDATABLE, cdn_error_page, dropped_response, ip_allowed
 from simulator.latency import active_profile
 from simulator.models import CompanyLoad, OAuthGrant, SenderAuthorization
 from simulator.oauth import grant_of_access_token
-from simulator.records import company_tz, get_record
+from simulator.records import company_tz, get_record, modify_record
 from simulator.rest_objects import REST_OBJECTS, RestObject, flat_record, from_json_value, nested_record, rest_object
 from simulator.selection import Selection
 from simulator.services import effective_permissions
@@ -369,9 +369,9 @@ def _run_query(grant: OAuthGrant, raw: bytes) -> HttpResponse:
 
 # --- object endpoints --------------------------------------------------------------------------------
 def objects(request: HttpRequest, object_path: str) -> HttpResponse:
-    """GET /ia/api/v1/objects/{path} (references) and /objects/{path}/{key} (one object)."""
-    if request.method != "GET":
-        return error_response(405, "methodNotAllowed", "The simulator answers GET on objects")
+    """GET /ia/api/v1/objects/{path} (references), GET and PATCH /objects/{path}/{key} (one object)."""
+    if request.method not in ("GET", "PATCH"):
+        return error_response(405, "methodNotAllowed", "The simulator answers GET and PATCH on objects")
     path = object_path.strip("/")
     robj, key = rest_object(path), None
     if robj is None:
@@ -379,6 +379,10 @@ def objects(request: HttpRequest, object_path: str) -> HttpResponse:
         robj = rest_object(parent)
     if robj is None:
         return api_call(request, lambda grant: _not_found(path))
+    if request.method == "PATCH":
+        if not key:
+            return error_response(405, "methodNotAllowed", "PATCH needs an object's key")
+        return api_call(request, lambda grant: _patch(grant, robj, key, request.body))
     return api_call(request, lambda grant: _get(grant, robj, key) if key else _list(grant, robj))
 
 
@@ -405,6 +409,62 @@ def _get(grant: OAuthGrant, robj: RestObject, key: str) -> HttpResponse:
         return error_response(404, "notFound", f"{robj.path} with key '{key}' was not found")
     return _json({"ia::result": nested_record(robj, record, company_tz(grant.company)),
                   "ia::meta": {"totalCount": 1, "totalSuccess": 1, "totalError": 0}})
+
+
+def _flat(body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested JSON object as dotted names (``{"department": {"id": "D1"}}`` -> ``department.id``)."""
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, dict):
+            out.update(_flat(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _patch(grant: OAuthGrant, robj: RestObject, key: str, raw: bytes) -> HttpResponse:
+    """PATCH /objects/{path}/{key}: the given fields set to absolute values, by the XML gateway's update rules
+    (what may change and to what; who may: admin privileges Full for users, Employees Edit for employees)."""
+    obj = robj.xml
+    refused = _read_refused(grant, robj)
+    if refused is not None:
+        return refused
+    writable = UPDATABLE.get(obj.name)
+    if writable is None:
+        return error_response(405, "methodNotAllowed", f"The simulator does not update {robj.path}")
+    if company_rules.write_refused(grant.user, obj.name) or (
+            obj.name == "EMPLOYEE" and "Edit" not in effective_permissions(grant.user).get(
+                (obj.application, obj.policy), set())):
+        return _forbidden(f"You do not have permission to update {robj.path}")
+    try:
+        body = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError):
+        return _bad_request("The request payload is not valid JSON")
+    if not isinstance(body, dict) or not body:
+        return _bad_request("The request payload must be a JSON object with the fields to change")
+    record = get_record(grant.company, robj.xml_name, int(key)) if key.isdigit() else None
+    if record is None:
+        return error_response(404, "notFound", f"{robj.path} with key '{key}' was not found")
+    tz = company_tz(grant.company)
+    changes: dict[str, str] = {}
+    for name, value in _flat(body).items():
+        if name in ("key", "href"):
+            continue
+        xml_field = robj.fields.get(name)
+        validator = writable.get(xml_field or "")
+        if xml_field is None or validator is None:
+            return _bad_request(f"Field '{name}' cannot be updated on {robj.path}")
+        try:
+            clean = validator(from_json_value(obj, xml_field, value, tz))
+        except ValueError:
+            clean = None
+        if clean is None:
+            return _bad_request(f"Invalid value '{value}' for field '{name}'")
+        changes[xml_field] = clean
+    updated = modify_record(grant.company, robj.xml_name, int(key), changes) if changes else record
+    result = {"key": updated["RECORDNO"], "id": updated.get(robj.fields["id"], ""), "href": robj.href(key)}
+    return _json({"ia::result": result, "ia::meta": {"totalCount": 1, "totalSuccess": 1, "totalError": 0}})
 
 
 __all__ = ["REST_OBJECTS", "api_call", "error_response", "objects", "query", "rate_limited", "token_invalid"]

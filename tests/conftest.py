@@ -69,7 +69,18 @@ def intacct_endpoint(live_server, settings) -> str:
     url = live_server.url + settings.SIMULATOR_GATEWAY_PATH
     settings.INTACCT_ENDPOINT_URL = url
     settings.SITE_URL = live_server.url
+    # The REST API on the same simulator, and our app's redirect URI on this server (as the settings derive them).
+    settings.INTACCT_REST_BASE_URL = live_server.url + settings.SIMULATOR_REST_PATH
+    settings.INTACCT_REST_REDIRECT_URI = live_server.url + settings.INTACCT_REST_CALLBACK_PATH
     return url
+
+
+@pytest.fixture
+def our_rest_app(intacct_endpoint, db):
+    """Our application registered in the simulated Sage App Registry, with the settings' values."""
+    from simulator.oauth import settings_rest_app
+
+    return settings_rest_app()
 
 
 class WorkerProcess:

@@ -29,6 +29,8 @@ PRODUCTION_ENV = {
     "INTACCT_ENDPOINT_URL": "https://api.intacct.com/ia/xml/xmlgw.phtml",
     "INTACCT_SENDER_ID": "ExampleSender",
     "INTACCT_SENDER_PASSWORD": secrets.token_urlsafe(16),
+    "INTACCT_REST_CLIENT_ID": "connect.example.app.sage.com",
+    "INTACCT_REST_CLIENT_SECRET": secrets.token_urlsafe(16),
     "DATABASE_URL": "sqlite:////tmp/intacct-connect-prod-check.sqlite3",
     "METRICS_TOKEN": secrets.token_urlsafe(24),
     "SITE_URL": "https://connect.example.com",
@@ -51,7 +53,7 @@ def test_no_environment_runs_on_embedded_defaults(tmp_path):
     assert probe["queue_dir"] == str(tmp_path / "broker" / "queue")
     assert probe["endpoint"].endswith("/simulator/ia/xml/xmlgw.phtml")
     assert probe["debug"] is True and probe["simulator"] is True
-    for name in ("secret_key", "field_encryption_key", "demo_sender_password"):
+    for name in ("secret_key", "field_encryption_key", "demo_sender_password", "demo_rest_client_secret"):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))
         # Where a secret was generated is said; the value never is.
@@ -91,7 +93,8 @@ def test_urls_switch_database_and_broker(tmp_path):
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS",
                                      "INTACCT_ENDPOINT_URL", "INTACCT_SENDER_ID", "INTACCT_SENDER_PASSWORD",
-                                     "METRICS_TOKEN", "SITE_URL"])
+                                     "METRICS_TOKEN", "SITE_URL", "INTACCT_REST_CLIENT_ID",
+                                     "INTACCT_REST_CLIENT_SECRET"])
 def test_production_refuses_to_start_without(missing, tmp_path):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing} | {"VAR_DIR": str(tmp_path)}
     result = run_python(PROBE, env)
@@ -107,6 +110,13 @@ def test_production_refuses_an_endpoint_that_is_not_intacct(endpoint, tmp_path):
     result = run_python(PROBE, PRODUCTION_ENV | {"INTACCT_ENDPOINT_URL": endpoint, "VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "INTACCT_ENDPOINT_URL must be an https://*.intacct.com address" in result.stderr
+
+
+@pytest.mark.parametrize("base", ["http://api.intacct.com/ia/api/v1", "http://127.0.0.1:8000/simulator/ia/api/v1"])
+def test_production_refuses_a_rest_base_that_is_not_intacct(base, tmp_path):
+    result = run_python(PROBE, PRODUCTION_ENV | {"INTACCT_REST_BASE_URL": base, "VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "INTACCT_REST_BASE_URL must be an https://*.intacct.com address" in result.stderr
 
 
 def test_production_refuses_an_empty_metrics_token(tmp_path):

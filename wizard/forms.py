@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -228,3 +229,82 @@ class SignupForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned
+
+
+# --- REST (issue 17) ---------------------------------------------------------------------------
+
+PROTOCOL_CHOICES = [
+    ("rest", "Connect with Sage Intacct (recommended): sign in to Intacct as an admin and approve our application"),
+    ("xml", "Web Services user and password (XML gateway), as before"),
+]
+
+
+class ProtocolForm(forms.Form):
+    protocol = forms.ChoiceField(label="How should we connect?", choices=PROTOCOL_CHOICES, widget=forms.RadioSelect,
+                                 error_messages={"required": "Choose how to connect."})
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    return [("", "Choose the company's time zone")] + [(name, name) for name in sorted(available_timezones())]
+
+
+class TimezoneField(forms.ChoiceField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            label="Company time zone", choices=_timezone_choices,
+            help_text="As set in Intacct (Company > Setup > Company Info). Intacct's REST API gives times in UTC; "
+                      "we keep them in your company's time, as the XML gateway gives them.",
+            error_messages={"required": "Choose the time zone your Intacct company is set to."}, **kwargs)
+
+
+class RestCodeForm(forms.Form):
+    """'Connect with Sage Intacct': what we need before sending the admin to Intacct's sign-in page."""
+
+    company_id = CompanyIdField(
+        label="Company ID", max_length=100,
+        help_text="The company ID you type on Intacct's sign-in page (not the company's name).",
+        error_messages={"required": "Enter your Intacct company ID."},
+        widget=forms.TextInput(attrs=ID_INPUT_ATTRS),
+    )
+    company_timezone = TimezoneField()
+
+    def clean_company_id(self) -> str:
+        value = self.cleaned_data["company_id"]
+        if any(ch.isspace() for ch in value) or "@" in value or "|" in value:
+            raise forms.ValidationError("A company ID has no spaces, '@' or '|' in it. Copy it from Intacct's "
+                                        "sign-in page.")
+        return value
+
+
+class RestClientCredentialsForm(RestCodeForm):
+    """REST with a Web Services user (client credentials): user@company, |entity for one entity."""
+
+    user_id = forms.CharField(
+        label="User ID", max_length=100,
+        help_text="The Web Services user's ID from step 5, for example ws_connect (not an e-mail address). No "
+                  "password: our application's own credentials are used with it.",
+        error_messages={"required": "Enter the Web Services user's user ID."},
+        widget=forms.TextInput(attrs=ID_INPUT_ATTRS), validators=[no_invisible_characters],
+    )
+    entity_id = forms.CharField(
+        label="Entity ID (optional)", max_length=100, required=False,
+        help_text="Only for multi-entity companies that should connect to one entity. Leave empty for the top level.",
+        widget=forms.TextInput(attrs=ID_INPUT_ATTRS), validators=[no_invisible_characters],
+    )
+    field_order = ["company_id", "user_id", "entity_id", "company_timezone"]
+
+    def clean_user_id(self) -> str:
+        value = self.cleaned_data["user_id"]
+        if "@" in value:
+            raise forms.ValidationError(
+                "That looks like an e-mail address. Enter the Web Services user's user ID instead (for example "
+                "ws_connect).")
+        if not ID_PATTERN.match(value) or "|" in value:
+            raise forms.ValidationError("A user ID has no spaces. Copy it from Company > Admin > Web Services users.")
+        return value
+
+    def clean_entity_id(self) -> str:
+        value = self.cleaned_data["entity_id"].strip()
+        if value and (not ID_PATTERN.match(value) or "|" in value):
+            raise forms.ValidationError("An entity ID has no spaces, '@' or '|' in it.")
+        return value

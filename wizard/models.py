@@ -35,3 +35,28 @@ class HandOff(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class OAuthAttempt(models.Model):
+    """One "Connect with Sage Intacct" under way: the admin's browser is at Intacct's sign-in page.
+
+    Kept here, never in a cookie or a URL: the ``state`` sent to Intacct is stored only as its SHA-256, the PKCE
+    verifier only encrypted (connector.crypto). Single use; it expires after ATTEMPT_MINUTES.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="oauth_attempts")
+    state_hash = models.CharField(max_length=64, unique=True)
+    verifier_token = models.TextField()
+    company_id = models.CharField(max_length=100)
+    company_timezone = models.CharField(max_length=64, blank=True)
+    # Where the admin comes back to: the wizard's step 6 or the connection page.
+    return_to = models.CharField(max_length=20, default="setup")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    handoff = models.ForeignKey(HandOff, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -14,6 +14,13 @@ urlpatterns = [
     path("organisations/<slug:slug>/setup/step-<int:number>/", views.setup_step, name="setup_step"),
     path("organisations/<slug:slug>/setup/check-again/", views.check_again, name="setup_check_again"),
     path("organisations/<slug:slug>/setup/entity/", views.choose_entity, name="setup_entity"),
+    path("organisations/<slug:slug>/setup/protocol/", views.choose_protocol, name="setup_protocol"),
+    path("organisations/<slug:slug>/connect/sage-intacct/", views.rest_connect, name="rest_connect"),
+    path("organisations/<slug:slug>/connect/web-services-user/", views.rest_web_services_user,
+         name="rest_web_services_user"),
+    # settings.INTACCT_REST_CALLBACK_PATH: the redirect URI registered with our application.
+    path("connect/sage-intacct/callback/", views.rest_callback, name="rest_callback"),
+    path("organisations/<slug:slug>/connection/switch-to-rest/", views.connection_switch, name="connection_switch"),
     path("organisations/<slug:slug>/handoffs/", views.handoff_create, name="handoff_create"),
     path("organisations/<slug:slug>/handoffs/status/", views.handoff_status, name="handoff_status"),
     path("organisations/<slug:slug>/handoffs/<int:handoff_id>/revoke/", views.handoff_revoke,

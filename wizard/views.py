@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from connector import objects, requeue, services, validation
+from connector import diagnosis, objects, requeue, services, validation
+from connector.intacct_rest import errors as rest_errors
 from connector.masking import mask
 from connector.models import Connection, Organisation, ValidationRun
-from wizard import forms, pictures, progress, ratelimit
+from wizard import forms, oauth_connect, pictures, progress, ratelimit
 from wizard import handoff as handoffs
 from wizard.access import (
     OrgAccess,
@@ -135,8 +136,13 @@ def _step_context(request: HttpRequest, access: OrgAccess, number: int, **extra)
         "ip_addresses": settings.OUTBOUND_IP_ADDRESSES,
         **_validation_context(request),
         "picker": forms.entity_picker(connection) if number == LAST_STEP else None,
+        "protocol_form": forms.ProtocolForm(initial={"protocol": connection.protocol}),
+        "return_to": "setup",
+        "sender_step": objects.STEP_SENDER,
         "percent_done": round(100 * len([n for n in STEP_NUMBERS if marks[n].counts]) / len(STEP_NUMBERS)),
     }
+    if number == LAST_STEP and connection.is_rest:
+        context["code_form"], context["cc_form"] = _rest_forms(connection)
     context.update(extra)
     return context
 
@@ -332,7 +338,7 @@ def _checks(run: ValidationRun | None) -> list:
     if run.is_finished:
         return done
     seen = {check.key for check in done}
-    return done + [PendingCheck(key=check.key, label=check.label) for check in validation.CHECKS
+    return done + [PendingCheck(key=check.key, label=check.label) for check in validation.checks_for(run.connection)
                    if check.key not in seen]
 
 
@@ -389,6 +395,7 @@ def connection(request: HttpRequest, slug: str) -> HttpResponse:
         "masked_user_id": conn.user_id if access.can_write else mask(conn.user_id),
         "status_check_label": validation.CHECK_LABELS.get(check_key, check_key),
         "status_changes": conn.status_changes.all()[:10],
+        "token_causes": sorted(diagnosis.TOKEN_CAUSES),
         "audit_events": conn.audit_events.select_related("actor")[:20],
     })
 
@@ -509,3 +516,160 @@ def handoff_status(request: HttpRequest, slug: str) -> HttpResponse:
         "handoffs": HandOff.objects.filter(organisation=access.organisation, revoked_at__isnull=True,
                                            expires_at__gt=timezone.now()),
         "steps_marks": [(s, marks[s.number]) for s in STEPS]})
+
+
+# --- REST: "Connect with Sage Intacct", or a Web Services user over REST (issue 17) ------------
+
+# What Intacct's authorize page may send back instead of a code (RFC 6749 4.1.2.1), in plain words.
+AUTHORIZE_ERRORS = {
+    "access_denied": "You chose not to allow Intacct Connect in Sage Intacct (or signed in and then declined), so "
+                     "nothing was connected and nothing was changed. Press \"Connect with Sage Intacct\" again and "
+                     "choose Allow when you are ready.",
+    "unauthorized_client": "Sage Intacct does not let our application ask for access this way. This is on our "
+                           "side: our support team has been told. Nothing was changed.",
+    "invalid_scope": "Sage Intacct refused the access we asked for. This is on our side: our support team has "
+                     "been told. Nothing was changed.",
+    "server_error": "Sage Intacct had a problem while you were signing in. Nothing was changed: try again in a "
+                    "few minutes.",
+    "temporarily_unavailable": "Sage Intacct is busy or down for maintenance. Nothing was changed: try again in "
+                               "a few minutes.",
+}
+
+
+def _rest_back(slug: str, return_to: str, *, validation: bool = True) -> str:
+    anchor = "#validation" if validation else "#connect-rest"
+    if return_to == "connection":
+        return reverse("connection", args=[slug]) + (anchor if validation else "")
+    return reverse("setup_step", args=[slug, LAST_STEP]) + anchor
+
+
+def _rest_forms(connection: Connection, data=None, *, which: str = "") -> tuple[forms.RestCodeForm,
+                                                                                forms.RestClientCredentialsForm]:
+    # What the admin typed before going to Intacct is kept across a decline or a failed sign-in there.
+    last = oauth_connect.last_attempt(organisation=connection.organisation)
+    initial = {"company_id": connection.company_id or (last.company_id if last else ""),
+               "company_timezone": connection.company_timezone or (last.company_timezone if last else ""),
+               "user_id": connection.user_id or objects.suggested_user_id(connection.organisation.slug),
+               "entity_id": connection.entity_id}
+    code = forms.RestCodeForm(data if which == "code" else None, initial=initial, prefix="code")
+    cc = forms.RestClientCredentialsForm(data if which == "cc" else None, initial=initial, prefix="cc")
+    return code, cc
+
+
+def _render_rest(request: HttpRequest, access: OrgAccess, return_to: str, *, code_form=None, cc_form=None,
+                 status: int = 200) -> HttpResponse:
+    default_code, default_cc = _rest_forms(access.connection)
+    extra = {"code_form": code_form or default_code, "cc_form": cc_form or default_cc, "return_to": return_to}
+    if return_to == "connection":
+        return render(request, "wizard/connection_switch.html",
+                      {"organisation": access.organisation, "connection": access.connection, **extra}, status=status)
+    run = _latest_run(access.connection)
+    return render(request, "wizard/step_6.html", _step_context(
+        request, access, LAST_STEP, form=_connect_form(access.connection), run=run, checks=_checks(run), **extra),
+        status=status)
+
+
+def _return_to(request: HttpRequest) -> str:
+    return_to = request.POST.get("return_to", "setup")
+    return return_to if return_to in oauth_connect.RETURN_TO else "setup"
+
+
+@handoff_or_login_required
+@require_POST
+def choose_protocol(request: HttpRequest, slug: str) -> HttpResponse:
+    """The wizard's first choice: connect with Sage Intacct (REST, recommended) or as before (XML)."""
+    access = wizard_access(request, slug)
+    form = forms.ProtocolForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose how to connect.")
+    else:
+        services.connection_choose_protocol(connection=access.connection, protocol=form.cleaned_data["protocol"],
+                                            by=request.user, ip=client_ip(request))
+    return redirect(reverse("setup_step", args=[slug, 1]) + "#protocol")
+
+
+@handoff_or_login_required
+@require_POST
+def rest_connect(request: HttpRequest, slug: str) -> HttpResponse:
+    """"Connect with Sage Intacct": keep the state and PKCE verifier here and send the browser to Intacct."""
+    access = wizard_access(request, slug)
+    return_to = _return_to(request)
+    code_form, _ = _rest_forms(access.connection, request.POST, which="code")
+    if not code_form.is_valid():
+        return _render_rest(request, access, return_to, code_form=code_form, status=400)
+    url = oauth_connect.attempt_start(
+        organisation=access.organisation, company_id=code_form.cleaned_data["company_id"],
+        company_timezone=code_form.cleaned_data["company_timezone"], return_to=return_to, by=request.user,
+        handoff=access.handoff, ip=client_ip(request))
+    return redirect(url)
+
+
+@handoff_or_login_required
+@require_POST
+def rest_web_services_user(request: HttpRequest, slug: str) -> HttpResponse:
+    """REST with a Web Services user (client credentials): no password, our application's credentials."""
+    access = wizard_access(request, slug)
+    return_to = _return_to(request)
+    _, cc_form = _rest_forms(access.connection, request.POST, which="cc")
+    if not cc_form.is_valid():
+        return _render_rest(request, access, return_to, cc_form=cc_form, status=400)
+    data = cc_form.cleaned_data
+    run = services.connection_connect_rest_client_credentials(
+        connection=access.connection, company_id=data["company_id"], user_id=data["user_id"],
+        entity_id=data["entity_id"], company_timezone=data["company_timezone"], by=request.user,
+        ip=client_ip(request))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        messages.success(request, "Saved: we connect over the REST API as this Web Services user. Checking it now.")
+    return redirect(_rest_back(slug, return_to))
+
+
+def rest_callback(request: HttpRequest) -> HttpResponse:
+    """Where Intacct sends the browser back: the state names our attempt (once); a code connects, an error is
+    said in plain words and changes nothing."""
+    attempt = oauth_connect.attempt_find(state=request.GET.get("state", ""))
+    if attempt is None:
+        messages.error(request, "This sign-in to Sage Intacct expired or was already used, so nothing was "
+                                "connected. Start again with \"Connect with Sage Intacct\".")
+        return redirect("home")
+    access = wizard_access(request, attempt.organisation.slug, write=True)
+    if not oauth_connect.started_by_this_browser(attempt, user=request.user, handoff=access.handoff):
+        raise Http404("No such sign-in.")
+    slug = access.organisation.slug
+    taken = oauth_connect.attempt_take(attempt=attempt)
+    if taken is None:
+        messages.error(request, "This sign-in to Sage Intacct was already used. Nothing else was changed.")
+        return redirect(_rest_back(slug, attempt.return_to, validation=False))
+    error = request.GET.get("error", "")
+    code = request.GET.get("code", "")
+    if error or not code:
+        messages.error(request, AUTHORIZE_ERRORS.get(error, "Sage Intacct did not connect us (it answered "
+                                                            f"\"{error[:60] or 'no code'}\"). Nothing was changed: "
+                                                            "try again."))
+        return redirect(_rest_back(slug, attempt.return_to, validation=False))
+    try:
+        run = services.connection_connect_rest_code(
+            connection=access.connection, code=code, code_verifier=taken.verifier, company_id=attempt.company_id,
+            company_timezone=attempt.company_timezone, by=request.user, ip=client_ip(request))
+    except rest_errors.IntacctError as exc:
+        messages.error(request, f"Sage Intacct did not complete the connection ({type(exc).__name__}); nothing was "
+                                "changed. Press \"Connect with Sage Intacct\" again.")
+        return redirect(_rest_back(slug, attempt.return_to, validation=False))
+    except ValueError:
+        messages.error(request, "Sage Intacct connected us without lasting access (no refresh token), so the "
+                                "connection would stop within hours. Nothing was changed: try again.")
+        return redirect(_rest_back(slug, attempt.return_to, validation=False))
+    if requeue.is_unsent(run):
+        messages.warning(request, requeue.CHECK_SAVED_QUEUE_DOWN)
+    else:
+        messages.success(request, "Connected with Sage Intacct (the tokens are stored encrypted). Checking the "
+                                  "connection now.")
+    return redirect(_rest_back(slug, attempt.return_to))
+
+
+@login_required
+def connection_switch(request: HttpRequest, slug: str) -> HttpResponse:
+    """The connection page's "Switch to REST": the two REST ways, posting back to the connection page."""
+    access = organisation_access(request, slug, write=True)
+    return _render_rest(request, access, "connection")

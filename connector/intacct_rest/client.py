@@ -89,7 +89,7 @@ class IntacctRestClient(ClosingClient):
             self.close()
             raise EndpointNotAllowed(f"base URL {config.base_url!r} is not an allowed Intacct endpoint")
         self.stats = ClientStats()
-        self._tokens: TokenSet | None = auth.tokens if isinstance(auth, AuthorizationCodeGrant) else None
+        self._tokens: TokenSet | None = auth.tokens if auth is not None else None
         if self._tokens is not None:
             self._remember_tokens(self._tokens)
         self._token_lock = threading.Lock()
@@ -160,15 +160,26 @@ class IntacctRestClient(ClosingClient):
             auth = self._auth
             if isinstance(auth, ClientCredentialsGrant):
                 new = self._token_request({"grant_type": "client_credentials", "username": auth.username}, None)
+                if auth.on_tokens is not None:
+                    auth.on_tokens(new)
             elif isinstance(auth, AuthorizationCodeGrant):
-                if tokens is None or not tokens.refresh_token:
-                    raise TokenInvalid("the access token expired and this connection holds no refresh token",
-                                       function="token:refresh_token")
-                lifetime = auth.refresh_token_lifetime
-                new = self._token_request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
-                                          lifetime, refresh_expires_at=tokens.refresh_expires_at)
-                # Saved before use: the old refresh token no longer works once Intacct answered.
-                auth.on_tokens(new)
+                guard = auth.refresh_guard() if auth.refresh_guard is not None else nullcontext(None)
+                with guard as stored:
+                    if stored is not None and tokens is not None and stored.refresh_token != tokens.refresh_token:
+                        # Another process refreshed meanwhile: its tokens are the live ones (ours are spent).
+                        self._remember_tokens(stored)
+                        self._tokens = tokens = stored
+                        usable = stored.expires_at - self._config.refresh_margin > self._config.clock()
+                        if usable and stored.access_token != stale:
+                            return stored.access_token
+                    if tokens is None or not tokens.refresh_token:
+                        raise TokenInvalid("the access token expired and this connection holds no refresh token",
+                                           function="token:refresh_token")
+                    lifetime = auth.refresh_token_lifetime
+                    new = self._token_request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
+                                              lifetime, refresh_expires_at=tokens.refresh_expires_at)
+                    # Saved before use: the old refresh token no longer works once Intacct answered.
+                    auth.on_tokens(new)
             else:
                 raise TokenInvalid("this client has no connection to authenticate with", function="token")
             self._tokens = new
@@ -379,6 +390,19 @@ class IntacctRestClient(ClosingClient):
                                    order_by=order_by, start=start, size=size)
             yield from page.records
             start = page.next_start if page.records else None
+
+    def patch_object(self, object_path: str, key: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /objects/{path}/{key}``: set the given values (nested, REST names); Intacct's ``ia::result``.
+
+        Absolute values, so a repeat after a lost answer is harmless: transient failures are retried as reads are."""
+        path = f"/objects/{object_path.strip('/')}/{quote(str(key), safe='')}"
+        body = self._api("PATCH", path, function=f"update:{object_path}", json_body=dict(values))
+        try:
+            result = json.loads(body)["ia::result"]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidResponse(f"the answer to PATCH {object_path} has no ia::result", permanent=False,
+                                  function=f"update:{object_path}") from None
+        return result if isinstance(result, dict) else {}
 
     def get_object(self, object_path: str, key: str) -> dict[str, Any]:
         """``GET /objects/{path}/{key}``: the whole object."""

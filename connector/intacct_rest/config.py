@@ -99,6 +99,11 @@ class AuthorizationCodeGrant:
     tokens: TokenSet
     on_tokens: Callable[[TokenSet], None] = field(repr=False)
     refresh_token_lifetime: float | None = None
+    # Entered around every refresh when several processes share the connection's tokens: it holds their lock
+    # (so no two spend the same refresh token) and yields the tokens stored now. When those are newer than the
+    # client's (another process rotated them meanwhile), the client uses them instead of its own; ``on_tokens``
+    # is called inside it, so the new tokens are stored before the lock is let go.
+    refresh_guard: Callable[[], AbstractContextManager[TokenSet | None]] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,9 @@ class ClientCredentialsGrant:
     user_id: str
     company_id: str
     entity_id: str | None = None
+    # An access token obtained earlier (a cache kept by the caller), and where new ones are handed to be kept.
+    tokens: TokenSet | None = field(default=None, compare=False)
+    on_tokens: Callable[[TokenSet], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, value in (("user_id", self.user_id), ("company_id", self.company_id)):

@@ -54,7 +54,11 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
 
     def with_credentials(self) -> ConnectionQuerySet:
         """Connections holding what signing in needs (as Connection.has_credentials)."""
-        return self.exclude(password_token="").exclude(company_id="").exclude(user_id="")
+        q, c = models.Q, Connection
+        xml = q(protocol=c.Protocol.XML) & ~q(password_token="") & ~q(user_id="")
+        code = q(protocol=c.Protocol.REST, rest_grant=c.RestGrant.AUTHORIZATION_CODE) & ~q(rest_refresh_token="")
+        client = q(protocol=c.Protocol.REST, rest_grant=c.RestGrant.CLIENT_CREDENTIALS) & ~q(user_id="")
+        return self.filter(~q(company_id="") & (xml | code | client))
 
     def syncable(self) -> ConnectionQuerySet:
         """Connections a sync may run for (as Connection.can_sync)."""
@@ -88,6 +92,15 @@ class Connection(models.Model):
         ROLE = ROLE_BASED, "Role-based"
         USER = USER_BASED, "User-based"
 
+    class Protocol(models.TextChoices):
+        XML = "xml", "XML gateway (Sender ID and Web Services user)"
+        REST = "rest", "REST API (OAuth 2.0)"
+
+    class RestGrant(models.TextChoices):
+        NONE = "", "None"
+        AUTHORIZATION_CODE = "authorization_code", "Connected with Sage Intacct"
+        CLIENT_CREDENTIALS = "client_credentials", "Web Services user (client credentials)"
+
     organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="connection")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
     status_changed_at = models.DateTimeField(default=timezone.now)
@@ -102,6 +115,19 @@ class Connection(models.Model):
     # A Fernet token (connector.crypto), never the plaintext.
     password_token = models.TextField(blank=True)
     password_set_at = models.DateTimeField(null=True, blank=True)
+    # XML (Sender ID + Web Services user password) or REST (OAuth 2.0, one of two grants).
+    protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.XML)
+    rest_grant = models.CharField(max_length=20, choices=RestGrant.choices, blank=True)
+    # Fernet tokens (connector.crypto) of the OAuth tokens, never the plaintext, and when each expires. The
+    # refresh token rotates on every use: it is replaced under a row lock (connector.clients.rest_client_for).
+    rest_refresh_token = models.TextField(blank=True)
+    rest_refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    rest_access_token = models.TextField(blank=True)
+    rest_access_expires_at = models.DateTimeField(null=True, blank=True)
+    rest_connected_at = models.DateTimeField(null=True, blank=True)
+    # The company's IANA time zone ("Europe/London"): XML timestamps are company-local, REST's UTC
+    # (connector.intacct_rest.convert). Blank: not known.
+    company_timezone = models.CharField(max_length=64, blank=True)
     last_validation = models.ForeignKey("ValidationRun", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
     # The check that put the connection in needs_attention or broken (blank otherwise).
@@ -121,8 +147,20 @@ class Connection(models.Model):
         return f"Connection of {self.organisation}"
 
     @property
+    def is_rest(self) -> bool:
+        return self.protocol == self.Protocol.REST
+
+    @property
     def has_credentials(self) -> bool:
-        return bool(self.company_id and self.user_id and self.password_token)
+        """What signing in needs is stored: the password (XML), the refresh token (REST, connected with Sage
+        Intacct) or the Web Services user (REST client credentials: the secret is our application's)."""
+        if not self.company_id:
+            return False
+        if self.protocol == self.Protocol.REST:
+            if self.rest_grant == self.RestGrant.AUTHORIZATION_CODE:
+                return bool(self.rest_refresh_token)
+            return self.rest_grant == self.RestGrant.CLIENT_CREDENTIALS and bool(self.user_id)
+        return bool(self.user_id and self.password_token)
 
     @property
     def can_sync(self) -> bool:
@@ -186,6 +224,12 @@ class ValidationRun(models.Model):
         OBJECT_UNAVAILABLE = "object_unavailable", "Object not available"
         SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
         READ_FAILED = "read_failed", "A read failed"
+        # REST connections (OAuth 2.0): each is fixed by reconnecting with Sage Intacct.
+        TOKEN_REVOKED = "token_revoked", "Authorisation revoked in Intacct"
+        REFRESH_TOKEN_EXPIRED = "refresh_token_expired", "Authorisation expired"
+        CONSENT_WITHDRAWN = "consent_withdrawn", "Application disconnected in Intacct"
+        # Every REST read refused: the company (subscription, IP filter or sender authorisation), not one permission.
+        COMPANY_REFUSES_API = "company_refuses_api", "Company refuses our application"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="validation_runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)

@@ -32,8 +32,8 @@ from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection as db_connection
 from django.db import IntegrityError, reset_queries, transaction
+from django.db import connection as db_connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -416,7 +416,8 @@ class SyncEngine:
         found = stop.finding if stop is not None and stop.finding is not None else None
         check_key = "" if found is None else validation.login_check_key(found.cause)
         if found is None and self.findings:
-            definition, found = self.findings[0]
+            # A company-wide refusal (every REST read 403, told by an object any user may read) before the others.
+            definition, found = min(self.findings, key=lambda f: f[1].cause != ValidationRun.Cause.COMPANY_REFUSES_API)
             check_key = diagnosis.read_check_key(definition)
         connection = self.connection
         if found is not None:

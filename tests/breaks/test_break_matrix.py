@@ -264,11 +264,18 @@ NOT_A_BREAK = {
     Cause.OBJECT_UNAVAILABLE: "an application unsubscribed (tests/connector/test_diagnosis.py)",
     Cause.SIGN_IN_REFUSED: "a sign-in refusal Intacct does not explain (tests/connector/test_diagnosis.py)",
     Cause.READ_FAILED: "a read refused for another reason (tests/connector/test_diagnosis.py)",
+    # REST connections connected with Sage Intacct (authorization code): their approval ends in Intacct.
+    Cause.TOKEN_REVOKED: "a REST approval revoked or superseded (tests/validation/test_rest_checks.py)",
+    Cause.REFRESH_TOKEN_EXPIRED: "a REST approval past its life (tests/validation/test_rest_checks.py)",
+    Cause.CONSENT_WITHDRAWN: "the company disconnected our application (tests/validation/test_rest_checks.py)",
 }
 
 
 def test_every_cause_has_a_row():
+    # Over REST the company-wide rows (sender, subscription, IP filter) show as the company refusing every read.
     covered = {row.cause for row in ROWS if row.cause}
+    if any(row.cause in COMPANY_WIDE for row in REST_ROWS):
+        covered.add(Cause.COMPANY_REFUSES_API)
     missing = [c for c in Cause.values if c not in covered and c not in NOT_A_BREAK]
     assert not missing, f"causes with no row in the break matrix: {missing}"
     assert not covered & set(NOT_A_BREAK), "a cause is both covered and excused"
@@ -448,3 +455,129 @@ def test_a_mistyped_new_password_is_blamed_on_the_entry_not_on_an_intacct_admin(
     [message] = failure_mails()
     assert "stopped working: the new password was refused" in message.subject
     assert "Not-The-Right-One-1" not in message.body
+
+
+# --- The same breaks over the REST API (issue 17) ------------------------------------------------------
+#
+# The connection is validated over XML, then switched to REST (client credentials as the same Web Services
+# user) before its first sync; every sync, full and incremental, and deprovisioning then run over REST against
+# the same simulated company, broken the same way. The simulator's REST side injects the same faults (429 with
+# Retry-After, 5xx, 524, the CDN's HTML pages: docs/protocol-choices.md, "REST API"). What REST cannot tell
+# apart is worded from what it can know: no published REST call returns the user's roles, so a refused read
+# names the missing right without the role's name.
+
+COMPANY_TZ = "America/Los_Angeles"  # the simulated companies' time zone
+
+
+COMPANY_WIDE = {Cause.SENDER_NOT_AUTHORISED, Cause.SUBSCRIPTION_OFF, Cause.IP_BLOCKED}
+
+
+def rest_words(row: Row, object_name: str) -> tuple[str, ...]:
+    """What a refused object's message says over REST."""
+    if row.cause == Cause.PERMISSION_REMOVED:
+        return ("lacks " + row.words[0].split(" lacks ")[1],)
+    if row.cause == Cause.ROLE_NOT_ASSIGNED:
+        return ("lacks ",)  # no REST call shows the user's roles: the right it lacks is named, not the role
+    if row.cause in COMPANY_WIDE:
+        # Every read refused with 403, which REST also answers for a missing permission: the object any user may
+        # read (USERINFO) tells the company's refusal apart, and names the three company-wide settings.
+        return ("Intacct refused every read",) if object_name == "USERINFO" else ("",)
+    if row.cause in (Cause.USER_DEACTIVATED, Cause.USER_LOCKED_OUT):
+        return ("the user must be an active Web Services user",)
+    return row.sync_words or row.words[:1]
+
+
+# Rows whose REST outcome differs by nature, and why (each said in docs/protocol-choices.md, "REST API").
+NOT_OVER_REST = {
+    "password-reset": "no password over REST: the client-credentials grant uses our application's secret",
+    "admin-lowered-deprovisioning-off": "validation only: nothing a sync or deprovisioning does changes",
+    "entity-restriction": "the simulator checks a user's entities when it grants a token (nothing is published on "
+                          "whether Intacct cuts off tokens already granted), and the connection's token outlives "
+                          "the break: tests/validation covers the refused grant",
+}
+REST_ROWS = [row for row in ROWS if row.name not in NOT_OVER_REST]
+
+
+def switch_to_rest(connection: Connection) -> Connection:
+    services.connection_switch_to_rest(connection=connection, grant=Connection.RestGrant.CLIENT_CREDENTIALS,
+                                       company_id=connection.company_id, user_id=connection.user_id,
+                                       company_timezone=COMPANY_TZ, by=None)
+    connection.refresh_from_db()
+    assert connection.protocol == Connection.Protocol.REST
+    return connection
+
+
+@pytest.mark.parametrize("row", REST_ROWS, ids=[row.name for row in REST_ROWS])
+def test_break_over_rest(row: Row, simulator, our_rest_app, settings, queued_syncs, mailoutbox):
+    settings.SYNC_SLOT_WAIT_SECONDS = 1
+    demo = build_company(f"BRR-{row.name.upper()}"[:60], sizes=SMALL, **row.company)
+    connection = make_connection(demo.company.company_id, wants_deprovisioning=row.deprovisioning)
+    if row.deprovisioning:
+        leaver = sim_records.get_record(demo.company, "USERINFO", 3)
+        sim_records.modify_record(demo.company, "USERINFO", 3, {"STATUS": "active"})
+        sim_records.modify_record(demo.company, "EMPLOYEE", 4, {"PERSONALINFO.EMAIL1": leaver["CONTACTINFO.EMAIL1"],
+                                                                "STATUS": "active", "ENDDATE": ""})
+    assert validate(connection).status == "passed"
+    connection = switch_to_rest(connection)
+    first = SyncRun.objects.get(pk=queued_syncs.pop())
+    sync.run_sync(run_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == SyncRun.Status.SUCCEEDED, first.summary
+    assert first.records_created == Record.objects.filter(connection=connection).count() >= sum(SMALL.values())
+
+    row.make(demo, connection)
+
+    for kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.FULL):
+        run = sync_now(connection, kind)
+        connection.refresh_from_db()
+        if run.status == SyncRun.Status.FAILED and "Not run" in run.summary:
+            # The first sync found the sign-in refused: nothing more is tried until it is fixed, and it says so.
+            assert kind == SyncRun.Kind.FULL and connection.status == "broken", run.summary
+            continue
+        assert run.status == row.sync, (kind, run.summary)
+        object_runs = {o.object_name: o for o in run.object_runs.all()}
+        failed = {name for name, o in object_runs.items() if o.status == "failed"}
+        assert failed == set(row.failed_objects), (kind, failed)
+        for name in failed:
+            for words in rest_words(row, name):
+                assert words in object_runs[name].message, (name, object_runs[name].message)
+
+    if row.cause in COMPANY_WIDE:
+        assert connection.status == "broken" and connection.status_cause == Cause.COMPANY_REFUSES_API
+        assert "Web Services is subscribed" in connection.status_message
+    if row.deprovision:
+        someone = Record.objects.get(connection=connection, object_name="USERINFO", recordno=3)
+        details = deprovision.apply(connection=connection, user=someone, action=deprovision.DEACTIVATE,
+                                    with_employee=True, by=None)
+        assert not details["verified"]
+        words = " ".join(a.get("words", "") for a in details["answers"])
+        if row.cause in COMPANY_WIDE:
+            # A write refused with 403 reads like missing write rights; Intacct's own words are audited with it.
+            assert "refused" in {a["answer"] for a in details["answers"]} and "not subscribed" in str(details)
+        else:
+            assert any(w in words for w in (row.deprovision, *rest_words(row, "USERINFO"))), details["answers"]
+    assert_no_sync_left_open(connection)
+
+    # The fix, as the admin makes it: the next sync over REST works and everything is in step again.
+    queued_syncs.clear()
+    row.fix(demo, connection)
+    connection.refresh_from_db()
+    if connection.status == "broken":
+        # Re-validated over REST: working again, and the sync it queues at once goes on over REST.
+        assert validate(connection).status == "passed"
+        assert len(queued_syncs) == 1
+        resumed = SyncRun.objects.get(pk=queued_syncs[0])
+        sync.run_sync(run_id=resumed.pk)
+        resumed.refresh_from_db()
+    else:
+        resumed = sync_now(connection, SyncRun.Kind.INCREMENTAL)
+    assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.summary
+    assert connection.protocol == Connection.Protocol.REST
+    assert_no_sync_left_open(connection)
+
+
+def assert_no_sync_left_open(connection: Connection) -> None:
+    """Every sync ended, with words (the validations a sync asks for are queued for a worker this test has not)."""
+    assert not SyncRun.objects.filter(connection=connection, status__in=SyncRun.ACTIVE).exists()
+    for run in SyncRun.objects.filter(connection=connection):
+        assert run.summary, f"sync #{run.pk} ended without words"

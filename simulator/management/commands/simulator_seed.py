@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from simulator.demo import DEMO_LOGIN, DEMO_PASSWORD, SEED_COMPANIES, build_company
 from simulator.models import SimCompany
+from simulator.oauth import settings_rest_app
 from simulator.services import settings_sender
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings_sender()
+        settings_rest_app()
         names = [name for name, _, _ in SEED_COMPANIES]
         if options["reset"]:
             SimCompany.objects.filter(company_id__in=names).delete()
@@ -29,6 +31,8 @@ class Command(BaseCommand):
                 build_company(name, **kwargs)
                 created += 1
         self.stdout.write(f"Sender ID: {settings.INTACCT_SENDER_ID} (password from INTACCT_SENDER_PASSWORD)")
+        self.stdout.write(f"REST application: {settings.INTACCT_REST_CLIENT_ID} "
+                          f"(redirect URI {settings.INTACCT_REST_REDIRECT_URI})")
         self.stdout.write(f"User ID: {DEMO_LOGIN}   Password: {DEMO_PASSWORD}   (every company except NEW-CO)")
         self.stdout.write(
             f"{created} compan{'y' if created == 1 else 'ies'} created, {len(names) - created} already present.\n"
