@@ -7,8 +7,12 @@ calls in ``stats`` with per-object labels, so the sync's accounting is the same 
 from __future__ import annotations
 
 from connector import clients
+from connector.intacct import IntacctClient
 from connector.intacct_rest.reader import RestReader
 from connector.models import Connection
+
+# What sync and deprovisioning read with, whichever protocol the connection speaks.
+SyncClient = IntacctClient | RestReader
 
 
 class TimeZoneUnknown(Exception):

@@ -3,11 +3,10 @@ holding one of the company's slots."""
 from __future__ import annotations
 
 from connector import clients, crypto, policy, readers
-from connector.intacct import IntacctClient
 from connector.models import Connection
 
 
-def client_for_sync(connection: Connection, limit: int) -> IntacctClient:
+def client_for_sync(connection: Connection, limit: int) -> readers.SyncClient:
     """A client whose every request holds one of the company's slots (the cross-worker concurrency cap)."""
     if connection.protocol == Connection.Protocol.REST:  # the XML client's interface, over REST
         return readers.rest_reader_for(connection, limit)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -37,9 +38,9 @@ from django.db import connection as db_connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from connector import diagnosis, feed, limits, monitoring, objects, policy, services, validation
+from connector import diagnosis, feed, limits, monitoring, objects, policy, readers, services, validation
 from connector.diagnosis import Finding
-from connector.intacct import IntacctClient, errors, filters
+from connector.intacct import errors, filters
 from connector.intacct.client import QUERY_MAX_PAGE, Page
 from connector.intacct.timestamps import intacct_from_iso, iso_from_intacct, shift_iso
 from connector.models import Connection, Record, SyncCursor, SyncObjectRun, SyncRun, ValidationRun
@@ -188,7 +189,7 @@ class SyncEngine:
         self.connection = run.connection
         self.limit = max(1, sync_settings_for(self.connection).concurrency_limit)
         self.overlap = overlap_seconds()
-        self._client: IntacctClient | None = None  # open while execute() reads
+        self._client: readers.SyncClient | None = None  # open while execute() reads
         # What the company refused during this run (object, finding): the connection is told after the run.
         self.findings: list[tuple[objects.ObjectDefinition, Finding]] = []
         self._facts: diagnosis.PermissionFacts | None = None
@@ -199,7 +200,7 @@ class SyncEngine:
         self.cursors: dict[str, SyncCursor] = {}  # each object's cursor, read (or made) for all at the start
 
     @property
-    def client(self) -> IntacctClient:
+    def client(self) -> readers.SyncClient:
         if self._client is None:
             raise RuntimeError("the engine has no client before execute() opens it")
         return self._client
@@ -396,10 +397,12 @@ class SyncEngine:
         if self._facts is None:
             roles = permissions = None
             try:
-                outcomes = self.client.batch([
-                    self.client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
-                                           filter=filters.EqualTo("USERID", self.connection.user_id), page_size=100),
-                    self.client.get_user_permissions_call("permissions", self.connection.user_id)])
+                # Either protocol's client runs the calls it built itself (the union cannot say so to mypy).
+                client: Any = self.client
+                outcomes = client.batch([
+                    client.query_call("roles", "USERROLES", ["USERID", "ROLENAME"],
+                                      filter=filters.EqualTo("USERID", self.connection.user_id), page_size=100),
+                    client.get_user_permissions_call("permissions", self.connection.user_id)])
                 if outcomes["roles"].error is None:
                     roles = sorted({str(r.get("ROLENAME") or "").strip() for r in outcomes["roles"].records} - {""})
                 if outcomes["permissions"].error is None:
