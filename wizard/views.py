@@ -557,9 +557,10 @@ def _rest_forms(connection: Connection, data=None, *, which: str = "") -> tuple[
 
 
 def _render_rest(request: HttpRequest, access: OrgAccess, return_to: str, *, code_form=None, cc_form=None,
-                 status: int = 200) -> HttpResponse:
+                 status: int = 200, limit_message: str = "") -> HttpResponse:
     default_code, default_cc = _rest_forms(access.connection)
-    extra = {"code_form": code_form or default_code, "cc_form": cc_form or default_cc, "return_to": return_to}
+    extra = {"code_form": code_form or default_code, "cc_form": cc_form or default_cc, "return_to": return_to,
+             "limit_message": limit_message}
     if return_to == "connection":
         return render(request, "wizard/connection_switch.html",
                       {"organisation": access.organisation, "connection": access.connection, **extra}, status=status)
@@ -614,6 +615,12 @@ def rest_web_services_user(request: HttpRequest, slug: str) -> HttpResponse:
     if not cc_form.is_valid():
         return _render_rest(request, access, return_to, cc_form=cc_form, status=400)
     data = cc_form.cleaned_data
+    # The same limit as the XML form: repeated refused sign-ins of one Web Services user wait (the typed values
+    # kept), whichever protocol they were tried over.
+    limit = ratelimit.failed_sign_ins(access.organisation, data["company_id"], data["user_id"])
+    if limit is not None:
+        return ratelimit.too_many(_render_rest(request, access, return_to, cc_form=cc_form,
+                                               limit_message=limit.message()), limit.seconds)
     run = services.connection_connect_rest_client_credentials(
         connection=access.connection, company_id=data["company_id"], user_id=data["user_id"],
         entity_id=data["entity_id"], company_timezone=data["company_timezone"], by=request.user,

@@ -203,3 +203,26 @@ def test_signup_with_a_fullwidth_copy_of_a_taken_username_is_a_form_error(organi
     assert "That username is taken." in response.content.decode()
     from django.contrib.auth import get_user_model
     assert list(get_user_model().objects.values_list("username", flat=True)) == ["alice"]
+
+
+def test_the_rest_web_services_user_form_waits_after_the_same_failed_sign_ins(
+        organisation, admin_client, limits, enqueued):
+    """A Web Services user refused three times (over XML or REST) waits on the REST form too; nothing changes."""
+    for _ in range(3):
+        _failed_sign_in(organisation)
+    before = Connection.objects.get(organisation=organisation)
+    response = admin_client.post("/organisations/acme/connect/web-services-user/", {
+        "return_to": "setup", "cc-company_id": "ACME", "cc-user_id": "ws_connect", "cc-entity_id": "",
+        "cc-company_timezone": "America/New_York"})
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    html = response.content.decode()
+    assert "ws_connect" in html and 'role="alert"' in html
+    after = Connection.objects.get(organisation=organisation)
+    assert (after.protocol, after.rest_grant) == (before.protocol, before.rest_grant)
+    assert not enqueued.called
+    # Another user of the same company is not held back.
+    response = admin_client.post("/organisations/acme/connect/web-services-user/", {
+        "return_to": "setup", "cc-company_id": "ACME", "cc-user_id": "ws_other", "cc-entity_id": "",
+        "cc-company_timezone": "America/New_York"})
+    assert response.status_code == 302
+    assert Connection.objects.get(organisation=organisation).rest_grant == Connection.RestGrant.CLIENT_CREDENTIALS
