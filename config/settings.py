@@ -192,7 +192,7 @@ INTACCT_SENDER_PASSWORD = (
     _required("INTACCT_SENDER_PASSWORD") if PRODUCTION
     else env.str("INTACCT_SENDER_PASSWORD", default="") or var_secret(VAR_DIR, "demo_sender_password")
 )
-# The REST API (issue 17): our application in the Sage App Registry. The simulator serves the API under
+# The REST API: our application in the Sage App Registry. The simulator serves the API under
 # SIMULATOR_REST_PATH; the demo and the tests register this same application in it (simulator.oauth).
 SIMULATOR_REST_PATH = "/simulator/ia/api/v1"
 INTACCT_REST_BASE_URL = env.str(
@@ -404,7 +404,7 @@ WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default
 WEBHOOK_ALLOW_LOOPBACK_HTTP = not PRODUCTION and env.bool("WEBHOOK_ALLOW_LOOPBACK_HTTP", default=True)
 CELERY_BEAT_SCHEDULE["webhooks-due"] = {"task": "connector.webhooks_due", "schedule": 10.0}
 
-# --- Security (issue 8) ---------------------------------------------------------------------
+# --- Security ---------------------------------------------------------------------
 # Django's cache holds the rate-limit counters, shared by every web process: Redis when the broker is
 # Redis (its own database number unless CACHE_URL says otherwise), else files under VAR_DIR.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

@@ -1,4 +1,4 @@
-"""The change feed (issue 16): every insert, update, delete and undelete of a synced record, in order.
+"""The change feed: every insert, update, delete and undelete of a synced record, in order.
 
 Each write of a Record takes the connection's next change sequence numbers in the same transaction
 (``reserve``) and stores the number on the record itself (``Record.change_seq``). The feed is then the

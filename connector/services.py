@@ -324,7 +324,7 @@ def _rest_revoke(connection: Connection) -> str:
     return "revoked at Intacct and deleted"
 
 
-# --- REST connections (issue 17) --------------------------------------------------------------
+# --- REST connections --------------------------------------------------------------
 
 def _rest_connected(connection: Connection, *, grant: str, company_id: str, user_id: str, entity_id: str,
                     company_timezone: str, by: Actor) -> None:

@@ -1,4 +1,4 @@
-"""Signed webhooks for the platform (issue 16), per the Standard Webhooks specification.
+"""Signed webhooks for the platform, per the Standard Webhooks specification.
 
 - Every message carries ``webhook-id`` (``msg_...``, the same on every attempt: receivers de-duplicate on it),
   ``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of

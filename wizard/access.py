@@ -4,7 +4,7 @@
 - support staff may read every organisation, never write (403);
 - anyone else gets 404, so an outsider cannot even learn that an organisation exists;
 - the support dashboard (support_access) is for support staff and superusers only: 404 for the rest.
-Anonymous users never get here (views are wrapped in login_required), except a hand-off guest (issue 15): a
+Anonymous users never get here (views are wrapped in login_required), except a hand-off guest: a
 person holding a hand-off link may read and write this one organisation's wizard steps and nothing else
 (wizard_access, behind handoff_or_login_required).
 """

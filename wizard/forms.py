@@ -231,7 +231,7 @@ class SignupForm(forms.Form):
         return cleaned
 
 
-# --- REST (issue 17) ---------------------------------------------------------------------------
+# --- REST ---------------------------------------------------------------------------
 
 PROTOCOL_CHOICES = [
     ("rest", "Connect with Sage Intacct (recommended): sign in to Intacct as an admin and approve our application"),

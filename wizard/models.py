@@ -1,4 +1,4 @@
-"""Hand-off links (issue 15): an org admin lets a named outside person (the Intacct admin) walk steps 1-6."""
+"""Hand-off links: an org admin lets a named outside person (the Intacct admin) walk steps 1-6."""
 from __future__ import annotations
 
 from django.conf import settings

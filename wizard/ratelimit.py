@@ -5,7 +5,7 @@ Login counts every attempt per IP and the failed ones per username (normalised a
 matches it); password reset counts every request per IP and per e-mail address. An over-limit request is
 answered 429 on the same page with the form kept, and nothing is saved or sent.
 
-Connect and "Check again" are limited differently (issue 15): what must not happen is Intacct locking the Web
+Connect and "Check again" are limited differently: what must not happen is Intacct locking the Web
 Services user out after repeated failed sign-ins, so only the sign-ins Intacct refused count, per organisation,
 company and user, read from the validation checks in the database (the worker records them; no counter to
 keep in step). Fixing something in Intacct and checking again, however often, never counts, and one

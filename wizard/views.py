@@ -518,7 +518,7 @@ def handoff_status(request: HttpRequest, slug: str) -> HttpResponse:
         "steps_marks": [(s, marks[s.number]) for s in STEPS]})
 
 
-# --- REST: "Connect with Sage Intacct", or a Web Services user over REST (issue 17) ------------
+# --- REST: "Connect with Sage Intacct", or a Web Services user over REST ------------
 
 # What Intacct's authorize page may send back instead of a code (RFC 6749 4.1.2.1), in plain words.
 AUTHORIZE_ERRORS = {

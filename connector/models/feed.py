@@ -1,4 +1,4 @@
-"""The change feed's per-connection counter (issue 16); the sequence itself lives on each Record."""
+"""The change feed's per-connection counter; the sequence itself lives on each Record."""
 from __future__ import annotations
 
 from django.db import models

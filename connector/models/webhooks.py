@@ -1,4 +1,4 @@
-"""Webhook endpoints of an organisation and the messages sent to them (issue 16)."""
+"""Webhook endpoints of an organisation and the messages sent to them."""
 from __future__ import annotations
 
 from django.conf import settings
