@@ -1,14 +1,16 @@
 """The single definition of every Intacct object we sync.
 
-One row per object: what to read, which Intacct permission that needs, and the wizard step that grants
-it. The wizard's permission table is generated from this table and validation probes from it, so the
-two can never disagree. Adding an object is adding a row.
+One row per object: what to read, which Intacct permission that needs, the wizard step that grants it,
+and (``rest``) how the REST API names it and each of its fields. The wizard's permission table is generated
+from this table and validation probes from it, so the two can never disagree. Adding an object is adding a
+row (and its REST naming in connector/intacct_rest/names.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from connector import steps
+from connector.intacct_rest.names import RestName, rest_name
 
 # Wizard step numbers, from the one table in connector.steps.
 STEP_SUBSCRIBE = steps.SUBSCRIBE.number
@@ -61,6 +63,15 @@ class ObjectDefinition:
     @property
     def modified_field(self) -> str:
         return "whenmodified" if self.legacy_get_list else "WHENMODIFIED"
+
+    @property
+    def rest(self) -> RestName:
+        """How this object is named over the REST API: its path and each field's REST name (the one table in
+        connector.intacct_rest.names, keyed by ``name``)."""
+        naming = rest_name(self.name)
+        if naming is None:
+            raise LookupError(f"{self.name} has no REST naming in connector.intacct_rest.names")
+        return naming
 
 
 OBJECTS: tuple[ObjectDefinition, ...] = (

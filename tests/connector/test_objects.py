@@ -47,3 +47,14 @@ def test_permission_step_follows_the_branch():
     bills = objects.OBJECTS_BY_NAME["APBILL"]
     assert bills.permission_step(objects.ROLE_BASED) == objects.STEP_PERMISSIONS
     assert bills.permission_step(objects.USER_BASED) == objects.STEP_USER
+
+
+def test_the_object_table_names_every_object_and_field_over_rest_too():
+    """Sync and validation read either protocol from the one table: a new object or field without its REST name
+    fails here, not in a customer's first REST sync."""
+    for definition in objects.OBJECTS:
+        naming = definition.rest
+        assert naming.xml_name == definition.name.upper()
+        assert naming.path.count("/") == 1 and naming.path == naming.path.lower()
+        assert len(naming.rest_fields(definition.fields)) == len(definition.fields)
+    assert objects.OBJECTS[0].rest.path == "company-config/department"
