@@ -425,6 +425,11 @@ def connection_revalidate(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def connection_password(request: HttpRequest, slug: str) -> HttpResponse:
     access = organisation_access(request, slug)
+    if access.connection.protocol == Connection.Protocol.REST:
+        # No password over REST: one typed here would be stored and never used.
+        messages.info(request, "This connection uses the REST API, which signs in without the Web Services user's "
+                               "password. If Intacct refuses it, use \"Reconnect with Sage Intacct\".")
+        return redirect("connection", slug)
     form = forms.PasswordChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if not access.connection.company_id:

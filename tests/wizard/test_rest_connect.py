@@ -65,3 +65,17 @@ def test_support_staff_cannot_start(support_client, organisation):
     response = support_client.post(f"/organisations/{organisation.slug}/connect/sage-intacct/", FORM)
     assert response.status_code in (403, 404)
     assert not OAuthAttempt.objects.exists()
+
+
+def test_a_rest_connection_has_no_password_to_change(admin_client, organisation):
+    """The link is hidden over REST; the address typed anyway says why and stores nothing."""
+    Connection.objects.filter(organisation=organisation).update(
+        protocol=Connection.Protocol.REST, rest_grant=Connection.RestGrant.CLIENT_CREDENTIALS, company_id="ACME-CO",
+        user_id="ws_connect", company_timezone="Europe/Paris")
+    url = f"/organisations/{organisation.slug}/connection/password/"
+    for response in (admin_client.get(url, follow=True),
+                     admin_client.post(url, {"password": "typed-anyway-1"}, follow=True)):
+        assert response.redirect_chain[-1][0] == f"/organisations/{organisation.slug}/connection/"
+        assert "signs in without the Web Services user" in response.content.decode()
+    connection = Connection.objects.get(organisation=organisation)
+    assert connection.password_token == "" and not connection.validation_runs.exists()
