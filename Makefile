@@ -33,9 +33,9 @@ soak: install
 	$(BIN)/python bench/soak.py --minutes $(or $(SOAK_MINUTES),5)
 
 # Style (ruff), the import boundaries (lint-imports; contracts in pyproject.toml) and types (mypy: strict on
-# the Intacct client, the default checks on the rest of connector).
+# both Intacct clients, the default checks on the rest of connector).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy --strict connector/intacct
+	$(BIN)/mypy --strict connector/intacct connector/intacct_rest
 	$(BIN)/mypy

@@ -378,7 +378,8 @@ class IntacctRestClient(ClosingClient):
                 raise api_error(200, json.dumps({"ia::error": answer.error}).encode(), function=function)
             return _page(answer.meta, records, start)
 
-        return self._api("POST", QUERY_PATH, function=function, json_body=body, reader=read)
+        page: RestPage = self._api("POST", QUERY_PATH, function=function, json_body=body, reader=read)
+        return page
 
     def query(self, object_path: str, fields: Sequence[str], *, filters: Sequence[Mapping[str, Any]] = (),
               filter_expression: str | None = None, order_by: Sequence[Mapping[str, str]] = (),

@@ -79,11 +79,14 @@ def _error_object(parsed: Any) -> dict[str, Any] | None:
     if not isinstance(parsed, dict):
         return None
     result = parsed.get("ia::result")
-    if isinstance(result, dict) and isinstance(result.get("ia::error"), dict):
-        return result["ia::error"]
+    if isinstance(result, dict):
+        nested = result.get("ia::error")
+        if isinstance(nested, dict):
+            return nested
     for key in ("ia::error", "error"):
-        if isinstance(parsed.get(key), dict):
-            return parsed[key]
+        found = parsed.get(key)
+        if isinstance(found, dict):
+            return found
     return None
 
 
