@@ -21,9 +21,11 @@ class OrganisationAdmin(admin.ModelAdmin):
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = ["organisation", "status", "status_changed_at", "permission_model", "company_id"]
     list_filter = ["status", "permission_model"]
-    # The password token is excluded: not even its ciphertext is worth showing.
-    exclude = ["password_token"]
-    readonly_fields = ["status", "status_changed_at", "last_validation", "password_set_at", "created_at"]
+    # The secrets are excluded: not even their ciphertext is worth showing.
+    exclude = ["password_token", "rest_refresh_token", "rest_access_token"]
+    readonly_fields = ["status", "status_changed_at", "last_validation", "password_set_at", "created_at",
+                       "protocol", "rest_grant", "rest_refresh_expires_at", "rest_access_expires_at",
+                       "rest_connected_at"]
 
 
 class ValidationCheckInline(admin.TabularInline):

@@ -200,7 +200,8 @@ def _details_shown(details: dict) -> list[tuple[str, str]]:
 
 def _connection_for_action(request: HttpRequest, connection_id: int) -> Connection:
     support_access(request)
-    return get_object_or_404(Connection.objects.select_related("organisation").defer("password_token"),
+    return get_object_or_404(Connection.objects.select_related("organisation")
+                             .defer("password_token", "rest_refresh_token", "rest_access_token"),
                              id=connection_id)
 
 

@@ -34,7 +34,7 @@ class FilterForm(forms.Form):
 
 def base_queryset() -> QuerySet[Connection]:
     return (Connection.objects.select_related("organisation", "summary", "last_validation")
-            .defer("password_token"))
+            .defer("password_token", "rest_refresh_token", "rest_access_token"))
 
 
 def connections_filtered(data: dict, *, now) -> tuple[QuerySet[Connection], FilterForm]:

@@ -30,7 +30,7 @@ def _iso(moment) -> str | None:
 def connection_status(request: HttpRequest, connection: Connection) -> JsonResponse:
     """The organisation's connection: status, last validation with checks, last sync per object."""
     connection = (Connection.objects.select_related("organisation", "summary", "last_validation")
-                  .defer("password_token").get(id=connection.id))
+                  .defer("password_token", "rest_refresh_token", "rest_access_token").get(id=connection.id))
     summary = getattr(connection, "summary", None)
     run = connection.last_validation
     endpoint_kind, _ = endpoint_label()

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connector import diagnosis, objects, requeue, services, validation
 from connector.intacct_rest import errors as rest_errors
@@ -637,6 +637,7 @@ def rest_web_services_user(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(_rest_back(slug, return_to))
 
 
+@require_GET
 def rest_callback(request: HttpRequest) -> HttpResponse:
     """Where Intacct sends the browser back: the state names our attempt (once); a code connects, an error is
     said in plain words and changes nothing."""
@@ -681,6 +682,7 @@ def rest_callback(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def connection_switch(request: HttpRequest, slug: str) -> HttpResponse:
     """The connection page's "Switch to REST": the two REST ways, posting back to the connection page."""
     access = organisation_access(request, slug, write=True)

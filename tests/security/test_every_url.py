@@ -92,6 +92,14 @@ RULES: dict[str, Rule] = {
     "handoff_revoke": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
     "handoff_status": Rule(get=ORG_READ, post=ORG_READ),
     "handoff_open": Rule(get=same(404), post=same(404)),
+    # REST (issue 17): the protocol choice; "Connect with Sage Intacct" and the Web Services user over REST (an
+    # empty form is answered 400 with its errors, nothing sent); Intacct's redirect back without a known state
+    # goes home with plain words, whoever asks; the connection page's switch is for those who may change it
+    "setup_protocol": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
+    "rest_connect": Rule(get=POST_ONLY_GET, post=(LOGIN, 404, 403, 400, 400)),
+    "rest_web_services_user": Rule(get=POST_ONLY_GET, post=(LOGIN, 404, 403, 400, 400)),
+    "rest_callback": Rule(get=same(REDIRECT), post=same(405)),
+    "connection_switch": Rule(get=(LOGIN, 404, 403, 200, 200), post=GET_ONLY_POST),
     # --- synced data and the JSON APIs
     "sync_now": Rule(get=POST_ONLY_GET, post=ORG_WRITE),
     "sync_status": Rule(get=ORG_READ, post=GET_ONLY_POST),
