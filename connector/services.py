@@ -315,13 +315,22 @@ def _rest_revoke(connection: Connection) -> str:
     """Revoke the connection's refresh token at Intacct; says what happened (never the token)."""
     from connector.intacct_rest.errors import IntacctError
 
-    try:
-        with clients.rest_client_for(connection) as client:
-            client.revoke()
-    except (IntacctError, crypto.InvalidToken) as exc:
-        logger.warning("Revoking the refresh token of connection %s failed: %s", connection.pk, type(exc).__name__)
-        return f"revocation failed ({type(exc).__name__}); deleted here"
-    return "revoked at Intacct and deleted"
+    # Under the refresh lock, with the tokens stored now: a worker may have rotated the refresh token since the
+    # caller read the connection, and revoking the spent one would leave the live one working at Intacct. The
+    # tokens are deleted before the lock is let go, so no refresh comes in between.
+    with rest_tokens.refresh_lock(connection.pk):
+        current = Connection.objects.get(pk=connection.pk)
+        try:
+            with clients.rest_client_for(current) as client:
+                client.revoke()
+        except (IntacctError, crypto.InvalidToken) as exc:
+            logger.warning("Revoking the refresh token of connection %s failed: %s", connection.pk,
+                           type(exc).__name__)
+            outcome = f"revocation failed ({type(exc).__name__}); deleted here"
+        else:
+            outcome = "revoked at Intacct and deleted"
+        _clear_rest_tokens(current)
+    return outcome
 
 
 # --- REST connections --------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from connector import clients, rest_tokens, services
+from connector import clients, requeue, rest_tokens, services
 from connector.intacct_rest import Pkce, authorization_url, errors
 from connector.models import AuditEvent, Connection
 from simulator import inflight
@@ -19,7 +19,10 @@ from tests.simulator.conftest import SMALL_SIZES
 
 
 @pytest.fixture
-def rest_org(organisation, our_rest_app, transactional_db, settings) -> Any:
+def rest_org(organisation, our_rest_app, transactional_db, settings, monkeypatch) -> Any:
+    # The validation a connect queues is not sent: a Celery worker left running by an earlier test of this
+    # process would otherwise check (and so refresh) the tokens while these tests count refreshes.
+    monkeypatch.setattr(requeue, "run_send", lambda run, countdown=0: None)
     inflight.inflight_reset()
     settings.INTACCT_MAX_RETRIES = 1
     settings.INTACCT_RETRY_BUDGET_SECONDS = 3.0
@@ -123,6 +126,19 @@ def test_disconnect_revokes_the_refresh_token_at_intacct_and_deletes_it_here(res
     event = AuditEvent.objects.get(action="connection.disconnected")
     assert event.details["refresh_token"] == "revoked at Intacct and deleted"
     assert tokens is not None and tokens.refresh_token not in str(event.details)
+
+
+def test_disconnect_revokes_the_token_a_worker_rotated_after_the_page_read_the_connection(rest_org):
+    """The page holds the connection as it read it; a worker's refresh then rotated the refresh token. The
+    revocation must reach the token live at Intacct now, not the spent one the page holds."""
+    page_copy = connect_with_code(rest_org)
+    with clients.rest_client_for(Connection.objects.get(pk=page_copy.pk)) as worker_client:
+        worker_client.renew_access_token()
+    assert OAuthGrant.objects.get(company__company_id="TOK-CO").refreshes == 1
+    services.connection_disconnect(connection=page_copy, by=None)
+    assert OAuthGrant.objects.get(company__company_id="TOK-CO").revoked_reason
+    connection = Connection.objects.get(pk=page_copy.pk)
+    assert not connection.rest_refresh_token and not connection.rest_access_token
 
 
 def test_switching_an_xml_connection_keeps_its_records_and_deletes_the_password(rest_org):
