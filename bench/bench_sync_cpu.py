@@ -32,28 +32,22 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from serving import free_port, gunicorn, wait_until_up  # noqa: E402
 
 GATEWAY_PATH = "/simulator/ia/xml/xmlgw.phtml"
 BENCH_DATABASE = "bench_sync_cpu"
-# A typical fleet company (bench_fleet.BASE_SIZES) at half size: 13 requests and a sign-in.
-SMALL_SIZES = {"DEPARTMENT": 25, "LOCATION": 10, "EMPLOYEE": 250, "USERINFO": 20, "CCTRANSACTION": 1000,
-               "GLACCOUNT": 60, "APBILL": 2500, "APADJUSTMENT": 200, "EEXPENSES": 750, "EXPENSEREPORTBATCH": 30}
+# A typical fleet company at half size (the realistic row of simulator.demo.SIZES, halved as bench_fleet
+# scales it): 13 requests and a sign-in.
+SMALL_SCALE = 0.5
 PAGES_COMPANY = "CPU-PAGES"
 PAGES_BILLS = 40_000
 SMALL_REQUESTS = 40
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_cpu(pid: int) -> float:
@@ -92,13 +86,15 @@ def setup(var_dir: Path, database_url: str | None, syncs: int) -> tuple[subproce
         env["DATABASE_URL"] = f"sqlite:///{var_dir / 'db.sqlite3'}"
         sim_url = f"sqlite:///{var_dir / 'simulator.sqlite3'}"
     sim_env = {**env, "DATABASE_URL": sim_url, "SIMULATOR_LATENCY_PROFILE": "page_seconds=0.001,page_rows=2000"}
-    companies = {name: SMALL_SIZES for name in small_companies(syncs + 1)}
-    companies[PAGES_COMPANY] = {**SMALL_SIZES, "APBILL": PAGES_BILLS}
-    build = ["import os", "from simulator.demo import build_company"]
+    companies = {name: {} for name in small_companies(syncs + 1)}
+    companies[PAGES_COMPANY] = {"APBILL": PAGES_BILLS}
+    build = ["import os", "from simulator.demo import SIZES, build_company",
+             f"small = {{name: max(1, int(n * {SMALL_SCALE})) for name, n in SIZES['realistic'].items()}}"]
     connect = ["import os", "from connector import crypto, services",
                "from connector.models import Connection, SyncSettings"]
     for n, (company_id, sizes) in enumerate(companies.items()):
-        build.append(f"build_company({company_id!r}, sizes={sizes!r}, seed={n + 1}, login_id='ws_bench', "
+        build.append(f"build_company({company_id!r}, sizes={{**small, **{sizes!r}}}, seed={n + 1}, "
+                     "login_id='ws_bench', "
                      "password=os.environ['BENCH_USER_PASSWORD'], concurrency_limit=2)")
         connect += [
             f"org = services.organisation_create(name={company_id!r}, slug={company_id.lower()!r})",
@@ -111,16 +107,8 @@ def setup(var_dir: Path, database_url: str | None, syncs: int) -> tuple[subproce
     for step_env, script in steps:
         run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], step_env)
         run([sys.executable, "manage.py", "shell", "-c", "\n".join(script)], step_env)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"], cwd=ROOT, env=sim_env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(site + "/simulator/", timeout=2)  # noqa: S310 - loopback only
-            break
-        except OSError:
-            time.sleep(0.2)
+    server = gunicorn(port, sim_env)
+    wait_until_up(site)
     env["BENCH_SIMULATOR_PID"] = str(server.pid)
     return server, env
 

@@ -335,9 +335,10 @@ def assert_no_run_left_open(connection: Connection) -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
-def test_break(row: Row, simulator, settings, queued_syncs, mailoutbox):
-    settings.SYNC_SLOT_WAIT_SECONDS = 1
-    demo = build_company(f"BRK-{row.name.upper()}"[:60], sizes=SMALL, **row.company)
+def validated_company(row: Row, prefix: str):
+    """The row's company on the simulator and our connection to it, validated (a leaver set up for rows that
+    deprovision): the start of the row's story over either protocol."""
+    demo = build_company(f"{prefix}-{row.name.upper()}"[:60], sizes=SMALL, **row.company)
     connection = make_connection(demo.company.company_id, wants_deprovisioning=row.deprovisioning)
     if row.deprovisioning:
         # A person who leaves: user 3, linked to employee 4 by e-mail (both active).
@@ -346,6 +347,12 @@ def test_break(row: Row, simulator, settings, queued_syncs, mailoutbox):
         sim_records.modify_record(demo.company, "EMPLOYEE", 4, {"PERSONALINFO.EMAIL1": leaver["CONTACTINFO.EMAIL1"],
                                                                 "STATUS": "active", "ENDDATE": ""})
     assert validate(connection).status == "passed"
+    return demo, connection
+
+
+def test_break(row: Row, simulator, settings, queued_syncs, mailoutbox):
+    settings.SYNC_SLOT_WAIT_SECONDS = 1
+    demo, connection = validated_company(row, "BRK")
     # Connected for the first time: a sync was queued at once; it copies everything.
     assert len(queued_syncs) == 1
     first = SyncRun.objects.get(pk=queued_syncs.pop())
@@ -510,14 +517,7 @@ def switch_to_rest(connection: Connection) -> Connection:
 @pytest.mark.parametrize("row", REST_ROWS, ids=[row.name for row in REST_ROWS])
 def test_break_over_rest(row: Row, simulator, our_rest_app, settings, queued_syncs, mailoutbox):
     settings.SYNC_SLOT_WAIT_SECONDS = 1
-    demo = build_company(f"BRR-{row.name.upper()}"[:60], sizes=SMALL, **row.company)
-    connection = make_connection(demo.company.company_id, wants_deprovisioning=row.deprovisioning)
-    if row.deprovisioning:
-        leaver = sim_records.get_record(demo.company, "USERINFO", 3)
-        sim_records.modify_record(demo.company, "USERINFO", 3, {"STATUS": "active"})
-        sim_records.modify_record(demo.company, "EMPLOYEE", 4, {"PERSONALINFO.EMAIL1": leaver["CONTACTINFO.EMAIL1"],
-                                                                "STATUS": "active", "ENDDATE": ""})
-    assert validate(connection).status == "passed"
+    demo, connection = validated_company(row, "BRR")
     connection = switch_to_rest(connection)
     first = SyncRun.objects.get(pk=queued_syncs.pop())
     sync.run_sync(run_id=first.pk)
