@@ -32,6 +32,7 @@ from simulator.demo import DEMO_PASSWORD, build_company, without
 from simulator.faults import clear_faults, set_fault
 from simulator.models import SenderAuthorization
 from simulator.services import CONNECT_PERMISSIONS
+from tests.sync.conftest import sync_now
 from tests.validation.conftest import PASSWORD, SMALL, make_connection, validate
 
 Cause = ValidationRun.Cause
@@ -291,13 +292,6 @@ def queued_syncs(monkeypatch):
     monkeypatch.setattr(tasks.sync_run, "apply_async", lambda args, **_: runs.append(args[0]))
     monkeypatch.setattr(tasks.connection_validate, "delay", lambda run_id: None)
     return runs
-
-
-def sync_now(connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL) -> SyncRun:
-    run = SyncRun.objects.create(connection=connection, kind=kind)
-    sync.run_sync(run_id=run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def scheduled_revalidation(connection: Connection) -> ValidationRun:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from connector import crypto, services
-from connector.models import Connection, Organisation, Record, ValidationCheck, ValidationRun
+from connector import crypto, services, sync
+from connector.models import Connection, Organisation, Record, SyncRun, ValidationCheck, ValidationRun
 from connector.objects import OBJECTS
 from simulator.demo import DEMO_PASSWORD, SIZES, build_company
 from simulator.models import SimCompany
@@ -59,3 +59,11 @@ def assert_mirror_exact(connection: Connection, company: SimCompany) -> None:
                 expected = str(lowered.get(name.lower(), "") or "")
                 got = str(ours[recordno].get(name) or "")
                 assert got == expected, (definition.name, recordno, name, got, expected)
+
+
+def sync_now(connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL) -> SyncRun:
+    """Run one sync of the connection in this process, as the worker would, and return it finished."""
+    run = SyncRun.objects.create(connection=connection, kind=kind)
+    sync.run_sync(run_id=run.pk)
+    run.refresh_from_db()
+    return run

@@ -19,7 +19,7 @@ from simulator.faults import set_fault
 from simulator.inflight import inflight_reset, inflight_stats
 from simulator.metering import month_usage
 from tests.conftest import wait_for
-from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect
+from tests.sync.conftest import SMALL_SIZES, assert_mirror_exact, connect, sync_now
 
 COMPANY_TZ = "America/Los_Angeles"  # the simulated companies' time zone (SimCompany.timezone_name)
 NO_DST_TZ = "America/Phoenix"
@@ -33,13 +33,6 @@ def to_rest(connection: Connection, company_timezone: str = COMPANY_TZ) -> Conne
     connection.refresh_from_db()
     assert connection.protocol == Connection.Protocol.REST and not connection.password_token
     return connection
-
-
-def run_now(connection: Connection, kind: str = SyncRun.Kind.INCREMENTAL) -> SyncRun:
-    run = SyncRun.objects.create(connection=connection, kind=kind)
-    sync.run_sync(run_id=run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def stored(connection: Connection) -> dict[tuple[str, int], tuple[int, dict, str]]:
@@ -96,7 +89,7 @@ def test_full_incremental_and_reconcile_over_rest_on_a_worker(celery_worker, org
 
 def test_switching_from_xml_to_rest_re_syncs_nothing_that_did_not_change(synced, our_rest_app):
     connection = synced.connection
-    assert run_now(connection).status == SyncRun.Status.SUCCEEDED  # everything, over XML
+    assert sync_now(connection).status == SyncRun.Status.SUCCEEDED  # everything, over XML
     before, head = stored(connection), feed.head(connection.pk)
     # The platform has read the whole feed: its cursor is at the end.
     cursor = None
@@ -108,7 +101,7 @@ def test_switching_from_xml_to_rest_re_syncs_nothing_that_did_not_change(synced,
 
     connection = to_rest(connection)
     for kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.FULL, SyncRun.Kind.RECONCILE):
-        run = run_now(connection, kind)
+        run = sync_now(connection, kind)
         assert run.status == SyncRun.Status.SUCCEEDED, run.summary
         assert (run.records_created, run.records_updated, run.records_deleted) == (0, 0, 0), (kind, run.summary)
         assert run.records_read > 0 or kind != SyncRun.Kind.FULL
@@ -120,7 +113,7 @@ def test_switching_from_xml_to_rest_re_syncs_nothing_that_did_not_change(synced,
 
     # A change made in Intacct afterwards is read over REST, stored as XML would have, and is the feed's one change.
     sim_records.modify_record(synced.company, "EMPLOYEE", 5, {"TITLE": "Controller", "ENDDATE": "12/31/2026"})
-    run = run_now(connection)
+    run = sync_now(connection)
     assert (run.records_created, run.records_updated) == (0, 1), run.summary
     assert_mirror_exact(connection, synced.company)
     changes = feed.page(connection.pk, after=cursor)
@@ -137,7 +130,7 @@ def test_deprovisioning_over_rest_writes_verifies_and_audits(synced, our_rest_ap
                                                        "STATUS": "active", "ENDDATE": ""})
     sim_records.modify_record(company, "USERINFO", 3, {"STATUS": "active"})
     connection = to_rest(connection)
-    assert run_now(connection).status == SyncRun.Status.SUCCEEDED
+    assert sync_now(connection).status == SyncRun.Status.SUCCEEDED
 
     someone = Record.objects.get(connection=connection, object_name="USERINFO", recordno=3)
     details = deprovision.apply(connection=connection, user=someone, action=deprovision.DEACTIVATE,
