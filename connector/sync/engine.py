@@ -442,8 +442,14 @@ class SyncEngine:
     # --- storing pages ----------------------------------------------------------------------
 
     def _store(self, definition: objects.ObjectDefinition, records: Sequence[dict], object_run: SyncObjectRun,
-               cursor: SyncCursor, cursor_fields: Iterable[str], page_rows: _PageRows | None = None) -> _Counts:
-        """Upsert one page and save the cursor and the object's counters, in one transaction."""
+               cursor: SyncCursor, cursor_fields: Iterable[str], page_rows: _PageRows | None = None,
+               compare_data: bool = False) -> _Counts:
+        """Upsert one page and save the cursor and the object's counters, in one transaction.
+
+        A record whose WHENMODIFIED is the one stored is unchanged, except with ``compare_data``: Intacct's
+        WHENMODIFIED has whole seconds, so a copy read between two changes made within one second carries the
+        stamp of the second change too. Incremental reads (which see every recent change again, within the
+        overlap) and whole reads compare the data as well, so such a copy is corrected by the next sync."""
         if self.cancelled.is_set():
             raise _StopRun(TIME_LIMIT_WORDS)
         counts = _Counts(read=len(records))
@@ -451,17 +457,19 @@ class SyncEngine:
         key_field = definition.key_field
         rows = (page_rows or _PageRows.of(definition, records)).rows
         with transaction.atomic():
-            existing = {} if definition.name in self.empty_objects else {
-                rn: (wm, deleted) for rn, wm, deleted in Record.objects.filter(
-                    connection=self.connection, object_name=definition.name, recordno__in=list(rows)
-                ).values_list("recordno", "whenmodified", "deleted_at")}
+            existing: dict[int, tuple] = {}
+            if definition.name not in self.empty_objects:
+                stored = Record.objects.filter(
+                    connection=self.connection, object_name=definition.name, recordno__in=list(rows))
+                columns = ("recordno", "whenmodified", "deleted_at", *(("data",) if compare_data else ()))
+                existing = {row[0]: row[1:] for row in stored.values_list(*columns)}
             to_write: list[tuple[int, str, str, str]] = []
             unchanged: list[int] = []
             for recordno, (modified, record) in rows.items():
                 before = existing.get(recordno)
                 if before is None:
                     counts.created += 1
-                elif before[0] != modified or before[1] is not None:
+                elif before[0] != modified or before[1] is not None or (compare_data and before[2] != record):
                     counts.updated += 1
                 else:
                     unchanged.append(recordno)
@@ -702,7 +710,7 @@ class SyncEngine:
                 cursor.modified_after, cursor.recordno_after = position
                 cursor.last_incremental_at = timezone.now()
             self._store(definition, page.records, object_run, cursor,
-                        ["modified_after", "recordno_after", "last_incremental_at"])
+                        ["modified_after", "recordno_after", "last_incremental_at"], compare_data=True)
             if not page.records or not page.num_remaining:
                 break
             # Keyset, not offset: a record changed meanwhile moves behind us and is read on a later page.
@@ -746,11 +754,11 @@ class SyncEngine:
         for record in records:
             batch.append(record)
             if len(batch) >= LEGACY_PAGE_SIZE:
-                self._store(definition, batch, object_run, cursor, ["last_full_at"])
+                self._store(definition, batch, object_run, cursor, ["last_full_at"], compare_data=True)
                 batch = []
         cursor.full_done = True
         cursor.last_full_at = timezone.now()
-        self._store(definition, batch, object_run, cursor, ["full_done", "last_full_at"])
+        self._store(definition, batch, object_run, cursor, ["full_done", "last_full_at"], compare_data=True)
         self._mark_unseen_deleted(definition, object_run, started)
 
 

@@ -328,7 +328,6 @@ def assert_no_run_left_open(connection: Connection) -> None:
         assert run.summary, f"sync #{run.pk} ended without words"
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 def validated_company(row: Row, prefix: str):
     """The row's company on the simulator and our connection to it, validated (a leaver set up for rows that
     deprovision): the start of the row's story over either protocol."""
@@ -344,6 +343,7 @@ def validated_company(row: Row, prefix: str):
     return demo, connection
 
 
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 def test_break(row: Row, simulator, settings, queued_syncs, mailoutbox):
     settings.SYNC_SLOT_WAIT_SECONDS = 1
     demo, connection = validated_company(row, "BRK")

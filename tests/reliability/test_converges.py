@@ -120,3 +120,25 @@ def test_modified_only_changes_converge_with_an_incremental_sync_alone(transacti
     # Only modifications and creations: the incremental keyset (with its overlap) alone converges.
     assert run(connection).status == SyncRun.Status.SUCCEEDED
     assert_mirror_exact(connection, company)
+
+
+def test_a_second_change_in_the_same_second_as_the_copy_we_hold_is_still_synced(transactional_db, intacct_endpoint,
+                                                                                organisation):
+    """Intacct's WHENMODIFIED has whole seconds. A record we read between two changes made within one second
+    keeps the same WHENMODIFIED after the second change: the next sync must still bring the second change
+    (met in CI: a full sync read APBILL 20 between two such changes, and no later sync corrected it)."""
+    from simulator.models import RecordOverride
+
+    company = build_company("SAME-SECOND", sizes=SMALL_SIZES).company
+    connection = connect(organisation, company.company_id)
+    assert run(connection).status == SyncRun.Status.SUCCEEDED
+    sim_records.modify_record(company, "APBILL", 20, {"STATE": "Partially paid"})
+    assert run(connection).status == SyncRun.Status.SUCCEEDED  # we hold "Partially paid"
+    override = RecordOverride.objects.get(company=company, object="APBILL", recordno=20)
+    sim_records.modify_record(company, "APBILL", 20, {"STATE": "Posted"})
+    RecordOverride.objects.filter(pk=override.pk).update(whenmodified=override.whenmodified)  # the same second
+    assert sim_records.get_record(company, "APBILL", 20)["STATE"] == "Posted"
+    again = run(connection)
+    assert again.status == SyncRun.Status.SUCCEEDED
+    assert_mirror_exact(connection, company)
+    assert again.records_updated >= 1
