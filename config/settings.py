@@ -385,6 +385,8 @@ SYNC_QUEUED_STALE_SECONDS = env.int("SYNC_QUEUED_STALE_SECONDS", default=600)
 # (connector.requeue); the minimum age leaves a request that is still sending alone.
 RESEND_UNSENT_INTERVAL_SECONDS = env.int("RESEND_UNSENT_INTERVAL_SECONDS", default=20)
 RESEND_UNSENT_MIN_AGE_SECONDS = env.int("RESEND_UNSENT_MIN_AGE_SECONDS", default=5)
+# A run still queued this long after it was made is sent once more (its message may have died with a worker).
+RESEND_QUEUED_AFTER_SECONDS = env.int("RESEND_QUEUED_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["resend-unsent-runs"] = {"task": "connector.resend_unsent_runs",
                                               "schedule": float(RESEND_UNSENT_INTERVAL_SECONDS)}
 CELERY_BEAT_SCHEDULE["sync-incremental"] = {"task": "connector.sync_schedule_incremental", "schedule": 60.0}

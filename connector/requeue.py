@@ -109,3 +109,28 @@ def resend_unsent_runs(*, min_age_seconds: float | None = None, batch: int = 500
     if sent or failed:
         log.info("re-sent %s unsent run(s); %s could not be sent yet", sent, failed)
     return {"sent": sent, "unsent": failed}
+
+
+def resend_lost_runs(*, now=None) -> int:
+    """Send once more each run still queued, with its task sent, RESEND_QUEUED_AFTER_SECONDS after it was made.
+
+    The embedded (filesystem) broker hands a message to a worker for good: a worker SIGKILLed while it held the
+    run's message loses it, and the run would stay queued for ever (Redis gives it back after its visibility
+    timeout). Each run is sent again once, by the sweep in whose interval it crosses the threshold; a second
+    message for a run that did start is a no-op (a run is claimed once). Returns how many were sent."""
+    now = now or timezone.now()
+    threshold = timedelta(seconds=settings.RESEND_QUEUED_AFTER_SECONDS)
+    window = timedelta(seconds=settings.RESEND_UNSENT_INTERVAL_SECONDS)
+    newest, oldest = now - threshold, now - threshold - window
+    window_of = {"status": "queued", "unsent_since__isnull": True, "created_at__gt": oldest,
+                 "created_at__lte": newest}
+    sent = 0
+    # A validation retry waits for its time (retry_at): it is not lost, only not due.
+    for runs in (ValidationRun.objects.filter(retry_at__isnull=True, **window_of), SyncRun.objects.filter(**window_of)):
+        for run in runs.order_by("created_at", "pk"):
+            if not run_send(run):
+                break
+            sent += 1
+    if sent:
+        log.info("sent %s queued run(s) again that no worker had started", sent)
+    return sent

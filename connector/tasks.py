@@ -95,8 +95,11 @@ def history_prune_task() -> None:
 
 @shared_task(name="connector.resend_unsent_runs", ignore_result=True)
 def resend_unsent_runs_task() -> dict[str, int]:
-    """Beat: send again the runs whose task could not be sent while the broker was down."""
-    return requeue.resend_unsent_runs()
+    """Beat: send again the runs whose task could not be sent while the broker was down, and once more those
+    queued so long that their message was lost (a worker killed holding it)."""
+    outcome = requeue.resend_unsent_runs()
+    requeue.resend_lost_runs()
+    return outcome
 
 
 @shared_task(name="connector.feed_purge_tombstones", ignore_result=True)
