@@ -49,6 +49,10 @@ def test_a_consumer_polling_while_messages_are_written_only_ever_sees_whole_mess
             finally:
                 queue.close()
 
+    # The queue is declared before the race: two connections of one process share kombu's in-memory binding
+    # state, so a producer whose binding the consumer thread had only half written would route to nothing.
+    with _filesystem_connection(tmp_path) as conn:
+        conn.SimpleQueue("race").close()
     consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()
     with _filesystem_connection(tmp_path) as conn:
